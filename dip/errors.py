@@ -1,0 +1,17 @@
+"""Errors a user can cause: each message names the file or key and the problem."""
+
+
+class DipError(Exception):
+    """Base class of every error the `dip` CLI reports as a one-line message (exit status 2)."""
+
+
+class ImageError(DipError):
+    """An image file that cannot be read or used (unreadable, truncated, wrong channels, too small)."""
+
+
+class ConfigError(DipError):
+    """A bad option or configuration value."""
+
+
+class DivergenceError(DipError):
+    """A fit whose loss or output became NaN/Inf and could not be recovered by backtracking."""
