@@ -2,7 +2,9 @@
 
 
 class DipError(Exception):
-    """Base class of every error the `dip` CLI reports as a one-line message (exit status 2)."""
+    """Base class of every error the `dip` CLI reports as a one-line message (exit status `exit_code`)."""
+
+    exit_code = 2
 
 
 class ImageError(DipError):

@@ -1,0 +1,369 @@
+"""The Deep Image Prior fit: min_θ ‖A·f_θ(z) − x0‖² with Adam, input-noise regularisation, output averaging,
+backtracking, a NaN guard, early stopping, a per-iteration trace and checkpoint/resume (Ulyanov et al., CVPR 2018)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from dip.device import autocast
+from dip.errors import ConfigError, DipError, DivergenceError
+from dip.stopping import make_stopping_rule
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Hyper-parameters of one fit; the defaults are the paper's super-resolution ×4 settings."""
+
+    iterations: int = 2000
+    lr: float = 0.01
+    reg_noise_std: float = 0.03
+    ema: float = 0.0
+    """Weight of the exponential moving average of outputs (0.99 in the paper's denoising); 0 = last output."""
+    backtrack_db: float | None = 5.0
+    """Restore the last good parameters when the data-term PSNR drops by more than this; None disables."""
+    backtrack_every: int = 100
+    """How often the last good state is saved (also the NaN guard's fallback) and the PSNR drop is checked."""
+    max_backtracks: int = 20
+    stopping: str = "fixed"
+    es_window: int = 100
+    es_patience: int = 1000
+    seed: int = 0
+    trace_every: int = 10
+    checkpoint_every: int = 200
+    precision: str = "fp32"
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        positive = {
+            "iterations": self.iterations,
+            "backtrack_every": self.backtrack_every,
+            "trace_every": self.trace_every,
+            "checkpoint_every": self.checkpoint_every,
+        }
+        for key, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"{key} must be ≥ 1, got {value}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.reg_noise_std < 0:
+            raise ConfigError(f"reg_noise_std must be ≥ 0, got {self.reg_noise_std}")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
+        if self.backtrack_db is not None and self.backtrack_db <= 0:
+            raise ConfigError(f"backtrack_db must be > 0 (or None to disable), got {self.backtrack_db}")
+        make_stopping_rule(self.stopping, window=self.es_window, patience=self.es_patience)
+
+
+@dataclass
+class FitProblem:
+    """What a fit needs: the net, its fixed input z, the forward operator A, the observation x0, optional truth."""
+
+    net: nn.Module
+    net_input: torch.Tensor
+    forward: nn.Module
+    observed: torch.Tensor
+    clean: torch.Tensor | None = None
+
+
+@dataclass
+class FitResult:
+    """The chosen output (1, C, H, W) on the CPU, the trace and how the fit went."""
+
+    output: torch.Tensor
+    trace: list[dict[str, float]]
+    iterations: int
+    selected_iteration: int
+    output_kind: str
+    stop_reason: str
+    seconds: float
+    backtracks: int
+    resumed_from: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class FitInterrupted(DipError):
+    """The fit was asked to stop (SIGINT/SIGTERM); its state is in the checkpoint, if one was given."""
+
+    exit_code = 130
+
+    def __init__(self, iteration: int, checkpoint: Path | None) -> None:
+        where = (
+            f"checkpoint saved to {checkpoint}; run the same command again to resume" if checkpoint else "no checkpoint"
+        )
+        super().__init__(f"interrupted at iteration {iteration} ({where})")
+        self.iteration = iteration
+
+
+def _psnr_from_mse(mse: float) -> float:
+    return 10 * math.log10(1.0 / mse) if mse > 0 else math.inf
+
+
+class _Snapshot:
+    """The last good state (parameters, optimiser, output average) that backtracking restores."""
+
+    def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer, ema: torch.Tensor | None) -> None:
+        self.params = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        self.optimizer = _clone_state(optimizer.state_dict())
+        self.ema = None if ema is None else ema.clone()
+
+    def restore(self, net: nn.Module, optimizer: torch.optim.Optimizer) -> torch.Tensor | None:
+        net.load_state_dict(self.params)
+        optimizer.load_state_dict(_clone_state(self.optimizer))
+        return None if self.ema is None else self.ema.clone()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"params": self.params, "optimizer": self.optimizer, "ema": self.ema}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _Snapshot:
+        snapshot = cls.__new__(cls)
+        snapshot.params, snapshot.optimizer, snapshot.ema = state["params"], state["optimizer"], state["ema"]
+        return snapshot
+
+
+def _clone_state(state: Any) -> Any:
+    if isinstance(state, torch.Tensor):
+        return state.detach().clone()
+    if isinstance(state, dict):
+        return {k: _clone_state(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_clone_state(v) for v in state]
+    return state
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a killed job never leaves a half-written checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, fingerprint: str, device: torch.device) -> dict[str, Any] | None:
+    """The checkpoint's state if it belongs to this very fit, else None (a stale one is reported and ignored)."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except Exception as error:  # a corrupt file must not stop a fresh start
+        log.warning("ignoring unreadable checkpoint %s (%s); starting from iteration 0", path, error)
+        return None
+    if state.get("version") != CHECKPOINT_VERSION or state.get("fingerprint") != fingerprint:
+        log.warning("checkpoint %s belongs to different settings; starting from iteration 0", path)
+        return None
+    return state
+
+
+def fit(
+    problem: FitProblem,
+    settings: FitSettings,
+    *,
+    fingerprint: str = "",
+    checkpoint: Path | None = None,
+    stop_event: threading.Event | None = None,
+    progress: bool | None = None,
+) -> FitResult:
+    """Fit the net to the observation; resume from `checkpoint` when it holds this fit's state.
+
+    `fingerprint` identifies the fit (model, settings, observation): a checkpoint of another fit is never resumed.
+    `stop_event`, when set (e.g. by a signal handler), makes the fit save its checkpoint and raise FitInterrupted.
+    `progress`: a progress bar (None: only on a terminal); logs get a line every 5 % either way.
+    """
+    net, forward = problem.net, problem.forward
+    device = problem.observed.device
+    memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
+    net.to(memory_format=memory_format)
+    net.train()  # BatchNorm stays in training mode for the whole fit, as in the authors' code
+    net_input_saved = problem.net_input.contiguous(memory_format=memory_format)
+    optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
+    generator = torch.Generator(device=device).manual_seed(settings.seed + 1)
+    stopping = make_stopping_rule(settings.stopping, window=settings.es_window, patience=settings.es_patience)
+    perturbation = torch.empty_like(net_input_saved)
+
+    start, elapsed, backtracks = 0, 0.0, 0
+    trace: list[dict[str, float]] = []
+    ema: torch.Tensor | None = None
+    best_output: torch.Tensor | None = None
+    snapshot_psnr = -math.inf
+    resumed_from = None
+    state = _load_checkpoint(checkpoint, fingerprint, device) if checkpoint else None
+    if state is not None:
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"].cpu())
+        stopping.load_state_dict(state["stopping"])
+        start, elapsed, backtracks = state["iteration"], state["elapsed"], state["backtracks"]
+        trace, ema, best_output = state["trace"], state["ema"], state["best_output"]
+        snapshot = _Snapshot.from_state(state["snapshot"])
+        snapshot_psnr = state["snapshot_psnr"]
+        resumed_from = start
+        log.info("resuming from %s at iteration %d", checkpoint, start)
+    else:
+        snapshot = _Snapshot(net, optimizer, ema)
+
+    def checkpoint_state(iteration: int) -> dict[str, Any]:
+        return {
+            "version": CHECKPOINT_VERSION,
+            "fingerprint": fingerprint,
+            "iteration": iteration,
+            "elapsed": elapsed + time.perf_counter() - t0,
+            "backtracks": backtracks,
+            "model": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(),
+            "stopping": stopping.state_dict(),
+            "trace": trace,
+            "ema": ema,
+            "best_output": best_output,
+            "snapshot": snapshot.state_dict(),
+            "snapshot_psnr": snapshot_psnr,
+            "settings": asdict(settings),
+        }
+
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=settings.iterations, initial=start, disable=not show_bar, unit="it", desc="DIP fit")
+    log_every = max(1, settings.iterations // 20)
+    stop_reason = "iterations"
+    iteration = start
+    t0 = time.perf_counter()
+    while iteration < settings.iterations:
+        if stop_event is not None and stop_event.is_set():
+            if checkpoint:
+                _save_checkpoint(checkpoint, checkpoint_state(iteration))
+            bar.close()
+            raise FitInterrupted(iteration, checkpoint)
+        net_input = net_input_saved
+        if settings.reg_noise_std > 0:
+            perturbation.normal_(generator=generator)
+            net_input = net_input_saved + perturbation * settings.reg_noise_std
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(settings.precision, device):
+            output = net(net_input)
+        output = output.float()
+        loss = torch.mean((forward(output) - problem.observed) ** 2)
+        loss.backward()
+
+        snapshot_due = iteration % settings.backtrack_every == 0
+        check = snapshot_due or iteration % settings.trace_every == 0 or iteration == settings.iterations - 1
+        loss_value = float(loss.detach()) if check else math.nan
+        if check and not math.isfinite(loss_value):
+            backtracks += 1
+            if backtracks > settings.max_backtracks:
+                bar.close()
+                raise DivergenceError(
+                    f"the fit diverged (loss {loss_value}) at iteration {iteration} and {settings.max_backtracks} "
+                    "backtracks did not recover it; lower the learning rate"
+                )
+            log.warning("non-finite loss at iteration %d: restoring the last good parameters", iteration)
+            ema = snapshot.restore(net, optimizer)
+            iteration += 1
+            bar.update(1)
+            continue
+        psnr_obs = _psnr_from_mse(loss_value) if check else math.nan
+        if snapshot_due:
+            dropped = settings.backtrack_db is not None and psnr_obs < snapshot_psnr - settings.backtrack_db
+            if iteration > 0 and dropped:
+                backtracks += 1
+                log.info(
+                    "iteration %d: data-term PSNR fell from %.2f to %.2f dB; restoring the last good parameters",
+                    iteration,
+                    snapshot_psnr,
+                    psnr_obs,
+                )
+                ema = snapshot.restore(net, optimizer)
+                iteration += 1
+                bar.update(1)
+                continue
+            # the parameters that produced this PSNR, before this step's update (as the authors' closure saves them)
+            snapshot, snapshot_psnr = _Snapshot(net, optimizer, ema), psnr_obs
+        optimizer.step()
+        detached = output.detach()
+        if settings.ema > 0:
+            ema = detached.clone() if ema is None else ema.mul_(settings.ema).add_(detached, alpha=1 - settings.ema)
+        is_best, should_stop = stopping.update(iteration, detached)
+        if is_best:
+            best_output = (ema if ema is not None else detached).clone()
+        if iteration % settings.trace_every == 0 or iteration == settings.iterations - 1:
+            trace.append(
+                _trace_row(iteration, loss_value, detached, ema, problem.clean, elapsed + time.perf_counter() - t0)
+            )
+            bar.set_postfix(psnr_obs=f"{psnr_obs:.2f}")
+        if not show_bar and iteration % log_every == 0:
+            log.info(
+                "iteration %d/%d  loss %.3g  data-term PSNR %.2f dB",
+                iteration,
+                settings.iterations,
+                loss_value,
+                psnr_obs,
+            )
+        iteration += 1
+        bar.update(1)
+        if checkpoint and iteration % settings.checkpoint_every == 0 and iteration < settings.iterations:
+            _save_checkpoint(checkpoint, checkpoint_state(iteration))
+        if should_stop:
+            stop_reason = f"{settings.stopping} (no new variance minimum for {settings.es_patience} iterations)"
+            break
+    bar.close()
+    seconds = elapsed + time.perf_counter() - t0
+
+    if best_output is not None:
+        chosen, kind, selected = best_output, f"{settings.stopping} selection", stopping.best_iteration
+    elif ema is not None:
+        chosen, kind, selected = ema, f"average of outputs (weight {settings.ema})", iteration - 1
+    else:
+        with torch.no_grad(), autocast(settings.precision, device):
+            chosen = net(net_input_saved).float()  # the authors' final forward pass on the unperturbed z
+        kind, selected = "last output", iteration - 1
+    if not torch.isfinite(chosen).all():
+        raise DivergenceError("the fit produced a non-finite image; nothing was written")
+    return FitResult(
+        output=chosen.detach().cpu().contiguous(),
+        trace=trace,
+        iterations=iteration,
+        selected_iteration=int(selected if selected is not None else iteration - 1),
+        output_kind=kind,
+        stop_reason=stop_reason,
+        seconds=seconds,
+        backtracks=backtracks,
+        resumed_from=resumed_from,
+    )
+
+
+def _trace_row(
+    iteration: int,
+    loss: float,
+    output: torch.Tensor,
+    ema: torch.Tensor | None,
+    clean: torch.Tensor | None,
+    seconds: float,
+) -> dict[str, float]:
+    """One trace row; ground truth only feeds the plotted PSNR columns, never a decision."""
+    row = {
+        "iteration": iteration,
+        "loss": loss,
+        "psnr_obs": _psnr_from_mse(loss),
+        "psnr_gt": math.nan,
+        "psnr_gt_avg": math.nan,
+        "seconds": seconds,
+    }
+    if clean is not None:
+        row["psnr_gt"] = _psnr_from_mse(float(torch.mean((output.clamp(0, 1) - clean) ** 2)))
+        if ema is not None:
+            row["psnr_gt_avg"] = _psnr_from_mse(float(torch.mean((ema.clamp(0, 1) - clean) ** 2)))
+    return row

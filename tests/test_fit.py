@@ -1,0 +1,171 @@
+"""The fit loop: resume equality, backtracking, the NaN guard, output averaging, early stopping, the trace."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+import torch
+from torch import nn
+
+from dip.errors import ConfigError, DivergenceError
+from dip.fit import FitInterrupted, FitProblem, FitSettings, fit
+from dip.stopping import WindowedMovingVariance, make_stopping_rule
+
+torch.set_num_threads(1)
+
+
+def small_problem(seed: int = 0, forward: nn.Module | None = None, with_clean: bool = True) -> FitProblem:
+    """A 2-layer conv net fitted to a noisy 16×16 gradient (fast, deterministic)."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(
+        nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8), nn.LeakyReLU(0.2), nn.Conv2d(8, 3, 1), nn.Sigmoid()
+    )
+    generator = torch.Generator().manual_seed(seed)
+    net_input = torch.rand(1, 4, 16, 16, generator=generator) * 0.1
+    ramp = torch.linspace(0, 1, 16)
+    clean = (ramp[None, None, :, None] * ramp[None, None, None, :]).expand(1, 3, 16, 16).contiguous()
+    observed = (clean + 0.1 * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
+    return FitProblem(net, net_input, forward or nn.Identity(), observed, clean if with_clean else None)
+
+
+class StopAfter(threading.Event):
+    """An event that reports itself set from the n-th check on (a Ctrl-C at a known iteration)."""
+
+    def __init__(self, checks: int) -> None:
+        super().__init__()
+        self.remaining = checks
+
+    def is_set(self) -> bool:
+        self.remaining -= 1
+        return self.remaining < 0
+
+
+def test_resumed_fit_equals_uninterrupted_fit(tmp_path):
+    settings = FitSettings(iterations=30, reg_noise_std=0.03, ema=0.9, trace_every=5, checkpoint_every=7)
+    reference = fit(small_problem(), settings, fingerprint="a")
+    checkpoint = tmp_path / "fit.ckpt"
+    with pytest.raises(FitInterrupted, match="iteration 12"):
+        fit(small_problem(), settings, fingerprint="a", checkpoint=checkpoint, stop_event=StopAfter(12))
+    assert checkpoint.exists()
+    resumed = fit(small_problem(), settings, fingerprint="a", checkpoint=checkpoint)
+    assert resumed.resumed_from == 12
+    assert torch.equal(resumed.output, reference.output)
+    assert [r["iteration"] for r in resumed.trace] == [r["iteration"] for r in reference.trace]
+    assert [r["loss"] for r in resumed.trace] == [r["loss"] for r in reference.trace]
+
+
+def test_checkpoint_of_another_fit_is_not_resumed(tmp_path):
+    settings = FitSettings(iterations=10, checkpoint_every=5)
+    checkpoint = tmp_path / "fit.ckpt"
+    with pytest.raises(FitInterrupted):
+        fit(small_problem(), settings, fingerprint="a", checkpoint=checkpoint, stop_event=StopAfter(6))
+    result = fit(small_problem(), settings, fingerprint="b", checkpoint=checkpoint)
+    assert result.resumed_from is None
+
+
+def test_corrupt_checkpoint_starts_afresh(tmp_path):
+    checkpoint = tmp_path / "fit.ckpt"
+    checkpoint.write_bytes(b"not a checkpoint")
+    result = fit(small_problem(), FitSettings(iterations=5), fingerprint="a", checkpoint=checkpoint)
+    assert result.resumed_from is None and result.iterations == 5
+
+
+class NanAt(nn.Module):
+    """A forward operator that returns NaN on the given calls (a diverging fit)."""
+
+    def __init__(self, calls: set[int] | None = None) -> None:
+        super().__init__()
+        self.calls, self.count = calls, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.count += 1
+        if self.calls is None or self.count in self.calls:
+            return x * math.nan
+        return x
+
+
+def test_nan_is_backtracked_and_never_returned():
+    settings = FitSettings(iterations=40, trace_every=1, backtrack_every=5)
+    result = fit(small_problem(forward=NanAt({13, 14})), settings)
+    assert result.backtracks == 2
+    assert torch.isfinite(result.output).all()
+
+
+def test_persistent_nan_raises_divergence():
+    settings = FitSettings(iterations=40, trace_every=1, max_backtracks=3)
+    with pytest.raises(DivergenceError, match="diverged"):
+        fit(small_problem(forward=NanAt()), settings)
+
+
+def test_psnr_drop_triggers_backtracking():
+    exploding = FitSettings(iterations=60, lr=5.0, backtrack_db=0.5, backtrack_every=5, trace_every=5)
+    result = fit(small_problem(), exploding)
+    assert result.backtracks > 0
+    assert torch.isfinite(result.output).all()
+
+
+def test_output_kinds():
+    last = fit(small_problem(), FitSettings(iterations=5))
+    averaged = fit(small_problem(), FitSettings(iterations=5, ema=0.99))
+    assert last.output_kind == "last output"
+    assert averaged.output_kind.startswith("average")
+    assert last.output.shape == averaged.output.shape == (1, 3, 16, 16)
+
+
+def test_trace_columns_and_ground_truth_only_for_plots():
+    with_truth = fit(small_problem(), FitSettings(iterations=20, trace_every=5, ema=0.9))
+    without = fit(small_problem(with_clean=False), FitSettings(iterations=20, trace_every=5, ema=0.9))
+    assert [r["iteration"] for r in with_truth.trace] == [0, 5, 10, 15, 19]
+    assert all(math.isfinite(r["psnr_gt"]) and math.isfinite(r["psnr_gt_avg"]) for r in with_truth.trace)
+    assert all(math.isnan(r["psnr_gt"]) for r in without.trace)
+    # the clean image changes no decision: the outputs are identical
+    assert torch.equal(with_truth.output, without.output)
+
+
+def test_fit_reduces_the_data_term():
+    result = fit(small_problem(), FitSettings(iterations=150, reg_noise_std=0.0, trace_every=10))
+    assert result.trace[-1]["loss"] < 0.5 * result.trace[0]["loss"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"iterations": 0},
+        {"lr": 0},
+        {"ema": 1.0},
+        {"reg_noise_std": -1},
+        {"stopping": "magic"},
+        {"backtrack_db": -1},
+    ],
+)
+def test_bad_settings_are_refused(bad):
+    with pytest.raises(ConfigError, match=next(iter(bad)).split("_")[0]):
+        FitSettings(**bad)
+
+
+def test_es_wmv_picks_the_variance_minimum_and_stops_after_patience():
+    rule = WindowedMovingVariance(window=3, patience=4)
+    # outputs that settle (variance falls), then wander off (variance rises)
+    values = [0.0, 0.5, 0.6, 0.62, 0.63, 0.63, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    stopped_at = None
+    for iteration, value in enumerate(values):
+        _, stop = rule.update(iteration, torch.full((1, 1, 2, 2), value))
+        if stop:
+            stopped_at = iteration
+            break
+    assert rule.best_iteration == 5
+    assert stopped_at == 9
+
+
+def test_es_wmv_selects_an_output_in_a_fit():
+    settings = FitSettings(iterations=200, stopping="es-wmv", es_window=10, es_patience=20, reg_noise_std=0.0)
+    result = fit(small_problem(), settings)
+    assert result.output_kind.startswith("es-wmv")
+    assert result.selected_iteration <= result.iterations
+
+
+def test_unknown_stopping_rule():
+    with pytest.raises(ConfigError, match="stopping rule"):
+        make_stopping_rule("never")
