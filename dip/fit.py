@@ -260,7 +260,8 @@ def fit(
         loss.backward()
 
         snapshot_due = iteration % settings.backtrack_every == 0
-        check = snapshot_due or iteration % settings.trace_every == 0 or iteration == settings.iterations - 1
+        logged = not show_bar and iteration % log_every == 0
+        check = snapshot_due or logged or iteration % settings.trace_every == 0 or iteration == settings.iterations - 1
         loss_value = float(loss.detach()) if check else math.nan
         if check and not math.isfinite(loss_value):
             backtracks += 1
@@ -304,7 +305,7 @@ def fit(
                 _trace_row(iteration, loss_value, detached, ema, problem.clean, elapsed + time.perf_counter() - t0)
             )
             bar.set_postfix(psnr_obs=f"{psnr_obs:.2f}")
-        if not show_bar and iteration % log_every == 0:
+        if logged:
             log.info(
                 "iteration %d/%d  loss %.3g  data-term PSNR %.2f dB",
                 iteration,

@@ -43,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
     labels = parse_labels(args.label)
     operator = make_operator(args.task, args.level, mask_path=args.mask_file)
     clean = read_image(args.image)
-    observation = operator.observe(clean, args.seed, multiple=args.multiple)
-    observation.meta.update(labels, source=str(args.image))
+    observation = operator.observe(clean, args.seed, multiple=args.multiple, source=str(args.image), labels=labels)
     save_observation(observation, args.out)
     return 0

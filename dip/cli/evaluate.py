@@ -14,7 +14,7 @@ from dip.metrics import PROTOCOLS, default_protocol, evaluate
 from dip.operators import load_observation
 from dip.record import read_json, write_json
 
-LABEL_KEYS_EXCLUDED = {"crop", "source_shape", "source"}
+RECORDED_META = ("task", "level", "factor", "sigma")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     task, factor = meta["task"], meta.get("factor")
     protocol = default_protocol(task) if args.protocol == "auto" else args.protocol
     scores = evaluate(restored, observation.clean, protocol=protocol, factor=factor)
-    metrics = {k: v for k, v in meta.items() if k not in LABEL_KEYS_EXCLUDED and not isinstance(v, dict | list)}
+    metrics = {key: meta[key] for key in RECORDED_META if key in meta}
+    metrics.update(meta.get("labels", {}))
     metrics.update(
         method=record["method"],
         variant=record.get("variant", ""),

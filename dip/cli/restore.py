@@ -30,7 +30,7 @@ from dip.errors import ConfigError
 from dip.fit import FitSettings
 from dip.io import to_numpy, write_image
 from dip.models import resolve_spec
-from dip.operators import load_observation, make_operator
+from dip.operators import load_observation, operator_for
 from dip.protocol import paper_fit_settings, paper_preset
 from dip.record import versions, write_json, write_trace
 from dip.restoration import restore
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     observation = load_observation(args.observation)
     task, level = observation.meta["task"], str(observation.meta["level"])
-    operator = make_operator(task, level)
+    operator = operator_for(observation)
     spec = model_spec(args, task, level)
     settings = fit_settings(args, task, level)
     device = select_device(args.device)

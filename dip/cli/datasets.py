@@ -1,0 +1,66 @@
+"""List, download (verified by SHA-256) and export datasets: embedded samples, local folders, public sets.
+
+`dip datasets list` shows the registry; `images NAME` lists a dataset's image names; `fetch NAME` downloads a public
+set into the cache; `export NAME --out DIR` writes its images as DIR/<image>.png (optionally only some, centre-cropped).
+NAME may also be the path of a local folder of images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from tabulate import tabulate
+
+from dip import datasets
+from dip.errors import ConfigError
+from dip.io import center_crop, write_image
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("list", "images", "fetch", "export"))
+    parser.add_argument("name", nargs="?", help="dataset name or folder path (not for `list`)")
+    parser.add_argument("--out", type=Path, help="export: directory to write the PNG files into")
+    parser.add_argument("--images", nargs="+", help="export: only these images (default: all)")
+    parser.add_argument("--crop", type=int, help="export: centre-crop each image to at most CROP×CROP pixels")
+
+
+def export(name: str, out: Path, images: list[str] | None, crop: int | None) -> list[Path]:
+    """Write the chosen images of a dataset as PNG files into `out`; returns their paths."""
+    if crop is not None and crop < 1:
+        raise ConfigError(f"--crop must be ≥ 1, got {crop}")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for image_name in images or datasets.list_images(name):
+        target = out / f"{image_name}.png"
+        source = datasets.image_path(name, image_name)
+        if crop is None and source.suffix.lower() == ".png":
+            shutil.copyfile(source, target)
+        else:
+            image = datasets.load(name, image_name)
+            if crop is not None:
+                image, _ = center_crop(image, min(crop, image.shape[0]), min(crop, image.shape[1]))
+            write_image(target, image)
+        written.append(target)
+    return written
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        rows = [[d.name, d.kind, d.description, d.source] for d in datasets.DATASETS.values()]
+        print(tabulate(rows, headers=["dataset", "kind", "description", "source / licence"]))
+        return 0
+    if not args.name:
+        raise ConfigError(f"`dip datasets {args.action}` needs a dataset name")
+    if args.action == "images":
+        print("\n".join(datasets.list_images(args.name)))
+    elif args.action == "fetch":
+        paths = datasets.fetch(args.name)
+        print(f"{len(paths)} files verified in {datasets.cache_dir()}")
+    else:
+        if args.out is None:
+            raise ConfigError("`dip datasets export` needs --out DIR")
+        for path in export(args.name, args.out, args.images, args.crop):
+            print(path)
+    return 0

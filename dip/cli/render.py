@@ -1,0 +1,38 @@
+"""Render the comparison tables and figures of a summary.csv (from `dip aggregate`).
+
+For each task T (or only `--task T`): TABLES/T.md, T.tex, T.html (PSNR and SSIM, methods × levels, mean ± std, best
+in bold) and FIGURES/T-psnr.png (PSNR per method and level), T-images.png (clean, observed and restored images with
+a zoomed crop; needs the observation label `observation_dir`) and, with --traces, T-curves.png (PSNR against
+iteration of the DIP variants).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dip.errors import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("summary", type=Path, help="summary CSV written by `dip aggregate`")
+    parser.add_argument("--tables", type=Path, required=True, help="directory for the tables")
+    parser.add_argument("--figures", type=Path, required=True, help="directory for the figures")
+    parser.add_argument("--traces", type=Path, help="traces CSV written by `dip aggregate --traces-out`")
+    parser.add_argument("--task", help="render only this task (default: every task of the summary)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dip.report.aggregate import read_table
+    from dip.report.figures import write_figures
+    from dip.report.tables import write_tables
+
+    summary = read_table(args.summary)
+    traces = read_table(args.traces) if args.traces else None
+    tasks = sorted(summary.task.unique())
+    if args.task is not None and args.task not in tasks:
+        raise ConfigError(f"--task {args.task!r}: the summary has runs of {', '.join(tasks)} only")
+    for task in [args.task] if args.task else tasks:
+        for path in write_tables(summary, task, args.tables) + write_figures(summary, traces, task, args.figures):
+            print(path)
+    return 0

@@ -1,0 +1,121 @@
+"""PSNR and SSIM under the named protocols of shared/PROTOCOL.md ("Metrics").
+
+- ``rgb``: all channels, whole image, peak 1.0 (denoising, inpainting).
+- ``y-matlab``: the common SR protocol of MATLAB scripts: BT.601 Y rounded to 8-bit levels (``rgb2ycbcr`` on uint8
+  images), whole image shaved by ``factor`` pixels on every side.
+- ``y-dip``: Y channel over the centre crop whose sides divide by 32, shaved ``[4:-5, 4:-5]``, as the authors'
+  ``super-resolution_eval_script.py`` ("used to get the numbers in the paper").
+
+SSIM uses Wang et al.'s settings: Gaussian window σ = 1.5, no sample-covariance correction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from dip.errors import ConfigError, ImageError
+
+PROTOCOLS = ("rgb", "y-matlab", "y-dip")
+SSIM_WINDOW = "gaussian-1.5"
+_DEFAULT_PROTOCOL = {"denoising": "rgb", "inpainting": "rgb", "super-resolution": "y-dip"}
+_Y_WEIGHTS = np.array([65.481, 128.553, 24.966])  # 219 × (0.299, 0.587, 0.114), ITU-R BT.601
+_DIP_MULTIPLE, _DIP_SHAVE = 32, (4, 5)  # div-32 centre crop, then [4:-5, 4:-5]
+
+
+def rgb_to_y(image: np.ndarray) -> np.ndarray:
+    """BT.601 luma of a [0, 1] RGB image, ``(16 + 65.481 R + 128.553 G + 24.966 B) / 255``, as ``(H, W, 1)``.
+
+    Values lie in [16/255, 235/255]; a grey ``(H, W, 1)`` image is returned unchanged.
+    """
+    _check(image, "image")
+    if image.shape[-1] == 1:
+        return image
+    return ((16 + image.astype(np.float64) @ _Y_WEIGHTS) / 255)[..., None]
+
+
+def psnr(estimate: np.ndarray, reference: np.ndarray, *, protocol: str = "rgb", factor: int | None = None) -> float:
+    """PSNR in dB (peak 1.0) of ``estimate`` against ``reference`` under ``protocol``; ``inf`` if they are equal."""
+    a, b = _prepare(estimate, reference, protocol, factor)
+    with np.errstate(divide="ignore"):
+        return float(peak_signal_noise_ratio(b, a, data_range=1.0))
+
+
+def ssim(estimate: np.ndarray, reference: np.ndarray, *, protocol: str = "rgb", factor: int | None = None) -> float:
+    """SSIM (Wang et al. 2004: Gaussian window σ = 1.5, population covariance) under ``protocol``."""
+    a, b = _prepare(estimate, reference, protocol, factor)
+    if min(a.shape[:2]) < 11:
+        raise ImageError(f"SSIM needs at least 11×11 pixels to compare, got {a.shape[0]}×{a.shape[1]}")
+    return float(
+        structural_similarity(
+            b,
+            a,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1.0,
+            channel_axis=-1,
+        )
+    )
+
+
+def evaluate(
+    estimate: np.ndarray, reference: np.ndarray, *, protocol: str, factor: int | None = None
+) -> dict[str, float | str]:
+    """PSNR and SSIM of ``estimate`` under ``protocol``, with the protocol and SSIM window named."""
+    return {
+        "psnr": psnr(estimate, reference, protocol=protocol, factor=factor),
+        "ssim": ssim(estimate, reference, protocol=protocol, factor=factor),
+        "protocol": protocol,
+        "ssim_window": SSIM_WINDOW,
+    }
+
+
+def default_protocol(task: str) -> str:
+    """The paper's protocol for ``task``: ``y-dip`` for super-resolution, ``rgb`` otherwise."""
+    if task not in _DEFAULT_PROTOCOL:
+        raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(_DEFAULT_PROTOCOL)}")
+    return _DEFAULT_PROTOCOL[task]
+
+
+def _prepare(
+    estimate: np.ndarray, reference: np.ndarray, protocol: str, factor: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate the pair and return the float64 arrays the protocol compares."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown metric protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+    _check(estimate, "estimate")
+    _check(reference, "reference")
+    if estimate.shape != reference.shape:
+        raise ImageError(f"estimate is {estimate.shape} but reference is {reference.shape}: shapes must match")
+    a, b = estimate.astype(np.float64), reference.astype(np.float64)
+    if protocol == "rgb":
+        return a, b
+    a, b = rgb_to_y(a), rgb_to_y(b)
+    h, w = a.shape[:2]
+    if protocol == "y-matlab":
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+            raise ConfigError(f"protocol 'y-matlab' needs the scale factor (a positive integer), got {factor!r}")
+        if min(h, w) <= 2 * factor:
+            raise ImageError(f"image is {h}×{w}: too small to shave {factor} px from every side")
+        region = np.s_[factor:-factor, factor:-factor]
+        a, b = np.round(a * 255) / 255, np.round(b * 255) / 255
+    else:
+        if min(h, w) < _DIP_MULTIPLE:
+            raise ImageError(f"image is {h}×{w} but protocol 'y-dip' needs both sides ≥ {_DIP_MULTIPLE}")
+        top, left = (h % _DIP_MULTIPLE) // 2, (w % _DIP_MULTIPLE) // 2
+        bottom, right = top + h - h % _DIP_MULTIPLE, left + w - w % _DIP_MULTIPLE
+        first, last = _DIP_SHAVE
+        region = np.s_[top + first : bottom - last, left + first : right - last]
+    return a[region], b[region]
+
+
+def _check(image: np.ndarray, name: str) -> None:
+    if (
+        not isinstance(image, np.ndarray)
+        or not np.issubdtype(image.dtype, np.floating)
+        or image.ndim != 3
+        or image.shape[-1] not in (1, 3)
+    ):
+        found = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ImageError(f"{name} must be a float (H, W, C) array with C = 1 or 3, got {found}")

@@ -1,0 +1,152 @@
+"""dip.baselines: published bicubic figures on Set5, denoisers and inpainting beat their input, the registry."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dip.baselines import (
+    BASELINES,
+    bicubic,
+    bicubic_downscale,
+    biharmonic,
+    lanczos,
+    methods_for,
+    nlm,
+    run_baseline,
+    tv,
+)
+from dip.errors import ConfigError, ImageError
+from dip.io import crop_to_multiple, read_image
+from dip.metrics import psnr
+
+SET5 = ("baby", "bird", "butterfly", "head", "woman")
+
+
+def _set5_bicubic(set5_dir: Path, protocol: str) -> list[float]:
+    """PSNR of bicubic ×4 (MATLAB-style LR of the whole modcropped image, then bicubic up) on Set5."""
+    scores = []
+    for name in SET5:
+        hr, _ = crop_to_multiple(read_image(set5_dir / f"{name}.png"), 4)
+        sr = bicubic(bicubic_downscale(hr, 4), 4)
+        scores.append(psnr(sr, hr, protocol=protocol, factor=4))
+    return scores
+
+
+def test_set5_x4_bicubic_matlab_protocol(set5_dir: Path) -> None:
+    # PROTOCOL.md: Y, shave 4. Reproduced to < 0.01 dB because y-matlab rounds Y to 8-bit levels, as MATLAB's
+    # rgb2ycbcr does on uint8 images (with Y left in float, head is 0.04 dB off).
+    scores = _set5_bicubic(set5_dir, "y-matlab")
+    np.testing.assert_allclose(scores, [31.78, 30.18, 22.10, 31.58, 26.47], atol=0.02)
+    assert np.mean(scores) == pytest.approx(28.42, abs=0.01)
+
+
+def test_set5_x4_bicubic_dip_protocol(set5_dir: Path) -> None:
+    # PROTOCOL.md, bicubic row of the paper's Set5 table: the y-dip region and the centre-crop offsets.
+    scores = _set5_bicubic(set5_dir, "y-dip")
+    np.testing.assert_allclose(scores, [31.78, 30.20, 22.13, 31.34, 26.75], atol=0.01)
+
+
+def test_interpolation_shapes_and_range(rgb_image: np.ndarray, gray_image: np.ndarray) -> None:
+    for image in (rgb_image, gray_image):
+        for upscale in (bicubic, lanczos):
+            out = upscale(image, 3)
+            assert out.shape == (144, 192, image.shape[2]) and out.dtype == np.float32
+            assert out.min() >= 0 and out.max() <= 1
+        assert bicubic_downscale(image, 4).shape == (12, 16, image.shape[2])
+
+
+def test_interpolation_reproduces_smooth_images(rgb_image: np.ndarray) -> None:
+    for upscale in (bicubic, lanczos):
+        assert psnr(upscale(bicubic_downscale(rgb_image, 2), 2), rgb_image) > 35
+
+
+def test_interpolation_does_not_quantise() -> None:
+    flat = np.full((4, 4, 1), 0.3, np.float32) + np.float32(1e-4)
+    np.testing.assert_allclose(bicubic(flat, 2), 0.3001, atol=1e-6)
+
+
+def test_downscale_needs_divisible_sides(rgb_image: np.ndarray) -> None:
+    with pytest.raises(ImageError, match="48×64: both sides must divide by the factor 5"):
+        bicubic_downscale(rgb_image, 5)
+    with pytest.raises(ConfigError, match="positive integer"):
+        bicubic(rgb_image, 0)
+
+
+def _noisy(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0, sigma / 255, image.shape)
+    return np.clip(image + noise, 0, 1).astype(np.float32)
+
+
+def test_bm3d_beats_the_noisy_input_by_3_db(textured_rgb: np.ndarray) -> None:
+    pytest.importorskip("bm3d", reason="the optional bm3d extra is not installed")
+    noisy = _noisy(textured_rgb, 25)
+    out = run_baseline("bm3d", noisy, task="denoising", sigma=25)
+    assert out.shape == noisy.shape and out.dtype == np.float32
+    assert psnr(out, textured_rgb) > psnr(noisy, textured_rgb) + 3
+
+
+def test_bm3d_gray(gray_image: np.ndarray) -> None:
+    pytest.importorskip("bm3d", reason="the optional bm3d extra is not installed")
+    noisy = _noisy(gray_image, 25)
+    out = run_baseline("bm3d", noisy, task="denoising", sigma=25)
+    assert out.shape == gray_image.shape and psnr(out, gray_image) > psnr(noisy, gray_image) + 3
+
+
+@pytest.mark.parametrize("denoise", [nlm, tv])
+def test_nlm_and_tv_beat_the_noisy_input(textured_rgb: np.ndarray, gray_image: np.ndarray, denoise) -> None:
+    for clean in (textured_rgb, gray_image):
+        noisy = _noisy(clean, 25)
+        out = denoise(noisy, 25)
+        assert out.shape == clean.shape and out.dtype == np.float32
+        assert psnr(out, clean) > psnr(noisy, clean) + 2
+
+
+def test_missing_bm3d_gives_install_hint(monkeypatch: pytest.MonkeyPatch, rgb_image: np.ndarray) -> None:
+    monkeypatch.setitem(sys.modules, "bm3d", None)  # makes `import bm3d` raise ImportError
+    with pytest.raises(ConfigError, match=r"pip install 'dip-bench\[bm3d\]'"):
+        run_baseline("bm3d", rgb_image, task="denoising", sigma=25)
+
+
+def test_biharmonic_fills_a_smooth_image(rgb_image: np.ndarray) -> None:
+    mask = (np.random.default_rng(0).random((*rgb_image.shape[:2], 1)) >= 0.5).astype(np.float32)
+    mask[16:28, 24:40] = 0  # and a hole
+    observed = rgb_image * mask
+    out = run_baseline("biharmonic", observed, task="inpainting", mask=mask)
+    known = mask[..., 0] == 1
+    np.testing.assert_array_equal(out[known], rgb_image[known])
+    assert psnr(out, rgb_image) > 40
+
+
+def test_biharmonic_checks_the_mask(rgb_image: np.ndarray) -> None:
+    with pytest.raises(ImageError, match="mask must be"):
+        biharmonic(rgb_image, np.ones(rgb_image.shape[:2], np.float32))
+
+
+def test_registry_by_task() -> None:
+    assert methods_for("denoising") == ("bm3d", "nlm", "tv")
+    assert methods_for("super-resolution") == ("bicubic", "lanczos")
+    assert methods_for("inpainting") == ("biharmonic",)
+    assert all(name == baseline.name for name, baseline in BASELINES.items())
+
+
+def test_run_baseline_rejects_bad_requests(rgb_image: np.ndarray) -> None:
+    with pytest.raises(ConfigError, match="no baseline 'bicubic' for denoising; choose one of: bm3d, nlm, tv"):
+        run_baseline("bicubic", rgb_image, task="denoising", sigma=25)
+    with pytest.raises(ConfigError, match="no baseline 'dncnn' for denoising"):
+        run_baseline("dncnn", rgb_image, task="denoising", sigma=25)
+    with pytest.raises(ConfigError, match="unknown task 'deblurring'"):
+        run_baseline("tv", rgb_image, task="deblurring", sigma=25)
+    with pytest.raises(ConfigError, match="needs factor"):
+        run_baseline("bicubic", rgb_image, task="super-resolution")
+    with pytest.raises(ConfigError, match="noise sigma"):
+        run_baseline("tv", rgb_image, task="denoising", sigma=-1)
+
+
+def test_run_baseline_passes_the_factor(rgb_image: np.ndarray) -> None:
+    np.testing.assert_array_equal(
+        run_baseline("lanczos", rgb_image, task="super-resolution", factor=2), lanczos(rgb_image, 2)
+    )

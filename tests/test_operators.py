@@ -1,0 +1,391 @@
+"""Tests of dip.operators: the degradations of the DIP protocol, their forward models, observation files."""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from dip.errors import ConfigError, ImageError
+from dip.io import read_image, to_numpy, to_tensor, write_mask
+from dip.operators import (
+    TASKS,
+    Denoising,
+    Inpainting,
+    Observation,
+    SuperResolution,
+    load_observation,
+    make_operator,
+    operator_for,
+    save_observation,
+    text_mask,
+)
+from dip.resampling import LanczosDownsampler
+
+torch.set_num_threads(1)
+
+LEVELS = [
+    ("denoising", "25"),
+    ("super-resolution", "4"),
+    ("inpainting", "random50"),
+    ("inpainting", "text"),
+    ("inpainting", "box25"),
+]
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    """A 200×170 RGB crop of scikit-image's astronaut, float32 (an 8-bit source)."""
+    return (data.astronaut()[60:260, 150:320] / 255).astype(np.float32)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return 10 * math.log10(1 / float(np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+def png_bit_depth(path) -> int:
+    """The bit depth field of a PNG's IHDR chunk."""
+    return path.read_bytes()[24]
+
+
+# --- make_operator --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task", "level", "cls", "params"),
+    [
+        ("denoising", "25", Denoising, {"sigma": 25.0}),
+        ("denoising", "12.5", Denoising, {"sigma": 12.5}),
+        ("super-resolution", "8", SuperResolution, {"factor": 8, "kernel": "lanczos2", "phase": 0.5}),
+        ("super-resolution", "3", SuperResolution, {"factor": 3, "kernel": "lanczos2", "phase": 0.0}),
+        ("inpainting", "random50", Inpainting, {"kind": "random", "ratio": 0.5, "mask_path": None}),
+        ("inpainting", "box25", Inpainting, {"kind": "box", "ratio": 0.25, "mask_path": None}),
+        ("inpainting", "text", Inpainting, {"kind": "text", "ratio": None, "mask_path": None}),
+    ],
+)
+def test_make_operator_parses_levels(task, level, cls, params):
+    operator = make_operator(task, level)
+    assert type(operator) is cls
+    assert operator.task == task and operator.level == level
+    assert operator.params() == params
+
+
+def test_make_operator_file_level_needs_the_mask_path():
+    operator = make_operator("inpainting", "file", mask_path="m.png")
+    assert operator.params() == {"kind": "file", "ratio": None, "mask_path": "m.png"}
+    with pytest.raises(ConfigError, match="needs a mask file"):
+        make_operator("inpainting", "file")
+    with pytest.raises(ConfigError, match=r"m\.png.*only used with.*'file'"):
+        make_operator("inpainting", "random50", mask_path="m.png")
+
+
+@pytest.mark.parametrize(
+    ("task", "level", "message"),
+    [
+        ("deblurring", "1", r"unknown task 'deblurring'.*denoising, super-resolution, inpainting"),
+        ("denoising", "abc", r"bad denoising level 'abc'.*'25'"),
+        ("denoising", "0", r"bad denoising level '0'"),
+        ("denoising", "-5", r"bad denoising level '-5'"),
+        ("denoising", "nan", r"bad denoising level 'nan'"),
+        ("denoising", "25.0", r"write the denoising level '25.0' as '25'"),
+        ("super-resolution", "5", r"bad super-resolution level '5'.*'2', '3', '4' or '8'"),
+        ("super-resolution", "x4", r"bad super-resolution level 'x4'"),
+        ("inpainting", "random", r"bad inpainting level 'random'.*'random50'.*'text'.*'box25'.*'file'"),
+        ("inpainting", "random100", r"bad inpainting level 'random100'"),
+        ("inpainting", "box0", r"bad inpainting level 'box0'"),
+        ("inpainting", "blob", r"bad inpainting level 'blob'"),
+        ("super-resolution", 4, r"bad super-resolution level 4"),
+    ],
+)
+def test_make_operator_rejects_bad_values(task, level, message):
+    with pytest.raises(ConfigError, match=message):
+        make_operator(task, level)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Denoising(0),
+        lambda: Denoising(float("inf")),
+        lambda: SuperResolution(5),
+        lambda: SuperResolution(True),
+        lambda: Inpainting("blob"),
+        lambda: Inpainting("random"),
+        lambda: Inpainting("random", 1.0),
+        lambda: Inpainting("text", 0.5),
+        lambda: Inpainting("box", 0.25, mask_path="m.png"),
+    ],
+)
+def test_constructors_validate(build):
+    with pytest.raises(ConfigError):
+        build()
+
+
+def test_tasks():
+    assert TASKS == ("denoising", "super-resolution", "inpainting")
+
+
+# --- denoising ------------------------------------------------------------------------------------------------
+
+
+def test_denoising_crops_and_adds_gaussian_noise():
+    clean = np.full((70, 100, 3), 0.5, np.float32)
+    obs = Denoising(25).observe(clean, seed=3)
+    assert obs.observed.shape == obs.clean.shape == (64, 96, 3)
+    assert obs.observed.dtype == np.float32 and obs.mask is None
+    assert obs.meta["crop"] == [3, 2, 64, 96]
+    assert obs.meta["source_shape"] == [70, 100, 3]
+    assert obs.meta["sigma"] == 25.0 and obs.meta["seed"] == 3
+    noise = obs.observed - 0.5
+    assert abs(noise.mean()) < 0.003
+    assert noise.std() == pytest.approx(25 / 255, rel=0.03)
+
+
+def test_denoising_clips_to_the_unit_range():
+    clean = np.zeros((32, 32, 1), np.float32)
+    clean[:, 16:] = 1
+    observed = Denoising(50).observe(clean, seed=0).observed
+    assert observed.min() == 0 and observed.max() == 1
+    assert 0.4 < np.mean(observed[:, :16] == 0) < 0.6
+
+
+def test_denoising_is_seeded():
+    clean = np.full((32, 32, 3), 0.5, np.float32)
+    a, b, c = (Denoising(25).observe(clean, seed=s).observed for s in (1, 1, 2))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    with pytest.raises(ConfigError, match="seed"):
+        Denoising(25).observe(clean, seed=-1)
+
+
+def test_denoising_forward_model_is_identity():
+    obs = Denoising(25).observe(np.full((32, 32, 3), 0.5, np.float32), seed=0)
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(Denoising(25).forward_model(obs)(x), x)
+    assert Denoising(25).output_shape(obs) == (32, 32)
+
+
+def test_observe_rejects_a_too_small_image():
+    with pytest.raises(ImageError, match="32"):
+        Denoising(25).observe(np.zeros((20, 40, 3), np.float32), seed=0)
+
+
+# --- super-resolution -----------------------------------------------------------------------------------------
+
+
+def test_super_resolution_lr_is_pillow_lanczos_of_the_8_bit_crop(astronaut):
+    obs = SuperResolution(4).observe(astronaut, seed=0)
+    assert obs.clean.shape == (192, 160, 3)
+    assert obs.meta["crop"] == [4, 5, 192, 160]
+    assert obs.observed.shape == (48, 40, 3) and obs.meta["lr_shape"] == [48, 40, 3]
+    hr = Image.fromarray(np.round(obs.clean * 255).astype(np.uint8))
+    expected = np.asarray(hr.resize((40, 48), Image.Resampling.LANCZOS))
+    np.testing.assert_array_equal(np.round(obs.observed * 255).astype(np.uint8), expected)
+    assert SuperResolution(4).output_shape(obs) == (192, 160)
+
+
+def test_super_resolution_crop_divides_by_lcm_of_multiple_and_factor(astronaut):
+    obs = SuperResolution(3).observe(astronaut, seed=0)
+    assert obs.clean.shape[:2] == (192, 96)
+    assert obs.observed.shape == (64, 32, 3)
+    obs = SuperResolution(3).observe(astronaut, seed=0, multiple=1)
+    assert obs.clean.shape[:2] == (198, 168)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4, 8])
+def test_super_resolution_forward_model_agrees_with_the_lr(astronaut, factor):
+    """A(HR) must reproduce the Pillow LR (same sampling grid), up to the kernel difference and 8-bit rounding."""
+    operator = SuperResolution(factor)
+    obs = operator.observe(astronaut, seed=0)
+    a = operator.forward_model(obs)
+    assert isinstance(a, LanczosDownsampler) and list(a.parameters()) == []
+    down = to_numpy(a(to_tensor(obs.clean)))
+    assert down.shape == obs.observed.shape
+    inner = (slice(4, -4), slice(4, -4))
+    assert psnr(down[inner], obs.observed[inner]) > 37
+    if factor == 3:  # the half-pixel-shifted phase-0.5 kernel is clearly worse
+        shifted = to_numpy(LanczosDownsampler(3, 3, 0.5)(to_tensor(obs.clean)))
+        assert psnr(shifted[inner], obs.observed[inner]) < 35
+
+
+def test_super_resolution_set5_matches_the_authors_loader(set5_dir):
+    """`load_LR_HR_imgs_sr(..., enforse_div32='CROP')`: PIL crop of the centre, then PIL LANCZOS resize."""
+    path = set5_dir / "woman.png"
+    obs = SuperResolution(4).observe(read_image(path), seed=0)
+    with Image.open(path) as pil:
+        w, h = pil.size
+        nw, nh = w - w % 32, h - h % 32
+        hr = pil.convert("RGB").crop(((w - nw) // 2, (h - nh) // 2, (w + nw) // 2, (h + nh) // 2))
+        lr = hr.resize((nw // 4, nh // 4), Image.Resampling.LANCZOS)
+    np.testing.assert_array_equal(np.round(obs.clean * 255).astype(np.uint8), np.asarray(hr))
+    np.testing.assert_array_equal(np.round(obs.observed * 255).astype(np.uint8), np.asarray(lr))
+
+
+# --- inpainting -----------------------------------------------------------------------------------------------
+
+
+def test_random_mask_drops_the_ratio_and_is_shared_by_channels():
+    clean = np.full((64, 96, 3), 0.7, np.float32)
+    obs = Inpainting("random", 0.5).observe(clean, seed=0)
+    assert obs.mask.shape == (64, 96, 1) and obs.mask.dtype == np.float32
+    assert set(np.unique(obs.mask)) == {0.0, 1.0}
+    assert 1 - obs.mask.mean() == pytest.approx(0.5, abs=0.03)
+    assert obs.meta["missing_fraction"] == pytest.approx(1 - obs.mask.mean())
+    np.testing.assert_array_equal(obs.observed, clean * obs.mask)
+    other = Inpainting("random", 0.5).observe(clean, seed=1).mask
+    assert not np.array_equal(obs.mask, other)
+    assert 1 - Inpainting("random", 0.9).observe(clean, seed=0).mask.mean() == pytest.approx(0.9, abs=0.03)
+
+
+def test_box_mask_is_centred_and_covers_the_ratio():
+    obs = Inpainting("box", 0.25).observe(np.ones((64, 128, 1), np.float32), seed=0)
+    missing = obs.mask[..., 0] == 0
+    rows, cols = np.nonzero(missing)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (16, 47, 32, 95)
+    assert missing.mean() == 0.25
+    np.testing.assert_array_equal(missing, missing[::-1, ::-1])
+
+
+def test_text_mask_covers_10_to_20_percent_and_depends_on_the_seed():
+    masks = [text_mask(128, 192, np.random.default_rng(seed)) for seed in (0, 1, 0)]
+    for mask in masks:
+        assert mask.shape == (128, 192, 1)
+        assert set(np.unique(mask)) == {0.0, 1.0}
+        assert 0.10 <= 1 - mask.mean() <= 0.20
+        rows_hit = np.nonzero((mask[..., 0] == 0).any(axis=1))[0]
+        assert rows_hit.max() - rows_hit.min() > 40, "several lines of text, not one"
+    np.testing.assert_array_equal(masks[0], masks[2])
+    assert not np.array_equal(masks[0], masks[1])
+    obs = Inpainting("text").observe(np.ones((64, 64, 3), np.float32), seed=0)
+    assert 0.10 <= obs.meta["missing_fraction"] <= 0.20
+    assert obs.meta["renderer"].startswith("Pillow ")
+
+
+def test_file_mask_is_cropped_with_the_image(tmp_path):
+    mask = np.ones((70, 100, 1), np.float32)
+    mask[3, 2] = 0  # the crop's top-left pixel
+    mask[0, 0] = 0  # outside the crop
+    path = tmp_path / "mask.png"
+    write_mask(path, mask)
+    obs = Inpainting("file", mask_path=str(path)).observe(np.full((70, 100, 3), 0.5, np.float32), seed=0)
+    assert obs.meta["crop"] == [3, 2, 64, 96]
+    assert obs.mask.shape == (64, 96, 1)
+    assert obs.mask[0, 0, 0] == 0 and obs.mask.sum() == 64 * 96 - 1
+    assert obs.observed[0, 0].tolist() == [0, 0, 0]
+    with pytest.raises(ImageError, match=r"mask\.png.*70×100.*80×100"):
+        Inpainting("file", mask_path=str(path)).observe(np.zeros((80, 100, 3), np.float32), seed=0)
+    with pytest.raises(ImageError, match="no such file"):
+        Inpainting("file", mask_path=str(tmp_path / "none.png")).observe(np.zeros((64, 64, 3), np.float32), 0)
+
+
+def test_authors_kate_mask_as_a_file_level(shared_dir):
+    folder = shared_dir / "data" / "dip-paper" / "inpainting"
+    operator = make_operator("inpainting", "file", mask_path=str(folder / "kate_mask.png"))
+    obs = operator.observe(read_image(folder / "kate.png"), seed=0)
+    assert obs.mask.shape == (512, 512, 1)
+    assert 0.03 < obs.meta["missing_fraction"] < 0.06
+
+
+def test_inpainting_forward_model_multiplies_by_the_mask():
+    operator = Inpainting("random", 0.5)
+    obs = operator.observe(np.full((32, 64, 3), 0.5, np.float32), seed=0)
+    x = torch.rand(1, 3, 32, 64, requires_grad=True)
+    y = operator.forward_model(obs)(x)
+    np.testing.assert_array_equal(to_numpy(y), to_numpy(x) * obs.mask)
+    y.sum().backward()
+    np.testing.assert_array_equal(to_numpy(x.grad), np.broadcast_to(obs.mask, (32, 64, 3)))
+
+
+# --- observation files ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("task", "level"), LEVELS)
+def test_observation_round_trip(tmp_path, astronaut, task, level):
+    operator = make_operator(task, level)
+    obs = operator.observe(astronaut, seed=7, source="astronaut.png", labels={"dataset": "x", "image": "a"})
+    save_observation(obs, tmp_path / "obs")
+    files = {p.name for p in (tmp_path / "obs").iterdir()}
+    assert files == {"observed.png", "clean.png", "observation.json"} | (
+        {"mask.png"} if obs.mask is not None else set()
+    )
+    assert png_bit_depth(tmp_path / "obs" / "observed.png") == 16
+    assert png_bit_depth(tmp_path / "obs" / "clean.png") == 8
+    back = load_observation(tmp_path / "obs")
+    np.testing.assert_allclose(back.observed, obs.observed, atol=0.5 / 65535 + 1e-7)
+    np.testing.assert_array_equal(back.clean, obs.clean)
+    if obs.mask is not None:
+        np.testing.assert_array_equal(back.mask, obs.mask)
+    assert back.meta == obs.meta
+    assert back.meta["labels"] == {"dataset": "x", "image": "a"} and back.meta["source"] == "astronaut.png"
+    assert operator_for(back).params() == operator.params()
+    assert operator.output_shape(back) == obs.clean.shape[:2]
+
+
+@pytest.mark.parametrize(("task", "level"), LEVELS)
+def test_observed_png_bytes_are_reproducible(tmp_path, astronaut, task, level):
+    """The same (image, task, level, seed) gives the same observed.png, bit for bit; another seed does not."""
+    blobs = []
+    for i, seed in enumerate((5, 5, 6)):
+        save_observation(make_operator(task, level).observe(astronaut, seed=seed), tmp_path / str(i))
+        blobs.append((tmp_path / str(i) / "observed.png").read_bytes())
+    assert blobs[0] == blobs[1]
+    assert (blobs[0] != blobs[2]) == (level in ("25", "random50", "text"))  # SR and box use no randomness
+
+
+def test_clean_png_is_16_bit_when_the_source_was(tmp_path):
+    clean = np.full((32, 32, 1), 1000 / 65535, np.float32)
+    save_observation(Denoising(25).observe(clean, seed=0), tmp_path)
+    assert png_bit_depth(tmp_path / "clean.png") == 16
+    assert load_observation(tmp_path).clean[0, 0, 0] == pytest.approx(1000 / 65535)
+
+
+def test_load_observation_errors(tmp_path, astronaut):
+    with pytest.raises(ConfigError, match=r"no observation\.json"):
+        load_observation(tmp_path / "missing")
+    good = tmp_path / "good"
+    save_observation(Inpainting("box", 0.25).observe(astronaut, seed=0), good)
+
+    def broken(name):
+        target = tmp_path / name
+        shutil.copytree(good, target)
+        return target
+
+    target = broken("json")
+    (target / "observation.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"observation\.json.*not valid JSON"):
+        load_observation(target)
+
+    target = broken("keys")
+    (target / "observation.json").write_text(json.dumps({"task": "inpainting", "level": "box25"}))
+    with pytest.raises(ConfigError, match="missing seed, crop"):
+        load_observation(target)
+
+    target = broken("level")
+    meta = json.loads((good / "observation.json").read_text())
+    (target / "observation.json").write_text(json.dumps({**meta, "level": "box250"}))
+    with pytest.raises(ConfigError, match=r"observation\.json.*'box250'"):
+        load_observation(target)
+
+    target = broken("mask")
+    (target / "mask.png").unlink()
+    with pytest.raises(ImageError, match=r"mask\.png: no such file"):
+        load_observation(target)
+
+    target = broken("size")
+    Image.new("RGB", (10, 10)).save(target / "observed.png")
+    with pytest.raises(ImageError, match=r"observed\.png.*\(10, 10, 3\)"):
+        load_observation(target)
+
+    target = broken("crop")
+    (target / "observation.json").write_text(json.dumps({**meta, "crop": [0, 0, 64, 64]}))
+    with pytest.raises(ImageError, match=r"clean\.png.*crop"):
+        load_observation(target)
+
+
+def test_observation_is_a_plain_record():
+    obs = Observation(np.zeros((4, 4, 1), np.float32), np.zeros((4, 4, 1), np.float32), None, {"task": "denoising"})
+    assert obs.mask is None and obs.meta["task"] == "denoising"
