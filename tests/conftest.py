@@ -6,8 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+# One intra-op thread: fits in the tests are small, and several processes (snakemake jobs, a second pytest) sharing
+# the cores with multi-threaded torch slow down up to 8× from oversubscription.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

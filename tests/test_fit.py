@@ -13,8 +13,6 @@ from dip.errors import ConfigError, DivergenceError
 from dip.fit import FitInterrupted, FitProblem, FitSettings, fit
 from dip.stopping import WindowedMovingVariance, make_stopping_rule
 
-torch.set_num_threads(1)
-
 
 def small_problem(seed: int = 0, forward: nn.Module | None = None, with_clean: bool = True) -> FitProblem:
     """A 2-layer conv net fitted to a noisy 16×16 gradient (fast, deterministic)."""

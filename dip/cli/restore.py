@@ -8,10 +8,12 @@ SIGINT/SIGTERM, and the same command resumes from it (the checkpoint is deleted 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -107,15 +109,20 @@ def model_spec(args: argparse.Namespace, task: str, level: str) -> dict:
     return resolve_spec(args.arch or paper_preset(task, level))
 
 
-def _install_stop_handlers(event: threading.Event) -> None:
-    """SIGINT/SIGTERM (Ctrl-C, a cluster's pre-emption) ask the fit to checkpoint and stop at the next iteration."""
+@contextlib.contextmanager
+def stop_on_signals(event: threading.Event) -> Iterator[None]:
+    """While inside, SIGINT/SIGTERM (Ctrl-C, a cluster's pre-emption) ask the fit to checkpoint and stop."""
 
     def handler(signum: int, frame: object) -> None:
         logging.getLogger(__name__).warning("received signal %d: stopping after this iteration", signum)
         event.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,18 +144,18 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--checkpoint must lie outside --out (a workflow deletes a job's outputs before it starts)")
 
     stop_event = threading.Event()
-    _install_stop_handlers(stop_event)
-    result, facts = restore(
-        observation,
-        operator,
-        spec,
-        settings,
-        device=device,
-        checkpoint=args.checkpoint,
-        stop_event=stop_event,
-        use_ground_truth=not args.no_ground_truth,
-        progress=False if args.quiet else None,
-    )
+    with stop_on_signals(stop_event):
+        result, facts = restore(
+            observation,
+            operator,
+            spec,
+            settings,
+            device=device,
+            checkpoint=args.checkpoint,
+            stop_event=stop_event,
+            use_ground_truth=not args.no_ground_truth,
+            progress=False if args.quiet else None,
+        )
     preset = spec.get("preset") or spec["arch"]
     variant = args.variant or preset
     args.out.mkdir(parents=True, exist_ok=True)
