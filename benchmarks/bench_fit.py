@@ -134,7 +134,8 @@ def main() -> None:
         row = json.loads(output.strip().splitlines()[-1])
         rows.append(row)
         gpu = f"{row['peak_gpu_gb']:.2f}" if row["peak_gpu_gb"] is not None else "-"
-        print(f"{name:<26} {row['s_per_iter']:>8.3f} {row['peak_rss_gb']:>12.2f} {gpu:>12}  {row['device']}", flush=True)
+        line = f"{name:<26} {row['s_per_iter']:>8.3f} {row['peak_rss_gb']:>12.2f} {gpu:>12}  {row['device']}"
+        print(line, flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
