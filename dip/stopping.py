@@ -55,23 +55,46 @@ class WindowedMovingVariance:
         self.window = window
         self.patience = patience
         self.buffer: list[torch.Tensor] = []
+        self.total: torch.Tensor | None = None
+        self.total_squares: torch.Tensor | None = None
+        self.updates = 0
         self.best_variance = float("inf")
         self.best_iteration: int | None = None
 
-    def variance(self) -> float:
-        """The windowed variance of the buffered outputs (mean over pixels of the per-pixel variance)."""
+    def _recompute_sums(self) -> None:
         stacked = torch.stack(self.buffer)
-        return float(stacked.var(dim=0, unbiased=False).mean())
+        self.total, self.total_squares = stacked.sum(dim=0), (stacked * stacked).sum(dim=0)
+
+    def variance(self) -> float:
+        """The windowed variance of the buffered outputs (mean over pixels of the per-pixel variance).
+
+        Running sums make it O(pixels) per iteration instead of O(window × pixels); they are recomputed from the buffer
+        every `window` updates so that rounding does not accumulate.
+        """
+        assert self.total is not None and self.total_squares is not None
+        count = len(self.buffer)
+        mean = self.total / count
+        return float((self.total_squares / count - mean * mean).clamp_min(0).mean())
 
     def update(self, iteration: int, output: torch.Tensor) -> tuple[bool, bool]:
-        self.buffer.append(output.detach().float().clone())
-        if len(self.buffer) > self.window:
-            self.buffer.pop(0)
+        current = output.detach().float().clone()
+        self.buffer.append(current)
+        self.updates += 1
+        if self.total is None or self.updates % self.window == 0:
+            del self.buffer[: -self.window]
+            self._recompute_sums()
+        else:
+            self.total += current
+            self.total_squares += current * current
+            if len(self.buffer) > self.window:
+                dropped = self.buffer.pop(0)
+                self.total -= dropped
+                self.total_squares -= dropped * dropped
         if len(self.buffer) < self.window:
             return False, False
-        current = self.variance()
-        if current < self.best_variance:
-            self.best_variance = current
+        variance = self.variance()
+        if variance < self.best_variance:
+            self.best_variance = variance
             self.best_iteration = iteration
             return True, False
         assert self.best_iteration is not None
@@ -80,12 +103,17 @@ class WindowedMovingVariance:
     def state_dict(self) -> dict[str, Any]:
         return {
             "buffer": list(self.buffer),
+            "total": self.total,
+            "total_squares": self.total_squares,
+            "updates": self.updates,
             "best_variance": self.best_variance,
             "best_iteration": self.best_iteration,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.buffer = list(state["buffer"])
+        self.total, self.total_squares = state["total"], state["total_squares"]
+        self.updates = state["updates"]
         self.best_variance = state["best_variance"]
         self.best_iteration = state["best_iteration"]
 

@@ -167,3 +167,24 @@ def test_es_wmv_selects_an_output_in_a_fit():
 def test_unknown_stopping_rule():
     with pytest.raises(ConfigError, match="stopping rule"):
         make_stopping_rule("never")
+
+
+def test_es_wmv_running_variance_equals_the_direct_one():
+    rule = WindowedMovingVariance(window=7, patience=100)
+    generator = torch.Generator().manual_seed(0)
+    for iteration in range(40):
+        rule.update(iteration, torch.rand(1, 3, 4, 4, generator=generator) * (1 + iteration / 10))
+        direct = float(torch.stack(rule.buffer).var(dim=0, unbiased=False).mean())
+        assert rule.variance() == pytest.approx(direct, rel=1e-4)
+        assert len(rule.buffer) == min(iteration + 1, 7)
+
+
+def test_es_wmv_resumes_from_its_state():
+    first, second = WindowedMovingVariance(window=5, patience=50), WindowedMovingVariance(window=5, patience=50)
+    outputs = [torch.full((1, 1, 2, 2), float(v)) for v in (0, 3, 1, 4, 1, 5, 9, 2, 6, 5)]
+    for iteration, output in enumerate(outputs[:6]):
+        first.update(iteration, output)
+    second.load_state_dict(first.state_dict())
+    for iteration, output in enumerate(outputs[6:], start=6):
+        assert first.update(iteration, output) == second.update(iteration, output)
+    assert first.variance() == second.variance()
