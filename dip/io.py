@@ -12,14 +12,16 @@ import tempfile
 import zlib
 from io import BytesIO
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import tifffile
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from dip.errors import ConfigError, ImageError
+
+if TYPE_CHECKING:  # torch is imported by the two converters only, so that image I/O starts fast
+    import torch
 
 PathLike = str | os.PathLike[str]
 
@@ -274,6 +276,8 @@ def write_mask(path: PathLike, mask: np.ndarray) -> None:
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """Convert a ``(H, W, C)`` image to a new float32 tensor ``(1, C, H, W)``."""
+    import torch
+
     _check_image(image)
     return torch.from_numpy(np.array(image.transpose(2, 0, 1), dtype=np.float32, order="C"))[None]
 
@@ -282,6 +286,8 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     """Convert a ``(1, C, H, W)`` tensor (any device, grad or not) to a float32 ``(H, W, C)`` array."""
     if tensor.ndim != 4 or tensor.shape[0] != 1:
         raise ValueError(f"expected a tensor of shape (1, C, H, W), got {tuple(tensor.shape)}")
+    import torch
+
     array = tensor.detach().to("cpu", torch.float32).numpy()[0]
     return np.ascontiguousarray(array.transpose(1, 2, 0))
 

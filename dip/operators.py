@@ -12,17 +12,19 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont, features
 from PIL import __version__ as pillow_version
-from torch import nn
 
 from dip.errors import ConfigError, ImageError
 from dip.io import crop_to_multiple, read_image, read_mask, to_tensor, write_image, write_mask
-from dip.resampling import LanczosDownsampler, pil_resize
+from dip.resampling import pil_resize
+
+if TYPE_CHECKING:  # torch is imported only where an operator builds its A, so that `dip evaluate` starts fast
+    import torch
+    from torch import nn
 
 TASKS = ("denoising", "super-resolution", "inpainting")
 SR_FACTORS = (2, 3, 4, 8)
@@ -165,6 +167,8 @@ class Denoising(Operator):
         return np.clip(noisy, 0.0, 1.0).astype(np.float32), None, {}
 
     def forward_model(self, observation: Observation, device: torch.device | str = "cpu") -> nn.Module:
+        from torch import nn
+
         return nn.Identity().to(device)
 
 
@@ -201,22 +205,10 @@ class SuperResolution(Operator):
         return low, None, {"lr_shape": list(low.shape)}
 
     def forward_model(self, observation: Observation, device: torch.device | str = "cpu") -> nn.Module:
+        from dip.physics import LanczosDownsampler
+
         channels = observation.observed.shape[2]
         return LanczosDownsampler(channels, self.factor, self.phase, preserve_size=True).to(device)
-
-
-class MaskMultiply(nn.Module):
-    """A = multiplication by a fixed (1, 1, H, W) mask (1 = known pixel)."""
-
-    mask: torch.Tensor
-
-    def __init__(self, mask: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("mask", mask)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Zero the missing pixels of `x` (N, C, H, W)."""
-        return x * self.mask
 
 
 class Inpainting(Operator):
@@ -272,6 +264,8 @@ class Inpainting(Operator):
     def forward_model(self, observation: Observation, device: torch.device | str = "cpu") -> nn.Module:
         if observation.mask is None:
             raise ConfigError("inpainting: the observation has no mask")
+        from dip.physics import MaskMultiply
+
         return MaskMultiply(to_tensor(observation.mask)).to(device)
 
 

@@ -225,12 +225,11 @@ def test_downsampling_modes(mode, expected):
         assert block(x).squeeze().tolist() == expected
 
 
-def test_lanczos2_downsampling_uses_the_resampling_module():
-    resampling = pytest.importorskip("dip.resampling")
-    if not hasattr(resampling, "LanczosDownsampler"):
-        pytest.skip("dip.resampling.LanczosDownsampler is not written yet")
+def test_lanczos2_downsampling_uses_the_papers_downsampler():
+    from dip.physics import LanczosDownsampler
+
     block = layers.conv(2, 3, 3, 2, pad="reflection", downsample="lanczos2")
-    assert isinstance(block[-1], resampling.LanczosDownsampler) and block[1].stride == (1, 1)
+    assert isinstance(block[-1], LanczosDownsampler) and block[1].stride == (1, 1)
     spec = {"preset": "tiny", "downsample": ["lanczos2", "stride", "stride"]}
     assert _forward(spec, 16, 24).shape == (1, 3, 16, 24)
 

@@ -24,7 +24,7 @@ from dip.operators import (
     save_observation,
     text_mask,
 )
-from dip.resampling import LanczosDownsampler
+from dip.physics import LanczosDownsampler
 
 torch.set_num_threads(1)
 

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from dip.errors import ConfigError, ImageError
-from dip.resampling import LanczosDownsampler, lanczos_kernel, pil_resize
+from dip.physics import LanczosDownsampler
+from dip.resampling import lanczos_kernel, pil_resize
 
 torch.set_num_threads(1)
 

@@ -10,34 +10,36 @@ from collections.abc import Sequence
 from dip import __version__
 from dip.errors import DipError
 
-# sub-command name -> module in dip.cli that defines `add_arguments(parser)` and `run(args) -> int`
+# sub-command name -> one-line help; each lives in dip.cli.<name> with `add_arguments(parser)` and `run(args) -> int`
 COMMANDS: dict[str, str] = {
-    "degrade": "degrade",
-    "restore": "restore",
-    "baseline": "baseline",
-    "evaluate": "evaluate",
-    "archs": "archs",
-    "datasets": "datasets",
-    "aggregate": "aggregate",
-    "render": "render",
+    "degrade": "make the observation x0 of a clean image for a task and level",
+    "restore": "restore an observation with Deep Image Prior",
+    "baseline": "restore an observation with a classical baseline",
+    "evaluate": "score a run against the clean image (PSNR, SSIM)",
+    "archs": "list the model presets",
+    "datasets": "list, download and export datasets",
+    "aggregate": "gather metrics.json files into one summary CSV",
+    "render": "render tables and figures from a summary CSV",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every sub-command registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; only the module of `command` is imported (a job pays for no other command's imports)."""
     parser = argparse.ArgumentParser(
         prog="dip",
         description="Deep Image Prior benchmark: degrade images, restore them with DIP or baselines, evaluate, report.",
     )
     parser.add_argument("--version", action="version", version=f"dip-bench {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name in COMMANDS.items():
-        module = importlib.import_module(f"dip.cli.{module_name}")
-        doc = (module.__doc__ or "").strip()
+    for name, help_text in COMMANDS.items():
+        if name != command:
+            subparsers.add_parser(name, help=help_text)
+            continue
+        module = importlib.import_module(f"dip.cli.{name}")
         sub = subparsers.add_parser(
             name,
-            help=doc.splitlines()[0] if doc else None,
-            description=doc,
+            help=help_text,
+            description=(module.__doc__ or "").strip(),
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
         module.add_arguments(sub)
@@ -47,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dip` console script; user errors print one line and exit with a non-zero status."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.handler(args) or 0)
     except DipError as error:

@@ -31,7 +31,7 @@ def downsampler(mode: str, channels: int, factor: int) -> nn.Module:
     if mode == "max":
         return nn.MaxPool2d(factor, factor)
     if mode == "lanczos2":
-        from dip.resampling import LanczosDownsampler
+        from dip.physics import LanczosDownsampler
 
         return LanczosDownsampler(channels, factor, phase=0.5, preserve_size=True)
     raise ValueError(f"unknown downsample mode {mode!r}; known: {', '.join(DOWNSAMPLES)}")

@@ -1,0 +1,55 @@
+"""The differentiable forward operators A of the loss ‖A·f(z) − x0‖² (torch modules; the rest of a task is numpy)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dip.resampling import lanczos_kernel
+
+
+class LanczosDownsampler(nn.Module):
+    """Per-channel Lanczos-2 filtering with stride `factor`: the authors' `Downsampler(kernel_type='lanczos2')`.
+
+    With `preserve_size`, replication padding of (k - f)//2 before and k - f - (k - f)//2 after (k = kernel size,
+    f = factor) makes an H×W input (H, W divisible by f) give H/f × W/f, each output centred on its f×f block.
+    For phase 0.5 and even f (the paper's ×2, ×4, ×8) this is the authors' symmetric padding (6 at ×4, 12 at ×8);
+    for the authors' odd kernels (phase 0) their padding of (k - 1)/2 samples at pixel i·f, not the block centre.
+    """
+
+    weight: torch.Tensor
+
+    def __init__(self, channels: int, factor: int, phase: float = 0.5, preserve_size: bool = True) -> None:
+        super().__init__()
+        kernel = torch.from_numpy(lanczos_kernel(factor, phase)).to(torch.float32)
+        size = kernel.shape[0]
+        self.register_buffer("weight", kernel.expand(channels, 1, size, size).clone())
+        self.channels = channels
+        self.factor = factor
+        before = (size - factor) // 2 if preserve_size else 0
+        after = size - factor - before if preserve_size else 0
+        self.padding = (before, after, before, after)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Filter and subsample `x` of shape (N, channels, H, W)."""
+        if any(self.padding):
+            x = F.pad(x, self.padding, mode="replicate")
+        return F.conv2d(x, self.weight, stride=self.factor, groups=self.channels)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, factor={self.factor}, kernel={tuple(self.weight.shape[-2:])}"
+
+
+class MaskMultiply(nn.Module):
+    """A = multiplication by a fixed (1, 1, H, W) mask (1 = known pixel)."""
+
+    mask: torch.Tensor
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Zero the missing pixels of `x` (N, C, H, W)."""
+        return x * self.mask

@@ -1,0 +1,1 @@
+"""Benchmark reports: gather run records into tidy tables, render comparison tables and figures."""

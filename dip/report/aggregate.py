@@ -1,0 +1,92 @@
+"""Gather the records of many runs (metrics.json, trace.csv) into tidy data frames."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from dip.errors import DipError
+
+REQUIRED = ("task", "level", "method", "psnr", "ssim", "run_dir")
+ID_COLUMNS = ("dataset", "task", "level", "image", "method", "variant", "seed")
+TEXT_COLUMNS = ("dataset", "task", "level", "image", "method", "variant")
+TRACE_COLUMNS = ("iteration", "loss", "psnr_obs", "psnr_gt", "psnr_gt_avg", "seconds")
+DEFAULTS = {"dataset": "", "image": "", "variant": "", "seed": 0}
+LEVEL_LABELS = {"denoising": "σ={}", "super-resolution": "×{}"}
+
+
+def read_metrics(paths: Iterable[Path]) -> pd.DataFrame:
+    """One row per metrics.json, identifying columns first, sorted; `level` is a string, `variant` '' for baselines."""
+    records = []
+    for path in paths:
+        try:
+            record = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise DipError(f"{path}: cannot read the metrics record: {error}") from error
+        missing = [key for key in REQUIRED if key not in record]
+        if missing:
+            raise DipError(f"{path}: metrics record lacks {', '.join(missing)}")
+        records.append({**DEFAULTS, **record})
+    if not records:
+        raise DipError("no metrics records given")
+    frame = pd.DataFrame.from_records(records).astype(dict.fromkeys(TEXT_COLUMNS, str) | {"seed": int})
+    columns = [*ID_COLUMNS, *(c for c in frame.columns if c not in ID_COLUMNS)]
+    return frame[columns].sort_values(list(ID_COLUMNS), key=natural_key).reset_index(drop=True)
+
+
+def natural_key(values: pd.Series) -> pd.Series:
+    """A sort key ordering numeric strings by value ("2" < "10") and before other strings."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    return pd.Series(list(zip(numbers.isna(), numbers.fillna(0), values.astype(str), strict=True)), index=values.index)
+
+
+def read_traces(summary: pd.DataFrame) -> pd.DataFrame:
+    """The trace.csv rows of every run of `summary` that has one, each with the run's identifying columns."""
+    frames = []
+    for row in summary.itertuples(index=False):
+        path = Path(row.run_dir) / "trace.csv"
+        if not path.exists():
+            continue
+        try:
+            trace = pd.read_csv(path)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+            raise DipError(f"{path}: cannot read the trace: {error}") from error
+        if trace.empty:
+            continue
+        frames.append(trace.assign(**{column: getattr(row, column) for column in ID_COLUMNS}))
+    if not frames:
+        return pd.DataFrame(columns=[*ID_COLUMNS, *TRACE_COLUMNS])
+    traces = pd.concat(frames, ignore_index=True)
+    return traces[[*ID_COLUMNS, *(c for c in traces.columns if c not in ID_COLUMNS)]]
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A summary or traces CSV written by `dip aggregate`, with its identifying columns read back as text."""
+    try:
+        frame = pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str))
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise DipError(f"{path}: cannot read the table: {error}") from error
+    missing = [column for column in ID_COLUMNS if column not in frame]
+    if missing:
+        raise DipError(f"{path}: lacks the columns {', '.join(missing)}")
+    return frame.fillna(dict.fromkeys(TEXT_COLUMNS, ""))
+
+
+def level_label(task: str, level: str) -> str:
+    """How a level is shown in tables and figures (σ=25, ×4, random50)."""
+    return LEVEL_LABELS.get(task, "{}").format(level)
+
+
+def level_order(levels: Iterable[str]) -> list[str]:
+    """Distinct levels in natural order."""
+    unique = pd.Series(sorted(set(levels)), dtype=str)
+    return unique.sort_values(key=natural_key).tolist()
+
+
+def method_order(runs: pd.DataFrame) -> list[str]:
+    """Distinct methods of `runs`: the baselines, then the DIP variants, each alphabetically."""
+    dip = set(runs.method[runs.variant != ""])
+    return sorted(runs.method.unique(), key=lambda method: (method in dip, method))

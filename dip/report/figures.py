@@ -1,0 +1,147 @@
+"""Figures of one task: PSNR per method and level, PSNR against iteration, image grids with a zoomed crop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from PIL import Image
+
+from dip.errors import DipError
+from dip.io import read_image
+from dip.report.aggregate import level_label, level_order, method_order
+from dip.report.tables import task_runs
+
+CURVES = {"psnr_gt": "to ground truth", "psnr_obs": "to observation"}
+PANEL_INCHES = 1.8
+
+
+def psnr_bars(summary: pd.DataFrame, task: str, path: Path) -> None:
+    """Bars of the mean PSNR per method and level (one panel per dataset), single runs as points."""
+    runs = task_runs(summary, task).assign(setting=lambda f: [level_label(task, lv) for lv in f.level])
+    datasets = sorted(runs.dataset.unique())
+    methods = method_order(runs)
+    figure = Figure(figsize=(2.5 + 1.2 * len(methods) * runs.level.nunique(), 3.5), layout="constrained")
+    axes = figure.subplots(1, len(datasets), squeeze=False, sharey=True)[0]
+    for index, (ax, dataset) in enumerate(zip(axes, datasets, strict=True)):
+        data = runs[runs.dataset == dataset]
+        order = [level_label(task, lv) for lv in level_order(data.level)]
+        common = {"data": data, "x": "setting", "y": "psnr", "hue": "method", "order": order, "hue_order": methods}
+        sns.barplot(**common, errorbar=None, alpha=0.85, ax=ax, legend=index == len(datasets) - 1)
+        sns.stripplot(**common, dodge=True, palette=dict.fromkeys(methods, "black"), size=3, legend=False, ax=ax)
+        ax.set(title=f"{task}: {dataset}" if dataset else task, xlabel="level", ylabel="PSNR (dB)")
+    axes[0].set_ylim(bottom=max(0.0, np.floor(runs.psnr.min()) - 2))
+    sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1, 1), title="method", frameon=False)
+    figure.savefig(path, dpi=150)
+
+
+def psnr_curves(traces: pd.DataFrame, task: str, path: Path) -> None:
+    """PSNR against iteration of each DIP variant, to the ground truth and to the observation, per dataset and level."""
+    data = traces[traces.task == task]
+    if data.empty:
+        raise DipError(f"no DIP traces of task {task!r}")
+    long = data.melt(
+        id_vars=["dataset", "level", "method", "image", "seed", "iteration"],
+        value_vars=list(CURVES),
+        var_name="curve",
+        value_name="psnr",
+    ).assign(curve=lambda f: f.curve.map(CURVES))
+    datasets = sorted(long.dataset.unique())
+    levels = level_order(long.level)
+    figure = Figure(figsize=(1.5 + 3.2 * len(levels), 0.5 + 2.8 * len(datasets)), layout="constrained")
+    axes = figure.subplots(len(datasets), len(levels), squeeze=False, sharex=True)
+    for row, dataset in enumerate(datasets):
+        for column, level in enumerate(levels):
+            ax = axes[row][column]
+            panel = long[(long.dataset == dataset) & (long.level == level)]
+            last = row == 0 and column == len(levels) - 1
+            sns.lineplot(
+                panel,
+                x="iteration",
+                y="psnr",
+                hue="method",
+                hue_order=method_order(data),
+                style="curve",
+                style_order=list(CURVES.values()),
+                errorbar=None,
+                legend=last,
+                ax=ax,
+            )
+            title = level_label(task, level)
+            ax.set(title=f"{dataset} {title}" if len(datasets) > 1 else title, ylabel="PSNR (dB)")
+            if last:
+                sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), frameon=False)
+    figure.savefig(path, dpi=150)
+
+
+def _resized(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """`image` resized (nearest neighbour) to the height and width of `shape`, for display only."""
+    if image.shape[:2] == shape[:2]:
+        return image
+    pixels = np.round(image * 255).astype(np.uint8)
+    picture = Image.fromarray(pixels[..., 0] if image.shape[2] == 1 else pixels)
+    resized = np.asarray(picture.resize((shape[1], shape[0]), Image.Resampling.NEAREST), dtype=np.float32) / 255
+    return resized.reshape(shape[0], shape[1], image.shape[2])
+
+
+def _show(ax, image: np.ndarray, title: str = "") -> None:
+    ax.imshow(image.squeeze(-1) if image.shape[2] == 1 else image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set(xticks=[], yticks=[])
+    ax.set_title(title, fontsize=8)
+
+
+def image_grid(summary: pd.DataFrame, task: str, path: Path, max_examples: int = 3, zoom: int = 4) -> None:
+    """Clean, observed and each method's output (first seed) for a few images, each above a zoomed centre crop.
+
+    Needs the column `observation_dir` (the label that the workflow gives `dip degrade`).
+    """
+    runs = task_runs(summary, task)
+    if "observation_dir" not in runs:
+        raise DipError(
+            "the summary has no observation_dir column (label the observations: --label observation_dir=DIR)"
+        )
+    methods = method_order(runs)
+    examples = runs.drop_duplicates(["dataset", "level", "image"]).head(max_examples)
+    columns = ["clean", "observed", *methods]
+    figure = Figure(figsize=(PANEL_INCHES * len(columns), 2 * PANEL_INCHES * len(examples)), layout="constrained")
+    axes = figure.subplots(2 * len(examples), len(columns), squeeze=False)
+    for index, example in enumerate(examples.itertuples(index=False)):
+        folder = Path(example.observation_dir)
+        clean = read_image(folder / "clean.png")
+        observed = _resized(read_image(folder / "observed.png"), clean.shape)
+        same = runs[(runs.dataset == example.dataset) & (runs.level == example.level) & (runs.image == example.image)]
+        panels = [(f"{example.image} {level_label(task, example.level)}", clean)]
+        observed_psnr = getattr(example, "psnr_observed", np.nan)
+        panels.append((f"observed {observed_psnr:.2f} dB" if pd.notna(observed_psnr) else "observed", observed))
+        for method in methods:
+            run = same[same.method == method].sort_values("seed").head(1)
+            if run.empty:
+                panels.append((method, np.ones_like(clean)))
+                continue
+            restored = _resized(read_image(Path(run.run_dir.iloc[0]) / "restored.png"), clean.shape)
+            panels.append((f"{method} {run.psnr.iloc[0]:.2f} dB", restored))
+        height, width = clean.shape[:2]
+        size_h, size_w = max(8, height // zoom), max(8, width // zoom)
+        top, left = (height - size_h) // 2, (width - size_w) // 2
+        for column, (title, image) in enumerate(panels):
+            _show(axes[2 * index][column], image, title)
+            _show(axes[2 * index + 1][column], image[top : top + size_h, left : left + size_w])
+        box = Rectangle((left - 0.5, top - 0.5), size_w, size_h, fill=False, edgecolor="red", linewidth=1)
+        axes[2 * index][0].add_patch(box)
+    figure.savefig(path, dpi=150)
+
+
+def write_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str, out_dir: Path) -> list[Path]:
+    """Write TASK-psnr.png, TASK-images.png and (with traces) TASK-curves.png into `out_dir`; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{task}-psnr.png", out_dir / f"{task}-images.png"]
+    psnr_bars(summary, task, paths[0])
+    image_grid(summary, task, paths[1])
+    if traces is not None:
+        paths.append(out_dir / f"{task}-curves.png")
+        psnr_curves(traces, task, paths[2])
+    return paths

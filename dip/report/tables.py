@@ -1,0 +1,144 @@
+"""Comparison tables of one task: methods × (dataset, level), mean ± std over images and seeds, best in bold."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from dip.errors import DipError
+from dip.report.aggregate import level_label, level_order, method_order
+
+METRICS = {"psnr": ("PSNR (dB)", 2), "ssim": ("SSIM", 3)}
+LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\^{}"}
+LATEX_SYMBOLS = {"±": r"$\pm$", "σ": r"$\sigma$", "×": r"$\times$", "–": "--"}
+
+
+@dataclass(frozen=True)
+class Table:
+    """A rendered-agnostic table: a title, column headers, cell texts and which cells are the best."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    best: list[list[bool]]
+
+
+def task_runs(summary: pd.DataFrame, task: str) -> pd.DataFrame:
+    """The rows of `summary` of one task; a DipError when there are none."""
+    runs = summary[summary.task == task]
+    if runs.empty:
+        raise DipError(f"no runs of task {task!r} in the summary")
+    return runs
+
+
+def comparison(summary: pd.DataFrame, task: str, metric: str) -> Table:
+    """Mean ± std of `metric` per method and (dataset, level); the best mean of each column flagged."""
+    name, decimals = METRICS[metric]
+    runs = task_runs(summary, task)
+    stats = runs.groupby(["dataset", "level", "method"])[metric].agg(["mean", "std", "count"])
+    top = stats["mean"].groupby(level=["dataset", "level"]).max()
+    datasets = sorted(runs.dataset.unique())
+    columns = [(d, lv) for d in datasets for lv in level_order(runs.level[runs.dataset == d])]
+    methods = method_order(runs)
+    rows, best = [], []
+    for method in methods:
+        cells, flags = [method], [False]
+        for dataset, level in columns:
+            if (dataset, level, method) not in stats.index:
+                cells.append("–")
+                flags.append(False)
+                continue
+            mean, std, count = stats.loc[(dataset, level, method)]
+            text = f"{mean:.{decimals}f}"
+            cells.append(text if count < 2 else f"{text} ± {std:.{decimals}f}")
+            flags.append(round(mean, decimals) == round(top[(dataset, level)], decimals))
+        rows.append(cells)
+        best.append(flags)
+    header = ["method"] + [
+        level_label(task, lv) if len(datasets) == 1 else f"{d} {level_label(task, lv)}" for d, lv in columns
+    ]
+    return Table(f"{task}: {name}", header, rows, best)
+
+
+def to_markdown(tables: list[Table]) -> str:
+    """Markdown: a heading and a pipe table per table, best cells in bold."""
+    parts = []
+    for table in tables:
+        cells = [
+            [f"**{c}**" if b else c for c, b in zip(row, flags, strict=True)]
+            for row, flags in zip(table.rows, table.best, strict=True)
+        ]
+        align = ["left"] + ["right"] * (len(table.header) - 1)
+        text = pd.DataFrame(cells, columns=table.header).to_markdown(index=False, colalign=align)
+        parts.append(f"## {table.title}\n\n{text}\n")
+    return "\n".join(parts)
+
+
+def latex_escape(text: str) -> str:
+    """`text` with LaTeX's special characters escaped and ±, σ, × as math symbols."""
+    escaped = "".join(LATEX_SPECIAL.get(c, c) for c in text)
+    return "".join(LATEX_SYMBOLS.get(c, c) for c in escaped)
+
+
+def to_latex(tables: list[Table]) -> str:
+    """LaTeX (booktabs) tabulars, best cells in \\textbf."""
+    parts = []
+    for table in tables:
+        lines = [
+            f"% {latex_escape(table.title)}",
+            r"\begin{tabular}{l" + "r" * (len(table.header) - 1) + "}",
+            r"\toprule",
+            " & ".join(latex_escape(h) for h in table.header) + r" \\",
+            r"\midrule",
+        ]
+        for row, flags in zip(table.rows, table.best, strict=True):
+            cells = [
+                rf"\textbf{{{latex_escape(c)}}}" if b else latex_escape(c) for c, b in zip(row, flags, strict=True)
+            ]
+            lines.append(" & ".join(cells) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}", ""]
+        parts.append("\n".join(lines))
+    return "\n".join(parts)
+
+
+def to_html(tables: list[Table], title: str) -> str:
+    """A standalone HTML page (also well-formed XML) with one captioned table per table, best cells in bold."""
+    body = []
+    for table in tables:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
+        rows = []
+        for row, flags in zip(table.rows, table.best, strict=True):
+            cells = [f"<th>{html.escape(row[0])}</th>"]
+            cells += [
+                f"<td><strong>{html.escape(c)}</strong></td>" if b else f"<td>{html.escape(c)}</td>"
+                for c, b in zip(row[1:], flags[1:], strict=True)
+            ]
+            rows.append(f"<tr>{''.join(cells)}</tr>")
+        body.append(
+            f"<table>\n<caption>{html.escape(table.title)}</caption>\n<thead><tr>{head}</tr></thead>\n"
+            f"<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>"
+        )
+    style = (
+        "body{font-family:sans-serif}table{border-collapse:collapse;margin:1em 0}caption{font-weight:bold;"
+        "text-align:left}th,td{padding:.25em .75em;border-bottom:1px solid #ccc}td{text-align:right}"
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8"/>\n<title>{html.escape(title)}</title>\n'
+        f"<style>{style}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
+    )
+
+
+def write_tables(summary: pd.DataFrame, task: str, out_dir: Path) -> list[Path]:
+    """Write TASK.md, TASK.tex and TASK.html (PSNR and SSIM tables) into `out_dir`; returns their paths."""
+    tables = [comparison(summary, task, metric) for metric in METRICS]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    texts = {"md": to_markdown(tables), "tex": to_latex(tables), "html": to_html(tables, task)}
+    paths = []
+    for suffix, text in texts.items():
+        path = out_dir / f"{task}.{suffix}"
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths

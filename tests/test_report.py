@@ -1,0 +1,197 @@
+"""dip.report and `dip aggregate` / `dip render` on synthetic run records: tidy tables, best in bold, figures."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from dip.cli import main
+from dip.errors import DipError
+from dip.io import write_image
+from dip.report.aggregate import level_order, method_order, read_metrics, read_table, read_traces
+from dip.report.figures import write_figures
+from dip.report.tables import comparison, latex_escape, write_tables
+
+# PSNR of (method, variant, seed, level, image): DIP wins at σ=25, bm3d at σ=50.
+PSNR = {
+    ("bm3d", "", 0, "25", "a"): 30.0,
+    ("bm3d", "", 0, "25", "b"): 32.0,
+    ("bm3d", "", 0, "50", "a"): 28.0,
+    ("bm3d", "", 0, "50", "b"): 28.0,
+    ("dip-tiny", "tiny", 0, "25", "a"): 31.0,
+    ("dip-tiny", "tiny", 1, "25", "a"): 33.0,
+    ("dip-tiny", "tiny", 0, "25", "b"): 33.0,
+    ("dip-tiny", "tiny", 1, "25", "b"): 35.0,
+    ("dip-tiny", "tiny", 0, "50", "a"): 26.0,
+    ("dip-tiny", "tiny", 1, "50", "a"): 27.0,
+}
+
+
+def write_run(root: Path, method: str, variant: str, seed: int, level: str, image: str, psnr: float) -> Path:
+    """A run directory as the workflow lays it out (observation, restored.png, trace, metrics.json)."""
+    observation = root / level / image / "observation"
+    if not observation.exists():
+        rng = np.random.default_rng(len(str(observation)))
+        clean = rng.random((32, 32, 3), dtype=np.float32)
+        write_image(observation / "clean.png", clean)
+        write_image(observation / "observed.png", np.clip(clean + 0.1, 0, 1))
+    run_dir = root / level / image / (f"{method}/seed{seed}" if variant else method)
+    write_image(run_dir / "restored.png", np.full((32, 32, 3), psnr / 40, dtype=np.float32))
+    if variant:
+        iterations = np.arange(0, 50, 10)
+        pd.DataFrame(
+            {
+                "iteration": iterations,
+                "loss": 1 / (iterations + 1),
+                "psnr_obs": 20 + iterations / 5,
+                "psnr_gt": 20 + iterations / 10,
+                "psnr_gt_avg": np.nan,
+                "seconds": iterations / 100,
+            }
+        ).to_csv(run_dir / "trace.csv", index=False)
+    metrics = {
+        "dataset": "toy",
+        "image": image,
+        "observation_dir": str(observation),
+        "task": "denoising",
+        "level": level,
+        "sigma": int(level),
+        "method": method,
+        "variant": variant,
+        "seed": seed,
+        "psnr": psnr,
+        "ssim": psnr / 40,
+        "psnr_observed": 20.0,
+        "run_dir": str(run_dir),
+    }
+    path = run_dir / "metrics.json"
+    path.write_text(json.dumps(metrics))
+    return path
+
+
+@pytest.fixture
+def metrics_files(tmp_path: Path) -> list[Path]:
+    return [write_run(tmp_path / "runs", *key, psnr) for key, psnr in PSNR.items()]
+
+
+@pytest.fixture
+def summary(metrics_files: list[Path]) -> pd.DataFrame:
+    return read_metrics(reversed(metrics_files))
+
+
+def test_read_metrics_is_tidy_and_sorted(summary: pd.DataFrame) -> None:
+    assert len(summary) == len(PSNR)
+    assert list(summary.columns[:7]) == ["dataset", "task", "level", "image", "method", "variant", "seed"]
+    assert summary.level.tolist()[:4] == ["25"] * 4 and summary.level.map(type).eq(str).all()
+    assert summary[summary.method == "bm3d"].variant.eq("").all()
+    first = summary.iloc[0]
+    assert (first.method, first.image, first.seed) == ("bm3d", "a", 0)
+
+
+def test_read_metrics_names_a_bad_file(tmp_path: Path, metrics_files: list[Path]) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"task": "denoising"}')
+    with pytest.raises(DipError, match=r"broken\.json.*level"):
+        read_metrics([*metrics_files, broken])
+
+
+def test_read_traces_labels_every_row(summary: pd.DataFrame) -> None:
+    traces = read_traces(summary)
+    assert len(traces) == 6 * 5  # six DIP runs, five rows each
+    assert set(traces.method) == {"dip-tiny"}
+    assert {"seed", "iteration", "psnr_gt", "psnr_obs"} <= set(traces.columns)
+
+
+def test_orders_are_natural_and_baselines_come_first(summary: pd.DataFrame) -> None:
+    assert level_order(["8", "2", "10", "box25"]) == ["2", "8", "10", "box25"]
+    assert method_order(summary) == ["bm3d", "dip-tiny"]
+
+
+def test_comparison_gives_mean_std_and_bold_best(summary: pd.DataFrame) -> None:
+    table = comparison(summary, "denoising", "psnr")
+    assert table.header == ["method", "σ=25", "σ=50"]
+    assert table.rows == [["bm3d", "31.00 ± 1.41", "28.00 ± 0.00"], ["dip-tiny", "33.00 ± 1.63", "26.50 ± 0.71"]]
+    assert table.best == [[False, False, True], [False, True, False]]
+
+
+def test_comparison_marks_a_missing_cell_and_a_single_run(summary: pd.DataFrame) -> None:
+    partial = summary[~((summary.method == "bm3d") & (summary.level == "50"))]
+    partial = partial[~((partial.method == "dip-tiny") & (partial.level == "25") & (partial.seed == 1))]
+    table = comparison(partial[partial.image == "a"], "denoising", "psnr")
+    assert table.rows == [["bm3d", "30.00", "–"], ["dip-tiny", "31.00", "26.50 ± 0.71"]]
+    assert table.best == [[False, False, False], [False, True, True]]
+
+
+def test_written_tables_carry_the_bold_best(summary: pd.DataFrame, tmp_path: Path) -> None:
+    paths = write_tables(summary, "denoising", tmp_path / "tables")
+    assert [p.name for p in paths] == ["denoising.md", "denoising.tex", "denoising.html"]
+    markdown, latex, page = (p.read_text(encoding="utf-8") for p in paths)
+    dip_row = next(line for line in markdown.splitlines() if "dip-tiny" in line)
+    assert [cell.strip() for cell in dip_row.strip("|").split("|")] == ["dip-tiny", "**33.00 ± 1.63**", "26.50 ± 0.71"]
+    assert r"dip-tiny & \textbf{33.00 $\pm$ 1.63} & 26.50 $\pm$ 0.71 \\" in latex
+    assert r"method & $\sigma$=25 & $\sigma$=50 \\" in latex
+    root = ET.fromstring(page.removeprefix("<!DOCTYPE html>\n"))
+    tables = root.findall(".//table")
+    assert [t.findtext("caption") for t in tables] == ["denoising: PSNR (dB)", "denoising: SSIM"]
+    rows = tables[0].findall("./tbody/tr")
+    assert [[cell.findtext("strong") for cell in row.findall("td")] for row in rows] == [
+        [None, "28.00 ± 0.00"],
+        ["33.00 ± 1.63", None],
+    ]
+
+
+def test_latex_escape() -> None:
+    assert latex_escape("a_b & 50% ×4 σ –") == r"a\_b \& 50\% $\times$4 $\sigma$ --"
+
+
+def test_unknown_task_is_refused(summary: pd.DataFrame) -> None:
+    with pytest.raises(DipError, match="inpainting"):
+        comparison(summary, "inpainting", "psnr")
+
+
+def test_figures_are_written(summary: pd.DataFrame, tmp_path: Path) -> None:
+    paths = write_figures(summary, read_traces(summary), "denoising", tmp_path / "figures")
+    assert [p.name for p in paths] == ["denoising-psnr.png", "denoising-images.png", "denoising-curves.png"]
+    for path in paths:
+        with Image.open(path) as picture:
+            assert picture.width > 200 and picture.height > 200
+
+
+def test_image_grid_needs_observation_dirs(summary: pd.DataFrame, tmp_path: Path) -> None:
+    with pytest.raises(DipError, match="observation_dir"):
+        write_figures(summary.drop(columns="observation_dir"), None, "denoising", tmp_path)
+
+
+def test_cli_aggregate_then_render(metrics_files: list[Path], tmp_path: Path, capsys) -> None:
+    summary_csv, traces_csv = tmp_path / "summary.csv", tmp_path / "traces.csv"
+    args = ["aggregate", *map(str, metrics_files), "--out", str(summary_csv), "--traces-out", str(traces_csv)]
+    assert main(args) == 0
+    summary = read_table(summary_csv)
+    assert len(summary) == len(PSNR) and summary.level.tolist()[0] == "25" and summary.variant[0] == ""
+    assert len(read_table(traces_csv)) == 30
+    tables, figures = tmp_path / "tables", tmp_path / "figures"
+    render = [
+        "render",
+        str(summary_csv),
+        "--traces",
+        str(traces_csv),
+        "--tables",
+        str(tables),
+        "--figures",
+        str(figures),
+    ]
+    assert main([*render, "--task", "denoising"]) == 0
+    assert sorted(p.name for p in tables.iterdir()) == ["denoising.html", "denoising.md", "denoising.tex"]
+    assert sorted(p.name for p in figures.iterdir()) == [
+        "denoising-curves.png",
+        "denoising-images.png",
+        "denoising-psnr.png",
+    ]
+    assert main([*render, "--task", "inpainting"]) == 2
+    assert "inpainting" in capsys.readouterr().err

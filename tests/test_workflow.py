@@ -1,0 +1,188 @@
+"""The Snakemake workflow, run on copies of it in a temporary folder: the planned grid, config validation,
+lint and format, the SLURM profile, and a tiny real run down to the report."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from dip.io import write_image
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles")
+TEST_CONFIG = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
+# Jobs call `dip`: put this interpreter's scripts first on PATH whether or not its venv is activated.
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def workflow_copy(folder: Path, config: dict) -> Path:
+    """The workflow's files copied into `folder`, with `config` as its config/config.yaml."""
+    folder.mkdir(parents=True)
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
+    (folder / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return folder
+
+
+def snakemake(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600
+    )
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Jobs per rule from the job statistics of a dry run."""
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", output, re.MULTILINE)}
+
+
+def planned_jobs(cwd: Path) -> dict[str, int]:
+    """Jobs per rule of a dry run."""
+    result = snakemake(cwd, "-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr + result.stdout
+    return job_counts(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def grid_dry_run(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The output of `snakemake -n -p` for two datasets (embedded samples, a folder cut to 2 of its 3 images),
+    5 levels, 2 variants on denoising, 2 seeds."""
+    root = tmp_path_factory.mktemp("grid")
+    for name in ("c", "a", "b"):
+        write_image(root / "photos" / f"{name}.png", np.full((40, 40, 3), 0.5, dtype=np.float32))
+    config = copy.deepcopy(TEST_CONFIG)
+    config["datasets"] = {
+        "samples": {"source": "skimage-samples", "images": ["astronaut", "coffee"]},
+        "photos": {"source": str(root / "photos"), "limit": 2},
+    }
+    config["tasks"] = {"denoising": ["25", 50], "super-resolution": [4], "inpainting": ["random50", "box25"]}
+    config["variants"] = {"tiny": {"preset": "tiny"}, "small": {"preset": "tiny", "channels_down": [8, 8, 8]}}
+    config["fit"]["denoising"]["variants"] = ["tiny", "small"]
+    config["seeds"] = [0, 1]
+    config["baselines"] = {"denoising": ["nlm", "tv"], "super-resolution": ["bicubic", "lanczos"], "inpainting": []}
+    result = snakemake(workflow_copy(root / "wf", config), "-n", "-p")
+    assert result.returncode == 0, result.stderr + result.stdout
+    return result.stdout
+
+
+def test_dry_run_plans_the_whole_grid(grid_dry_run: str) -> None:
+    # 4 images (2 per dataset) × 5 levels = 20 observations; DIP runs per image: denoising 2 levels × 2 variants
+    # × 2 seeds = 8, super-resolution 1 × 1 × 2 = 2, inpainting 2 × 1 × 2 = 4; baselines: 2 × 2 + 1 × 2 = 6.
+    assert job_counts(grid_dry_run) == {
+        "export_image": 4,
+        "degrade": 20,
+        "restore": 4 * 14,
+        "baseline": 4 * 6,
+        "evaluate": 4 * 20,
+        "aggregate": 1,
+        "render": 3,
+        "all": 1,
+        "total": 189,
+    }
+
+
+def test_dip_command_lines_carry_the_variant_and_fit_settings(grid_dry_run: str) -> None:
+    commands = re.findall(r"^Shell command: (dip restore .*)$", grid_dry_run, re.MULTILINE)
+    small = next(c for c in commands if "/photos/denoising/50/a/" in c and "--variant small" in c and "--seed 1" in c)
+    assert """--arch-json '{"channels_down": [8, 8, 8], "preset": "tiny"}'""" in small
+    assert "--iterations 30 --trace-every 5" in small
+    assert "--checkpoint results/.checkpoints/photos/denoising/50/a/dip-small/seed1.ckpt" in small
+    assert "--device cpu --threads 1" in small
+
+
+@pytest.mark.parametrize(
+    ("change", "messages"),
+    [
+        (
+            lambda c: c["fit"]["denoising"].update(iterations=-5),
+            ["-5 is less than the minimum of 1", "On instance['fit']['denoising']['iterations']"],
+        ),
+        (lambda c: c["tasks"].update(deblurring=["1"]), ["('deblurring' was unexpected)"]),
+        (lambda c: c["tasks"].update(denoising=["30"]), ["'30' is not one of", "On instance['tasks']['denoising'][0]"]),
+        (
+            lambda c: c["fit"]["inpainting"].update(variants=["huge"]),
+            ["fit.inpainting.variants: unknown variant 'huge'"],
+        ),
+        (lambda c: c["fit"].pop("inpainting"), ["fit.inpainting: a benchmarked task needs DIP fit settings"]),
+    ],
+    ids=["negative-iterations", "unknown-task", "unknown-level", "unknown-variant", "task-without-fit"],
+)
+def test_a_bad_config_stops_before_any_job(tmp_path: Path, change, messages: list[str]) -> None:
+    config = copy.deepcopy(TEST_CONFIG)
+    change(config)
+    folder = workflow_copy(tmp_path / "wf", config)
+    result = snakemake(folder, "--cores", "1")
+    assert result.returncode != 0
+    assert all(message in result.stderr for message in messages), result.stderr
+    assert not (folder / "results").exists()
+
+
+def test_lint_and_format_pass(tmp_path: Path) -> None:
+    lint = snakemake(workflow_copy(tmp_path / "wf", TEST_CONFIG), "--lint")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    snakefmt = Path(sys.executable).parent / "snakefmt"
+    check = subprocess.run([snakefmt, "--check", "Snakefile", "workflow"], cwd=REPO, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_slurm_profile_puts_dip_fits_on_the_gpu_partition(tmp_path: Path) -> None:
+    result = snakemake(workflow_copy(tmp_path / "wf", TEST_CONFIG), "--profile", "profiles/slurm", "-n")
+    assert result.returncode == 0, result.stderr
+    jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", result.stdout, re.MULTILINE)
+    partitions = {rule: re.search(r"slurm_partition=(\w+)", res).group(1) for rule, res in jobs}
+    assert partitions.pop("restore") == "gpu"
+    assert set(partitions.values()) == {"cpu"} and "degrade" in partitions
+    assert all("gpu=1" in res for rule, res in jobs if rule == "restore")
+
+
+@pytest.mark.slow
+def test_tiny_run_end_to_end_and_report(tmp_path: Path) -> None:
+    folder = workflow_copy(tmp_path / "wf", TEST_CONFIG)
+    run = snakemake(folder, "--cores", "2")
+    assert run.returncode == 0, run.stderr[-5000:]
+    results = folder / "results"
+    summary = pd.read_csv(results / "summary.csv", dtype={"level": str})
+    assert len(summary) == 6  # 3 tasks × (1 DIP variant + 1 baseline)
+    assert set(zip(summary.task, summary.method, strict=True)) == {
+        ("denoising", "dip-tiny"),
+        ("denoising", "nlm"),
+        ("super-resolution", "dip-tiny"),
+        ("super-resolution", "bicubic"),
+        ("inpainting", "dip-tiny"),
+        ("inpainting", "biharmonic"),
+    }
+    assert summary.dataset.eq("samples").all() and summary.image.eq("astronaut").all()
+    assert summary.psnr.between(5, 60).all()
+    traces = pd.read_csv(results / "traces.csv")
+    assert set(traces.task) == {"denoising", "super-resolution", "inpainting"}
+    assert traces.groupby("task").iteration.max().eq(29).all()  # iterations 0 … 29
+    for task in ("denoising", "super-resolution", "inpainting"):
+        for suffix in ("md", "tex", "html"):
+            assert (results / "tables" / f"{task}.{suffix}").stat().st_size > 0
+        for figure in ("psnr", "curves", "images"):
+            assert (results / "figures" / f"{task}-{figure}.png").stat().st_size > 0
+    assert not any((results / ".checkpoints").rglob("*.ckpt"))  # deleted by `dip restore` once finished
+
+    report = snakemake(folder, "--report", "report.zip")
+    assert report.returncode == 0, report.stderr[-5000:]
+    with zipfile.ZipFile(folder / "report.zip") as archive:
+        names = archive.namelist()
+    assert any(name.endswith("denoising.html") for name in names)
+    assert sum(name.endswith(".png") for name in names) >= 9
+
+    # A changed fit setting reruns only the fits it applies to (Snakemake's params rerun trigger) and what follows.
+    changed = copy.deepcopy(TEST_CONFIG)
+    changed["fit"]["denoising"]["lr"] = 0.02
+    (folder / "config/config.yaml").write_text(yaml.safe_dump(changed))
+    assert planned_jobs(folder) == {"restore": 1, "evaluate": 1, "aggregate": 1, "render": 3, "all": 1, "total": 7}

@@ -1,0 +1,169 @@
+"""Configuration, the benchmark grid and the target list: everything the rules derive from `config`."""
+
+import json
+import os
+import re
+import subprocess
+
+import pandas as pd
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+OBSERVATION = "results/{dataset}/{task}/{level}/{image}/observation"
+DIP_RUN = "results/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}"
+BASELINE_RUN = "results/{dataset}/{task}/{level}/{image}/{method}"
+CHECKPOINT = "results/.checkpoints/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.ckpt"
+
+
+def config_error(key: str, problem: str) -> WorkflowError:
+    """A configuration error whose message names the offending key."""
+    return WorkflowError(f"Invalid configuration: {key}: {problem}")
+
+
+def list_images(name: str, dataset: dict) -> list[str]:
+    """Image names of a dataset: the configured list or `dip datasets images`, cut to the limit."""
+    if "images" in dataset:
+        images = dataset["images"]
+    else:
+        command = ["dip", "datasets", "images", dataset["source"]]
+        try:
+            listing = subprocess.run(command, capture_output=True, text=True)
+        except FileNotFoundError:
+            raise config_error(
+                f"datasets.{name}.images",
+                "not given, and the `dip` command that lists them is not installed",
+            ) from None
+        if listing.returncode != 0:
+            raise config_error(f"datasets.{name}.source", listing.stderr.strip())
+        images = listing.stdout.splitlines()
+    return images[: dataset.get("limit")]
+
+
+TASKS = {
+    task: [str(level) for level in levels]
+    for task, levels in config["tasks"].items()
+    if levels
+}
+if not TASKS:
+    raise config_error("tasks", "every task has an empty list of levels")
+for task in TASKS:
+    if task not in config["fit"]:
+        raise config_error(f"fit.{task}", "a benchmarked task needs DIP fit settings")
+    for variant in config["fit"][task]["variants"]:
+        if variant not in config["variants"]:
+            raise config_error(
+                f"fit.{task}.variants",
+                f"unknown variant {variant!r} (defined: {', '.join(config['variants'])})",
+            )
+
+IMAGES = {
+    name: list_images(name, dataset) for name, dataset in config["datasets"].items()
+}
+
+
+OBSERVATIONS = pd.DataFrame(
+    [
+        (dataset, task, level, image)
+        for dataset, images in IMAGES.items()
+        for task, levels in TASKS.items()
+        for level in levels
+        for image in images
+    ],
+    columns=["dataset", "task", "level", "image"],
+)
+DIP_RUNS = OBSERVATIONS.merge(
+    pd.DataFrame(
+        [
+            (task, variant, seed)
+            for task in TASKS
+            for variant in config["fit"][task]["variants"]
+            for seed in config["seeds"]
+        ],
+        columns=["task", "variant", "seed"],
+    ),
+    on="task",
+)
+BASELINE_RUNS = OBSERVATIONS.merge(
+    pd.DataFrame(
+        [
+            (task, method)
+            for task, methods in config["baselines"].items()
+            for method in methods
+        ],
+        columns=["task", "method"],
+    ),
+    on="task",
+)
+
+
+def run_files(pattern: str, runs: pd.DataFrame) -> list[str]:
+    """`pattern` expanded with every row of `runs`."""
+    return expand(pattern, zip, **runs.to_dict("list"))
+
+
+def alternatives(values) -> str:
+    """A regular expression matching exactly one of `values`."""
+    strings = {str(value) for value in values}
+    return "|".join(
+        re.escape(value)
+        for value in sorted(strings, key=lambda value: (-len(value), value))
+    )
+
+
+METHODS = sorted(BASELINE_RUNS.method.unique())
+VARIANTS = sorted(DIP_RUNS.variant.unique())
+
+
+wildcard_constraints:
+    dataset=alternatives(IMAGES),
+    task=alternatives(TASKS),
+    level=alternatives(level for levels in TASKS.values() for level in levels),
+    image=alternatives(image for images in IMAGES.values() for image in images),
+    variant=alternatives(VARIANTS),
+    seed=r"\d+",
+    method=alternatives(METHODS) or "(?!)",
+    run=rf"dip-({alternatives(VARIANTS)})/seed\d+"
+    + "".join(f"|{re.escape(m)}" for m in METHODS),
+
+
+def export_flags(wildcards) -> str:
+    """Optional flags of `dip datasets export` for a dataset."""
+    crop = config["datasets"][wildcards.dataset].get("crop")
+    return f"--crop {crop}" if crop else ""
+
+
+def arch_json(wildcards) -> str:
+    """The model spec of a DIP variant as the JSON of `dip restore --arch-json`."""
+    return json.dumps(config["variants"][wildcards.variant], sort_keys=True)
+
+
+def fit_flags(wildcards) -> str:
+    """The configured fit settings of a task as `dip restore` flags (the others take the paper's defaults)."""
+    settings = config["fit"][wildcards.task]
+    return " ".join(
+        f"--{key.replace('_', '-')} {value}"
+        for key, value in sorted(settings.items())
+        if key != "variants"
+    )
+
+
+def metrics_files() -> list[str]:
+    """Every `metrics.json` of the benchmark."""
+    return run_files(f"{DIP_RUN}/metrics.json", DIP_RUNS) + run_files(
+        f"{BASELINE_RUN}/metrics.json", BASELINE_RUNS
+    )
+
+
+def all_targets() -> list[str]:
+    """The final outputs: the summary, and the tables and figures of every task."""
+    return [
+        "results/summary.csv",
+        *expand("results/tables/{task}.{ext}", task=TASKS, ext=["md", "tex", "html"]),
+        *expand(
+            "results/figures/{task}-{figure}.png",
+            task=TASKS,
+            figure=["psnr", "curves", "images"],
+        ),
+    ]

@@ -1,0 +1,47 @@
+rule render:
+    input:
+        summary="results/summary.csv",
+        traces="results/traces.csv",
+    output:
+        markdown="results/tables/{task}.md",
+        latex="results/tables/{task}.tex",
+        html=report(
+            "results/tables/{task}.html",
+            caption="../report/table.rst",
+            category="{task}",
+            subcategory="Tables",
+            labels={"task": "{task}", "content": "PSNR and SSIM per method and level"},
+        ),
+        psnr=report(
+            "results/figures/{task}-psnr.png",
+            caption="../report/psnr.rst",
+            category="{task}",
+            subcategory="Figures",
+            labels={"task": "{task}", "content": "PSNR per method and level"},
+        ),
+        curves=report(
+            "results/figures/{task}-curves.png",
+            caption="../report/curves.rst",
+            category="{task}",
+            subcategory="Figures",
+            labels={"task": "{task}", "content": "PSNR against iteration"},
+        ),
+        images=report(
+            "results/figures/{task}-images.png",
+            caption="../report/images.rst",
+            category="{task}",
+            subcategory="Figures",
+            labels={"task": "{task}", "content": "Restored images"},
+        ),
+    log:
+        "results/logs/render/{task}.log",
+    benchmark:
+        "results/benchmarks/render/{task}.tsv"
+    conda:
+        "../envs/dip.yaml"
+    params:
+        tables=lambda wildcards, output: os.path.dirname(output.html),
+        figures=lambda wildcards, output: os.path.dirname(output.psnr),
+    shell:
+        "dip render {input.summary} --traces {input.traces} --task {wildcards.task}"
+        " --tables {params.tables} --figures {params.figures} > {log} 2>&1"

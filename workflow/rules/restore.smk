@@ -1,0 +1,30 @@
+rule restore:
+    input:
+        OBSERVATION,
+    output:
+        restored=f"{DIP_RUN}/restored.png",
+        record=f"{DIP_RUN}/record.json",
+        trace=f"{DIP_RUN}/trace.csv",
+    log:
+        "results/logs/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.tsv"
+    retries: 1
+    conda:
+        "../envs/dip.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=1,
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=config["resources"]["runtime"],
+    params:
+        run_dir=lambda wildcards, output: os.path.dirname(output.record),
+        arch=arch_json,
+        fit=fit_flags,
+        device=config["device"],
+        checkpoint=CHECKPOINT,
+    shell:
+        "dip restore {input} --out {params.run_dir} --variant {wildcards.variant}"
+        " --arch-json {params.arch:q} {params.fit}"
+        " --seed {wildcards.seed} --device {params.device} --threads {threads}"
+        " --checkpoint {params.checkpoint} --quiet > {log} 2>&1"
