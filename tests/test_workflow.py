@@ -4,11 +4,14 @@ lint and format, the SLURM profile, and a tiny real run down to the report."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -186,3 +189,34 @@ def test_tiny_run_end_to_end_and_report(tmp_path: Path) -> None:
     changed["fit"]["denoising"]["lr"] = 0.02
     (folder / "config/config.yaml").write_text(yaml.safe_dump(changed))
     assert planned_jobs(folder) == {"restore": 1, "evaluate": 1, "aggregate": 1, "render": 3, "all": 1, "total": 7}
+
+
+def test_a_killed_fit_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    """Kill the workflow mid-fit (as a cluster pre-empts a job): the checkpoint outside the job's outputs survives,
+    and the next run resumes the fit from it instead of starting over."""
+    config = copy.deepcopy(TEST_CONFIG)
+    config["tasks"] = {"denoising": ["25"]}
+    config["fit"] = {"denoising": {"variants": ["tiny"], "iterations": 800, "checkpoint_every": 20}}
+    config["baselines"] = {"denoising": []}
+    cwd = workflow_copy(tmp_path / "wf", config)
+    checkpoints = cwd / "results" / ".checkpoints"
+    command = [sys.executable, "-m", "snakemake", "--cores", "1", "--resources", "gpu=1"]
+    process = subprocess.Popen(
+        command, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(checkpoints.rglob("*.ckpt")) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        assert list(checkpoints.rglob("*.ckpt")), "no checkpoint was written"
+    finally:
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal: snakemake and its running job get SIGINT
+        process.wait(timeout=120)
+    assert list(checkpoints.rglob("*.ckpt")), "the checkpoint did not survive the interruption"
+    assert not list((cwd / "results").rglob("restored.png"))
+
+    result = snakemake(cwd, "--cores", "1", "--resources", "gpu=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (record,) = (cwd / "results").rglob("dip-tiny/seed0/record.json")
+    assert json.loads(record.read_text())["resumed_from"] > 0
+    assert not list(checkpoints.rglob("*.ckpt"))
