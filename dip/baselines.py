@@ -15,6 +15,7 @@ from PIL import Image
 from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, inpaint_biharmonic
 
 from dip.errors import ConfigError, ImageError
+from dip.io import check_image
 
 # The parameter each task passes to its methods.
 TASK_PARAMETER = {"denoising": "sigma", "super-resolution": "factor", "inpainting": "mask"}
@@ -52,7 +53,7 @@ def bm3d_denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
         raise ConfigError(
             "BM3D needs the optional `bm3d` package (non-commercial licence): pip install 'dip-bench[bm3d]'"
         ) from None
-    _check(noisy)
+    check_image(noisy)
     sigma_psd = _sigma(sigma) / 255
     if noisy.shape[-1] == 3:
         out = bm3d.bm3d_rgb(noisy.astype(np.float64), sigma_psd)
@@ -66,7 +67,7 @@ def nlm(noisy: np.ndarray, sigma: float) -> np.ndarray:
 
     These are scikit-image's documented settings for fast mode with a known σ (``plot_nonlocal_means``).
     """
-    _check(noisy)
+    check_image(noisy)
     s = _sigma(sigma) / 255
     out = denoise_nl_means(noisy, patch_size=5, patch_distance=6, h=0.6 * s, sigma=s, fast_mode=True, channel_axis=-1)
     return _finish(np.reshape(out, noisy.shape))  # a one-channel input comes back as (H, W)
@@ -74,13 +75,13 @@ def nlm(noisy: np.ndarray, sigma: float) -> np.ndarray:
 
 def tv(noisy: np.ndarray, sigma: float) -> np.ndarray:
     """Total-variation denoising (Chambolle 2004) with weight σ/255, near the best on natural images at σ = 25, 50."""
-    _check(noisy)
+    check_image(noisy)
     return _finish(denoise_tv_chambolle(noisy, weight=_sigma(sigma) / 255, channel_axis=-1))
 
 
 def biharmonic(observed: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Fill the missing pixels (``mask == 0``) by biharmonic inpainting; known pixels are kept as they are."""
-    _check(observed)
+    check_image(observed)
     if not isinstance(mask, np.ndarray) or mask.shape != (*observed.shape[:2], 1):
         shape = getattr(mask, "shape", type(mask).__name__)
         raise ImageError(f"mask must be (H, W, 1) matching the image {observed.shape[:2]}, got {shape}")
@@ -140,7 +141,7 @@ def _resize(image: np.ndarray, size_wh: tuple[int, int], resample: Image.Resampl
 
 def _scaled_size(image: np.ndarray, factor: int, *, up: bool) -> tuple[int, int]:
     """The ``(width, height)`` of ``image`` scaled by ``factor`` (down: the sides must divide by it)."""
-    _check(image)
+    check_image(image)
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
         raise ConfigError(f"scale factor must be a positive integer, not {factor!r}")
     h, w = image.shape[:2]
@@ -155,17 +156,6 @@ def _sigma(sigma: float) -> float:
     if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not 0 < sigma < np.inf:
         raise ConfigError(f"noise sigma must be a positive number on the 0–255 scale, not {sigma!r}")
     return float(sigma)
-
-
-def _check(image: np.ndarray) -> None:
-    if (
-        not isinstance(image, np.ndarray)
-        or not np.issubdtype(image.dtype, np.floating)
-        or image.ndim != 3
-        or image.shape[-1] not in (1, 3)
-    ):
-        found = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise ImageError(f"expected a float (H, W, C) image with C = 1 or 3, got {found}")
 
 
 def _finish(image: np.ndarray) -> np.ndarray:

@@ -185,7 +185,7 @@ def _remove_alpha(data: np.ndarray, path: Path, alpha: str) -> np.ndarray:
 
 def ensure_channels(image: np.ndarray, channels: Literal[1, 3]) -> np.ndarray:
     """Return ``image`` with 1 channel (BT.601 luma) or 3 channels (grey repeated)."""
-    _check_image(image)
+    check_image(image)
     if channels not in (1, 3):
         raise ConfigError(f"channels must be 1 or 3, not {channels!r}")
     if image.shape[-1] == channels:
@@ -205,7 +205,7 @@ def write_image(path: PathLike, image: np.ndarray, *, bit_depth: Literal[8, 16] 
         raise ImageError(f"{path}: can only write PNG files (use a .png extension)")
     if bit_depth not in (8, 16):
         raise ConfigError(f"bit_depth must be 8 or 16, not {bit_depth!r}")
-    _check_image(image, path)
+    check_image(image, path)
     bad = int(np.count_nonzero(~np.isfinite(image)))
     if bad:
         raise ImageError(f"{path}: refusing to write an image with {bad} NaN/Inf values")
@@ -268,7 +268,7 @@ def read_mask(path: PathLike, shape_hw: tuple[int, int] | None = None) -> np.nda
 def write_mask(path: PathLike, mask: np.ndarray) -> None:
     """Write a ``(H, W, 1)`` mask of 0/1 values as an 8-bit PNG (255 = known)."""
     path = Path(path)
-    _check_image(mask, path)
+    check_image(mask, path)
     if mask.shape[-1] != 1 or not np.isin(mask, (0, 1)).all():
         raise ImageError(f"{path}: a mask must be (H, W, 1) with values 0 and 1 only")
     write_image(path, mask, bit_depth=8)
@@ -278,7 +278,7 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     """Convert a ``(H, W, C)`` image to a new float32 tensor ``(1, C, H, W)``."""
     import torch
 
-    _check_image(image)
+    check_image(image)
     return torch.from_numpy(np.array(image.transpose(2, 0, 1), dtype=np.float32, order="C"))[None]
 
 
@@ -297,7 +297,7 @@ def center_crop(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray,
 
     Odd margins leave the extra pixel at the bottom/right, as the authors' ``crop_image``.
     """
-    _check_image(image)
+    check_image(image)
     h, w = image.shape[:2]
     if not (1 <= height <= h and 1 <= width <= w):
         raise ImageError(f"cannot crop a {h}×{w} image to {height}×{width}")
@@ -309,15 +309,15 @@ def crop_to_multiple(image: np.ndarray, multiple: int) -> tuple[np.ndarray, tupl
     """Centre-crop ``image`` so both sides divide by ``multiple``; return it and ``(top, left, h, w)``."""
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
         raise ConfigError(f"multiple must be a positive integer, not {multiple!r}")
-    _check_image(image)
+    check_image(image)
     h, w = image.shape[:2]
     if h < multiple or w < multiple:
         raise ImageError(f"image is {h}×{w} but the net needs both sides ≥ {multiple} and divisible by {multiple}")
     return center_crop(image, h - h % multiple, w - w % multiple)
 
 
-def _check_image(image: np.ndarray, path: Path | None = None) -> None:
-    where = f"{path}: " if path is not None else ""
+def check_image(image: np.ndarray, what: str | Path = "image") -> None:
+    """Refuse anything but a float (H, W, C) array with C in (1, 3); `what` names it in the error."""
     if (
         not isinstance(image, np.ndarray)
         or not np.issubdtype(image.dtype, np.floating)
@@ -325,4 +325,4 @@ def _check_image(image: np.ndarray, path: Path | None = None) -> None:
         or image.shape[-1] not in (1, 3)
     ):
         found = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise ImageError(f"{where}expected a float (H, W, C) array with C = 1 or 3, got {found}")
+        raise ImageError(f"{what}: expected a float (H, W, C) array with C = 1 or 3, got {found}")

@@ -15,6 +15,7 @@ import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from dip.errors import ConfigError, ImageError
+from dip.io import check_image
 
 PROTOCOLS = ("rgb", "y-matlab", "y-dip")
 SSIM_WINDOW = "gaussian-1.5"
@@ -28,7 +29,7 @@ def rgb_to_y(image: np.ndarray) -> np.ndarray:
 
     Values lie in [16/255, 235/255]; a grey ``(H, W, 1)`` image is returned unchanged.
     """
-    _check(image, "image")
+    check_image(image, "image")
     if image.shape[-1] == 1:
         return image
     return ((16 + image.astype(np.float64) @ _Y_WEIGHTS) / 255)[..., None]
@@ -84,8 +85,8 @@ def _prepare(
     """Validate the pair and return the float64 arrays the protocol compares."""
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown metric protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
-    _check(estimate, "estimate")
-    _check(reference, "reference")
+    check_image(estimate, "estimate")
+    check_image(reference, "reference")
     if estimate.shape != reference.shape:
         raise ImageError(f"estimate is {estimate.shape} but reference is {reference.shape}: shapes must match")
     a, b = estimate.astype(np.float64), reference.astype(np.float64)
@@ -108,14 +109,3 @@ def _prepare(
         first, last = _DIP_SHAVE
         region = np.s_[top + first : bottom - last, left + first : right - last]
     return a[region], b[region]
-
-
-def _check(image: np.ndarray, name: str) -> None:
-    if (
-        not isinstance(image, np.ndarray)
-        or not np.issubdtype(image.dtype, np.floating)
-        or image.ndim != 3
-        or image.shape[-1] not in (1, 3)
-    ):
-        found = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise ImageError(f"{name} must be a float (H, W, C) array with C = 1 or 3, got {found}")
