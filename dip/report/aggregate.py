@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 
 from dip.errors import DipError
+from dip.record import TRACE_COLUMNS
 
 REQUIRED = ("task", "level", "method", "psnr", "ssim", "run_dir")
 ID_COLUMNS = ("dataset", "task", "level", "image", "method", "variant", "seed")
 TEXT_COLUMNS = ("dataset", "task", "level", "image", "method", "variant")
-TRACE_COLUMNS = ("iteration", "loss", "psnr_obs", "psnr_gt", "psnr_gt_avg", "seconds")
 DEFAULTS = {"dataset": "", "image": "", "variant": "", "seed": 0}
 LEVEL_LABELS = {"denoising": "σ={}", "super-resolution": "×{}"}
 
