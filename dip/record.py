@@ -8,6 +8,7 @@ import json
 import math
 import platform
 from collections.abc import Iterable, Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +20,13 @@ TRACE_COLUMNS = ("iteration", "loss", "psnr_obs", "psnr_gt", "psnr_gt_avg", "sec
 
 
 def versions() -> dict[str, str]:
-    """Versions of the software a result depends on."""
-    import PIL
-    import skimage
-    import torch
-
+    """Versions of the software a result depends on, read from the installed distributions (nothing is imported, so
+    a baseline job does not pay for importing torch)."""
+    packages = {"torch": "torch", "numpy": "numpy", "scikit-image": "scikit-image", "pillow": "pillow"}
     return {
         "dip-bench": __version__,
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "scikit-image": skimage.__version__,
-        "pillow": PIL.__version__,
+        **{name: metadata.version(distribution) for name, distribution in packages.items()},
     }
 
 
