@@ -43,6 +43,8 @@ class FitSettings:
     stopping: str = "fixed"
     es_window: int = 100
     es_patience: int = 1000
+    es_continue: bool = False
+    """Keep fitting to `iterations` after the stopping rule fires; its pick goes to FitResult.early_stop, not the output."""
     seed: int = 0
     trace_every: int = 10
     checkpoint_every: int = 200
@@ -94,6 +96,8 @@ class FitResult:
     seconds: float
     backtracks: int
     resumed_from: int | None = None
+    early_stop: dict[str, float | int | None] | None = None
+    """With `es_continue`: where the stopping rule would have stopped, the iteration it picked and that output's PSNR."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -200,6 +204,7 @@ def fit(
     trace: list[dict[str, float]] = []
     ema: torch.Tensor | None = None
     best_output: torch.Tensor | None = None
+    early_stop: dict[str, Any] | None = None
     snapshot_psnr = -math.inf
     resumed_from = None
     state = _load_checkpoint(checkpoint, fingerprint, device) if checkpoint else None
@@ -210,6 +215,7 @@ def fit(
         stopping.load_state_dict(state["stopping"])
         start, elapsed, backtracks = state["iteration"], state["elapsed"], state["backtracks"]
         trace, ema, best_output = state["trace"], state["ema"], state["best_output"]
+        early_stop = state.get("early_stop")
         snapshot = _Snapshot.from_state(state["snapshot"])
         snapshot_psnr = state["snapshot_psnr"]
         resumed_from = start
@@ -231,6 +237,7 @@ def fit(
             "trace": trace,
             "ema": ema,
             "best_output": best_output,
+            "early_stop": early_stop,
             "snapshot": snapshot.state_dict(),
             "snapshot_psnr": snapshot_psnr,
             "settings": asdict(settings),
@@ -317,13 +324,18 @@ def fit(
         bar.update(1)
         if checkpoint and iteration % settings.checkpoint_every == 0 and iteration < settings.iterations:
             _save_checkpoint(checkpoint, checkpoint_state(iteration))
-        if should_stop:
+        if should_stop and settings.es_continue:
+            if early_stop is None:
+                early_stop = _early_stop_record(iteration, stopping.best_iteration, best_output, problem.clean)
+        elif should_stop:
             stop_reason = f"{settings.stopping} (no new variance minimum for {settings.es_patience} iterations)"
             break
     bar.close()
     seconds = elapsed + time.perf_counter() - t0
 
-    if best_output is not None:
+    if settings.es_continue and settings.stopping != "fixed" and early_stop is None:
+        early_stop = _early_stop_record(None, stopping.best_iteration, best_output, problem.clean)
+    if best_output is not None and not settings.es_continue:
         chosen, kind, selected = best_output, f"{settings.stopping} selection", stopping.best_iteration
     elif ema is not None:
         chosen, kind, selected = ema, f"average of outputs (weight {settings.ema})", iteration - 1
@@ -343,7 +355,21 @@ def fit(
         seconds=seconds,
         backtracks=backtracks,
         resumed_from=resumed_from,
+        early_stop=early_stop,
     )
+
+
+def _early_stop_record(
+    stop_iteration: int | None,
+    selected_iteration: int | None,
+    selected_output: torch.Tensor | None,
+    clean: torch.Tensor | None,
+) -> dict[str, Any]:
+    """Where an early-stopping rule fired (None: it never did), what it picked and, with ground truth, its PSNR."""
+    psnr = math.nan
+    if clean is not None and selected_output is not None:
+        psnr = _psnr_from_mse(float(torch.mean((selected_output.clamp(0, 1) - clean) ** 2)))
+    return {"stop_iteration": stop_iteration, "selected_iteration": selected_iteration, "psnr_gt": psnr}
 
 
 def _trace_row(

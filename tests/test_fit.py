@@ -164,6 +164,22 @@ def test_es_wmv_selects_an_output_in_a_fit():
     assert result.selected_iteration <= result.iterations
 
 
+def test_es_continue_fits_all_iterations_and_records_the_rules_pick():
+    common = {"iterations": 200, "stopping": "es-wmv", "es_window": 10, "es_patience": 20, "reg_noise_std": 0.0}
+    stopped = fit(small_problem(), FitSettings(**common))
+    watched = fit(small_problem(), FitSettings(**common, es_continue=True))
+    fixed = fit(small_problem(), FitSettings(**{**common, "stopping": "fixed"}))
+    assert stopped.iterations < 200 and watched.iterations == 200
+    assert watched.early_stop is not None
+    assert watched.early_stop["stop_iteration"] == stopped.iterations
+    assert watched.early_stop["selected_iteration"] == stopped.selected_iteration
+    clean = small_problem().clean
+    psnr = -10 * math.log10(float(torch.mean((stopped.output.clamp(0, 1) - clean) ** 2)))
+    assert watched.early_stop["psnr_gt"] == pytest.approx(psnr, abs=1e-4)
+    assert watched.output_kind == "last output"
+    assert torch.equal(watched.output, fixed.output)
+
+
 def test_unknown_stopping_rule():
     with pytest.raises(ConfigError, match="stopping rule"):
         make_stopping_rule("never")

@@ -56,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--stopping", choices=STOPPING_RULES, default="fixed")
     fit.add_argument("--es-window", type=int, default=100, help="ES-WMV window")
     fit.add_argument("--es-patience", type=int, default=1000, help="ES-WMV patience")
+    fit.add_argument(
+        "--es-continue",
+        action="store_true",
+        help="with --stopping es-wmv: fit all iterations anyway and record where the rule would have stopped",
+    )
     fit.add_argument("--seed", type=int, default=0, help="seed of the net's initialisation, z and reg-noise")
     fit.add_argument("--trace-every", type=int, default=10)
     run = parser.add_argument_group("execution")
@@ -88,6 +93,7 @@ def fit_settings(args: argparse.Namespace, task: str, level: str) -> FitSettings
         stopping=args.stopping,
         es_window=args.es_window,
         es_patience=args.es_patience,
+        es_continue=args.es_continue,
         seed=args.seed,
         trace_every=args.trace_every,
         checkpoint_every=args.checkpoint_every,
@@ -174,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
             "selected_iteration": result.selected_iteration,
             "output": result.output_kind,
             "stop_reason": result.stop_reason,
+            "early_stop": result.early_stop,
             "backtracks": result.backtracks,
             "resumed_from": result.resumed_from,
             "seconds": result.seconds,
