@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, inpaint_biharmonic
 
 from dip.errors import ConfigError, ImageError
 from dip.io import check_image
+from dip.resampling import pil_resize_float
 
 # The parameter each task passes to its methods.
 TASK_PARAMETER = {"denoising": "sigma", "super-resolution": "factor", "inpainting": "mask"}
@@ -32,17 +32,17 @@ class Baseline:
 
 def bicubic(lr: np.ndarray, factor: int) -> np.ndarray:
     """Upscale by ``factor`` with Pillow's bicubic filter (a = -0.5, as MATLAB ``imresize``), in float."""
-    return _resize(lr, _scaled_size(lr, factor, up=True), Image.Resampling.BICUBIC)
+    return pil_resize_float(lr, _scaled_size(lr, factor, up=True), "bicubic")
 
 
 def bicubic_downscale(hr: np.ndarray, factor: int) -> np.ndarray:
     """Downscale by ``factor`` with anti-aliased bicubic (MATLAB ``imresize``-style LR for the MATLAB protocol)."""
-    return _resize(hr, _scaled_size(hr, factor, up=False), Image.Resampling.BICUBIC)
+    return pil_resize_float(hr, _scaled_size(hr, factor, up=False), "bicubic")
 
 
 def lanczos(lr: np.ndarray, factor: int) -> np.ndarray:
     """Upscale by ``factor`` with Pillow's Lanczos-3 filter, in float."""
-    return _resize(lr, _scaled_size(lr, factor, up=True), Image.Resampling.LANCZOS)
+    return pil_resize_float(lr, _scaled_size(lr, factor, up=True), "lanczos")
 
 
 def bm3d_denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
@@ -130,26 +130,17 @@ def run_baseline(
     return BASELINES[name].function(observed, **{parameter: value})
 
 
-def _resize(image: np.ndarray, size_wh: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
-    """Resize each channel as a Pillow float ("F") image, so nothing is quantised; clip to [0, 1]."""
-    channels = [
-        np.asarray(Image.fromarray(image[..., c].astype(np.float32)).resize(size_wh, resample))
-        for c in range(image.shape[-1])
-    ]
-    return _finish(np.stack(channels, axis=-1))
-
-
 def _scaled_size(image: np.ndarray, factor: int, *, up: bool) -> tuple[int, int]:
-    """The ``(width, height)`` of ``image`` scaled by ``factor`` (down: the sides must divide by it)."""
+    """The ``(height, width)`` of ``image`` scaled by ``factor`` (down: the sides must divide by it)."""
     check_image(image)
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
         raise ConfigError(f"scale factor must be a positive integer, not {factor!r}")
     h, w = image.shape[:2]
     if up:
-        return w * factor, h * factor
+        return h * factor, w * factor
     if h % factor or w % factor:
         raise ImageError(f"image is {h}×{w}: both sides must divide by the factor {factor} (crop it first)")
-    return w // factor, h // factor
+    return h // factor, w // factor
 
 
 def _sigma(sigma: float) -> float:

@@ -44,7 +44,7 @@ class FitSettings:
     es_window: int = 100
     es_patience: int = 1000
     es_continue: bool = False
-    """Keep fitting to `iterations` after the stopping rule fires; its pick goes to FitResult.early_stop, not the output."""
+    """Fit all `iterations` even after the stopping rule fires; its pick goes to FitResult.early_stop."""
     seed: int = 0
     trace_every: int = 10
     checkpoint_every: int = 200
@@ -97,7 +97,7 @@ class FitResult:
     backtracks: int
     resumed_from: int | None = None
     early_stop: dict[str, float | int | None] | None = None
-    """With `es_continue`: where the stopping rule would have stopped, the iteration it picked and that output's PSNR."""
+    """With `es_continue`: where the stopping rule would have stopped, the iteration it picked, that output's PSNR."""
     notes: list[str] = field(default_factory=list)
 
 

@@ -20,7 +20,7 @@ from PIL import __version__ as pillow_version
 
 from dip.errors import ConfigError, ImageError
 from dip.io import crop_to_multiple, read_image, read_mask, to_tensor, write_image, write_mask
-from dip.resampling import pil_resize
+from dip.resampling import pil_resize, pil_resize_float
 
 if TYPE_CHECKING:  # torch is imported only where an operator builds its A, so that `dip evaluate` starts fast
     import torch
@@ -28,10 +28,15 @@ if TYPE_CHECKING:  # torch is imported only where an operator builds its A, so t
 
 TASKS = ("denoising", "super-resolution", "inpainting")
 SR_FACTORS = (2, 3, 4, 8)
+SR_LR_CONVENTIONS = {
+    "lanczos": "PIL Lanczos on 8 bits (the DIP authors' LR)",
+    "bicubic": "MATLAB-style anti-aliased bicubic in float (the common SR benchmarks' LR)",
+}
 INPAINTING_KINDS = ("random", "text", "box", "file")
 LEVEL_FORMS = {
     "denoising": "σ on the 0–255 scale written as a plain number, e.g. '25' or '50'",
-    "super-resolution": "a scale factor: '2', '3', '4' or '8'",
+    "super-resolution": "a scale factor '2', '3', '4' or '8' (LR by PIL Lanczos, the DIP authors' convention), or "
+    "the factor with '-bicubic' (e.g. '4-bicubic': MATLAB-style bicubic LR, the common SR benchmarks' convention)",
     "inpainting": "'randomP' (P % of the pixels dropped, e.g. 'random50'), 'text', 'boxP' (a centred box of P % "
     "of the area, e.g. 'box25') or 'file' (a mask file)",
 }
@@ -181,18 +186,22 @@ class SuperResolution(Operator):
 
     task = "super-resolution"
 
-    def __init__(self, factor: int) -> None:
+    def __init__(self, factor: int, lr: str = "lanczos") -> None:
         if isinstance(factor, bool) or factor not in SR_FACTORS:
             raise ConfigError(f"super-resolution: factor must be one of {SR_FACTORS}, not {factor!r}")
+        if lr not in SR_LR_CONVENTIONS:
+            raise ConfigError(f"super-resolution: LR convention {lr!r} is not one of {', '.join(SR_LR_CONVENTIONS)}")
         self.factor = int(factor)
+        self.lr = lr
         self.phase = 0.5 if self.factor % 2 == 0 else 0.0
 
     @property
     def level(self) -> str:
-        return str(self.factor)
+        return str(self.factor) if self.lr == "lanczos" else f"{self.factor}-{self.lr}"
 
     def params(self) -> dict[str, Any]:
-        return {"factor": self.factor, "kernel": "lanczos2", "phase": self.phase}
+        """`kernel`/`phase`: DIP's downsampler A in the loss; `lr`: how the observed LR image was made."""
+        return {"factor": self.factor, "kernel": "lanczos2", "phase": self.phase, "lr": self.lr}
 
     def _multiple(self, multiple: int) -> int:
         return math.lcm(multiple, self.factor)
@@ -201,7 +210,11 @@ class SuperResolution(Operator):
         return clean_hw[0] // self.factor, clean_hw[1] // self.factor
 
     def _degrade(self, clean, rng, box, source_hw):
-        low = pil_resize(clean, self._observed_hw(clean.shape[:2]), "lanczos")
+        low_hw = self._observed_hw(clean.shape[:2])
+        if self.lr == "lanczos":
+            low = pil_resize(clean, low_hw, "lanczos")
+        else:
+            low = pil_resize_float(clean, low_hw, "bicubic")
         return low, None, {"lr_shape": list(low.shape)}
 
     def forward_model(self, observation: Observation, device: torch.device | str = "cpu") -> nn.Module:
@@ -318,9 +331,10 @@ def make_operator(task: str, level: str, *, mask_path: str | None = None) -> Ope
             raise bad
         operator = Denoising(float(level))
     elif task == "super-resolution":
-        if level not in [str(f) for f in SR_FACTORS]:
+        match = re.fullmatch(r"(\d+)(?:-([a-z]+))?", level)
+        if not match or int(match[1]) not in SR_FACTORS or match[2] not in (None, *SR_LR_CONVENTIONS):
             raise bad
-        operator = SuperResolution(int(level))
+        operator = SuperResolution(int(match[1]), match[2] or "lanczos")
     elif level in ("text", "file"):
         operator = Inpainting(level, mask_path=mask_path)
     else:

@@ -59,3 +59,24 @@ def pil_resize(
     pil = Image.fromarray(data[..., 0] if data.shape[2] == 1 else data)
     resized = np.asarray(pil.resize((width, height), PIL_METHODS[method]), dtype=np.float32) / 255.0
     return resized.reshape(height, width, image.shape[2])
+
+
+def pil_resize_float(
+    image: np.ndarray, size_hw: tuple[int, int], method: Literal["lanczos", "bicubic", "bilinear", "nearest"]
+) -> np.ndarray:
+    """Resize an (H, W, C) float image channel by channel as Pillow float ("F") images: nothing is quantised.
+
+    Pillow's bicubic (a = −0.5, anti-aliased when shrinking) is MATLAB ``imresize``'s; the result is clipped to [0, 1].
+    """
+    if method not in PIL_METHODS:
+        raise ConfigError(f"resize method {method!r} is not one of {', '.join(PIL_METHODS)}")
+    if image.ndim != 3:
+        raise ImageError(f"resize: expected an (H, W, C) image, got shape {image.shape}")
+    height, width = size_hw
+    if height < 1 or width < 1:
+        raise ConfigError(f"resize: target size {size_hw} must be positive")
+    channels = [
+        np.asarray(Image.fromarray(image[..., c].astype(np.float32)).resize((width, height), PIL_METHODS[method]))
+        for c in range(image.shape[-1])
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0, 1).astype(np.float32)

@@ -14,7 +14,7 @@ from dip.metrics import PROTOCOLS, default_protocol, evaluate
 from dip.operators import load_observation
 from dip.record import read_json, write_json
 
-RECORDED_META = ("task", "level", "factor", "sigma")
+RECORDED_META = ("task", "level", "factor", "lr", "sigma")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
