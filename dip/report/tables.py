@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from dip.errors import DipError
 from dip.report.aggregate import level_label, level_order, method_order
+from dip.report.paper import paper_comparison
+from dip.report.table import Table
 
 METRICS = {"psnr": ("PSNR (dB)", 2), "ssim": ("SSIM", 3)}
 LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\^{}"}
 LATEX_SYMBOLS = {"±": r"$\pm$", "σ": r"$\sigma$", "×": r"$\times$", "–": "--"}
-
-
-@dataclass(frozen=True)
-class Table:
-    """A rendered-agnostic table: a title, column headers, cell texts and which cells are the best."""
-
-    title: str
-    header: list[str]
-    rows: list[list[str]]
-    best: list[list[bool]]
 
 
 def task_runs(summary: pd.DataFrame, task: str) -> pd.DataFrame:
@@ -72,7 +63,7 @@ def to_markdown(tables: list[Table]) -> str:
             for row, flags in zip(table.rows, table.best, strict=True)
         ]
         align = ["left"] + ["right"] * (len(table.header) - 1)
-        text = pd.DataFrame(cells, columns=table.header).to_markdown(index=False, colalign=align)
+        text = pd.DataFrame(cells, columns=table.header).to_markdown(index=False, colalign=align, disable_numparse=True)
         parts.append(f"## {table.title}\n\n{text}\n")
     return "\n".join(parts)
 
@@ -132,8 +123,12 @@ def to_html(tables: list[Table], title: str) -> str:
 
 
 def write_tables(summary: pd.DataFrame, task: str, out_dir: Path) -> list[Path]:
-    """Write TASK.md, TASK.tex and TASK.html (PSNR and SSIM tables) into `out_dir`; returns their paths."""
+    """Write TASK.md, TASK.tex and TASK.html (PSNR and SSIM tables, and the paper's figures beside ours where the
+    summary has runs they apply to) into `out_dir`; returns their paths."""
     tables = [comparison(summary, task, metric) for metric in METRICS]
+    against_paper = paper_comparison(summary, task)
+    if against_paper is not None:
+        tables.append(against_paper)
     out_dir.mkdir(parents=True, exist_ok=True)
     texts = {"md": to_markdown(tables), "tex": to_latex(tables), "html": to_html(tables, task)}
     paths = []

@@ -1,0 +1,86 @@
+"""The paper's figures beside ours: a table of each reference figure the summary can be compared with."""
+
+from __future__ import annotations
+
+import io
+from importlib import resources
+
+import pandas as pd
+
+from dip.report.aggregate import natural_key
+from dip.report.table import Table
+
+LR_NAMES = {"lanczos": "PIL Lanczos", "bicubic": "MATLAB bicubic"}
+PSNR_COLUMN = {"y-matlab": "psnr_y_matlab"}
+"""Where a protocol's PSNR lives in the summary when it is not the run's main protocol."""
+HEADER = ["set", "level", "LR", "method", "image", "protocol", "ours", "paper", "Δ dB", "images", "paper source"]
+
+
+def reference_figures() -> pd.DataFrame:
+    """The paper's (and PROTOCOL.md's) reference PSNRs: set, task, level, image ('mean' for a set mean), method, ..."""
+    text = resources.files("dip").joinpath("data", "paper-figures.tsv").read_text(encoding="utf-8")
+    return pd.read_csv(io.StringIO(text), sep="\t", dtype={"level": str})
+
+
+def _runs_of_set(summary: pd.DataFrame, name: str) -> pd.Series:
+    """Rows whose dataset name, or registry source, is the reference set's name."""
+    matches = summary.dataset == name
+    if "source" in summary:
+        matches |= summary.source.fillna("") == name
+    return matches
+
+
+def _ours(runs: pd.DataFrame, protocol: str) -> pd.Series | None:
+    """Per-image PSNR under `protocol` (mean over seeds), or None when the runs were not scored under it."""
+    column = "psnr" if (runs.protocol == protocol).all() else PSNR_COLUMN.get(protocol)
+    if column is None or column not in runs or runs[column].isna().any():
+        return None
+    return runs.groupby("image")[column].mean()
+
+
+def paper_comparison(summary: pd.DataFrame, task: str) -> Table | None:
+    """Each reference figure of `task` that `summary` has runs for: ours, the paper's, the difference (None: none).
+
+    A set mean is compared only over the images that ran (their count is shown); the LR column says how the
+    low-resolution input of super-resolution rows was made.
+    """
+    references = reference_figures()
+    references = references[references.task == task]
+    rows = []
+    for ref in references.itertuples(index=False):
+        runs = summary[
+            _runs_of_set(summary, ref.set)
+            & (summary.task == task)
+            & (summary.level == ref.level)
+            & (summary.method == ref.method)
+        ]
+        if ref.image != "mean":
+            runs = runs[runs.image == ref.image]
+        if runs.empty:
+            continue
+        per_image = _ours(runs, ref.protocol)
+        if per_image is None:
+            continue
+        ours = float(per_image.mean())
+        lr = runs["lr"].dropna().unique() if "lr" in runs else []
+        rows.append(
+            [
+                ref.set,
+                ref.level,
+                ", ".join(LR_NAMES.get(str(value), str(value)) for value in lr) or "–",
+                ref.method,
+                ref.image,
+                ref.protocol,
+                f"{ours:.2f}",
+                f"{ref.psnr:.2f}",
+                f"{round(ours - ref.psnr, 2) + 0.0:+.2f}",  # + 0.0: no "-0.00"
+                str(len(per_image)),
+                ref.origin,
+            ]
+        )
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows, columns=HEADER)
+    frame = frame.sort_values(["set", "level", "method", "protocol", "image"], key=natural_key, kind="stable")
+    cells = frame.to_numpy().tolist()
+    return Table(f"{task}: PSNR (dB) against the paper", HEADER, cells, [[False] * len(HEADER) for _ in cells])

@@ -1,0 +1,74 @@
+"""The paper's reference figures beside ours (dip.report.paper)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from dip.report.aggregate import level_label
+from dip.report.paper import HEADER, paper_comparison, reference_figures
+from dip.report.tables import write_tables
+
+
+def sr_row(image: str, level: str, method: str, psnr: float, seed: int = 0, **extra) -> dict:
+    return {
+        "dataset": "Set5-local",
+        "source": "set5",
+        "task": "super-resolution",
+        "level": level,
+        "lr": "bicubic" if level.endswith("bicubic") else "lanczos",
+        "image": image,
+        "method": method,
+        "variant": "paper" if method.startswith("dip") else "",
+        "seed": seed,
+        "protocol": "y-dip",
+        "psnr": psnr,
+        "psnr_y_matlab": psnr - 0.1,
+        "ssim": 0.9,
+        **extra,
+    }
+
+
+def test_reference_figures_are_complete_and_consistent() -> None:
+    refs = reference_figures()
+    assert set(refs.columns) == {"set", "task", "level", "image", "method", "protocol", "psnr", "origin"}
+    assert not refs.duplicated(["set", "task", "level", "image", "method", "protocol"]).any()
+    per_image = refs[(refs.set == "set5") & (refs.level == "4") & (refs.image != "mean")]
+    mean = refs[(refs.set == "set5") & (refs.level == "4") & (refs.image == "mean")].psnr.item()
+    assert per_image.psnr.mean() == pytest.approx(mean, abs=0.01)  # paper Table 2's DIP row: 29.90
+
+
+def test_paper_comparison_rows_differences_and_lr() -> None:
+    summary = pd.DataFrame(
+        [
+            sr_row("bird", "4", "dip-paper", 31.70, seed=0),
+            sr_row("bird", "4", "dip-paper", 31.90, seed=1),
+            sr_row("butterfly", "4", "dip-paper", 26.46),
+            sr_row("bird", "4-bicubic", "bicubic", 30.20),
+            sr_row("bird", "8", "lanczos", 25.0),  # no reference figure: not shown
+        ]
+    )
+    table = paper_comparison(summary, "super-resolution")
+    assert table is not None and table.header == HEADER
+    rows = {(r[1], r[3], r[4], r[5]): r for r in table.rows}
+    bird = rows[("4", "dip-paper", "bird", "y-dip")]
+    assert bird[2] == "PIL Lanczos" and bird[6:10] == ["31.80", "31.80", "+0.00", "1"]
+    mean = rows[("4", "dip-paper", "mean", "y-dip")]
+    assert mean[6:10] == ["29.13", "29.90", "-0.77", "2"]  # (31.80 + 26.46) / 2 over the 2 images that ran
+    matlab = rows[("4-bicubic", "bicubic", "bird", "y-matlab")]
+    assert matlab[2] == "MATLAB bicubic" and matlab[6:9] == ["30.10", "30.18", "-0.08"]
+    assert not any(r[3] == "lanczos" for r in table.rows)
+
+
+def test_no_reference_no_table_and_tables_file_has_it(tmp_path) -> None:
+    summary = pd.DataFrame([sr_row("bird", "3", "dip-paper", 30.0)])
+    assert paper_comparison(summary, "super-resolution") is None
+    summary = pd.DataFrame([sr_row("bird", "4", "dip-paper", 31.0), sr_row("bird", "4", "bicubic", 30.0)])
+    markdown = next(p for p in write_tables(summary, "super-resolution", tmp_path) if p.suffix == ".md")
+    assert "against the paper" in markdown.read_text() and "-0.80" in markdown.read_text()
+
+
+def test_super_resolution_labels_name_the_lr_convention() -> None:
+    assert level_label("super-resolution", "4") == "×4 Lanczos LR"
+    assert level_label("super-resolution", "8-bicubic") == "×8 bicubic LR"
+    assert level_label("denoising", "25") == "σ=25"
