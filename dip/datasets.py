@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -45,16 +47,29 @@ class RemoteFile:
 
 
 @dataclass(frozen=True)
+class RemoteArchive:
+    """A zip of a remote dataset: its URL, SHA-256, size in bytes and the folder inside it that holds the images."""
+
+    file: str
+    url: str
+    sha256: str
+    size: int
+    folder: str
+
+
+@dataclass(frozen=True)
 class Dataset:
-    """A set of images: `embedded` (scikit-image samples), `folder` (a local directory) or `remote` (URLs)."""
+    """A set of images: `embedded` (scikit-image samples), `folder` (a local directory), `remote` (one URL per image)
+    or `archive` (one zip; its image names are known once it is fetched)."""
 
     name: str
-    kind: Literal["embedded", "folder", "remote"]
+    kind: Literal["embedded", "folder", "remote", "archive"]
     description: str
     source: str
     samples: tuple[str, ...] = ()
     root: Path | None = None
     files: tuple[RemoteFile, ...] = ()
+    archive: RemoteArchive | None = None
 
 
 def _manifest(filename: str) -> tuple[RemoteFile, ...]:
@@ -99,7 +114,49 @@ DATASETS: dict[str, Dataset] = {
             "stated) at a fixed commit",
             files=_manifest("dip-paper.tsv"),
         ),
+        Dataset(
+            "set14",
+            "archive",
+            "Set14 (Zeyde et al., Curves and Surfaces 2012): the 14 HR images of the super-resolution benchmark",
+            "no licence stated by the authors; the zip released with HedgehogCode/tensorflow-datasets-bw 0.0.1rc, "
+            "SHA-256 from that project's TFDS checksums",
+            archive=RemoteArchive(
+                "Set14.zip",
+                "https://github.com/HedgehogCode/tensorflow-datasets-bw/releases/download/0.0.1rc/Set14.zip",
+                "069b4c21d6477281a89710a1b4c740a56859a05207a7c2fb0f7d2a1655bb79ce",
+                5096261,
+                "Set14",
+            ),
+        ),
+        Dataset(
+            "kodak24",
+            "remote",
+            "Kodak Lossless True Color Image Suite: 24 photographs, 768×512 (denoising benchmark)",
+            "released by the Eastman Kodak Company for unrestricted usage (as stated by the distributor, "
+            "r0k.us/graphics/kodak, R. Franzen); SHA-256 as published by three independent projects",
+            files=_manifest("kodak24.tsv"),
+        ),
+        Dataset(
+            "cbsd68",
+            "archive",
+            "CBSD68: the 68 colour test images of the Berkeley Segmentation Dataset (Martin et al., ICCV 2001)",
+            "BSDS terms (research use); the lossless PNGs of github.com/clausmichele/CBSD68-dataset at a fixed "
+            "commit (GitHub builds that zip on request: if GitHub changes its archiver the SHA-256 check fails and "
+            "nothing is kept)",
+            archive=RemoteArchive(
+                "CBSD68-dataset-51a07a9.zip",
+                "https://github.com/clausmichele/CBSD68-dataset/archive/51a07a95884ac7c8bdd5d1614f9da781adc3c4a0.zip",
+                "6bc0eda995936a1a3f8e9cdd582566aebf31ce943ea20d031961e59ca4f6df76",
+                190175417,
+                "CBSD68-dataset-51a07a95884ac7c8bdd5d1614f9da781adc3c4a0/CBSD68/original_png",
+            ),
+        ),
     )
+}
+FOLDER_ONLY = {
+    "mcmaster": "McMaster (McM, Zhang et al., J. Electronic Imaging 2011): 18 images of 500×500; no checksum of its "
+    "zip is published, so it is not fetched: download McM.zip from "
+    "https://www4.comp.polyu.edu.hk/~cslzhang/CDM_Dataset.htm, unzip it and use the folder as the dataset",
 }
 
 
@@ -117,6 +174,8 @@ def get_dataset(name: str) -> Dataset:
         return DATASETS[name]
     if Path(name).expanduser().is_dir():
         return folder_dataset(name)
+    if name in FOLDER_ONLY:
+        raise ConfigError(f"dataset {name!r} is used as a local folder: {FOLDER_ONLY[name]}")
     raise ConfigError(f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}, or the path of a folder of images")
 
 
@@ -150,7 +209,25 @@ def list_images(dataset: Dataset | str) -> list[str]:
         return sorted(dataset.samples)
     if dataset.kind == "folder":
         return sorted(_folder_files(dataset))
+    if dataset.kind == "archive":
+        return sorted(_archive_files(dataset))
     return sorted(f.name for f in dataset.files)
+
+
+def _archive_root(dataset: Dataset) -> Path:
+    assert dataset.archive is not None
+    return cache_dir() / dataset.name / "extracted" / dataset.archive.folder
+
+
+def _archive_files(dataset: Dataset) -> dict[str, Path]:
+    """The images of a fetched archive; a ConfigError naming the fetch command when it is not fetched yet."""
+    root = _archive_root(dataset)
+    if not root.is_dir():
+        raise ConfigError(
+            f"dataset {dataset.name!r} is a zip whose image names are known once it is downloaded: run "
+            f"`dip datasets fetch {dataset.name}` (needs network, or DIP_DATA_MIRROR), or list the images in the config"
+        )
+    return _folder_files(Dataset(dataset.name, "folder", "", "", root=root))
 
 
 def _check_name(dataset: Dataset, image_name: str) -> None:
@@ -165,7 +242,7 @@ def image_path(dataset: Dataset | str, image_name: str) -> Path:
     _check_name(dataset, image_name)
     if dataset.kind == "folder":
         return _folder_files(dataset)[image_name]
-    if dataset.kind == "remote":
+    if dataset.kind in ("remote", "archive"):
         return fetch(dataset, [image_name])[image_name]
     path = cache_dir() / dataset.name / f"{image_name}.png"
     if not path.exists():
@@ -196,6 +273,8 @@ def fetch(
 ) -> dict[str, Path]:
     """Download (or find in the cache) and verify by SHA-256 the files of a remote dataset; name → local path."""
     dataset = _resolve(dataset)
+    if dataset.kind == "archive":
+        return _fetch_archive(dataset, names, retries=retries, progressbar=progressbar)
     if dataset.kind != "remote":
         raise ConfigError(f"dataset {dataset.name!r} is {dataset.kind}, there is nothing to download")
     for name in names or []:
@@ -212,19 +291,48 @@ def fetch(
     )
     paths = {}
     for f in wanted:
-        try:
+        with _download_errors(dataset, urls[f.file], f.sha256):
             paths[f.name] = Path(store.fetch(f.file, progressbar=progressbar))
-        except ValueError as e:
-            if "hash" not in str(e).lower():
-                raise
-            raise ImageError(
-                f"dataset {dataset.name!r}: {urls[f.file]} does not match its SHA-256 {f.sha256} (a changed or "
-                "corrupted file); it was not kept"
-            ) from None
-        except requests.RequestException as e:
-            raise DipError(
-                f"dataset {dataset.name!r} could not be downloaded: {urls[f.file]}: {e}. Without network, put the "
-                "images in a folder and pass that folder as the dataset (any folder of images is a dataset), or "
-                "set DIP_DATA_MIRROR to a mirror"
-            ) from None
     return paths
+
+
+def _fetch_archive(dataset: Dataset, names: list[str] | None, *, retries: int, progressbar: bool) -> dict[str, Path]:
+    """Download, verify and unzip an archive dataset (once); name → local path of the wanted images."""
+    archive = dataset.archive
+    assert archive is not None
+    if not _archive_root(dataset).is_dir():
+        mirror = os.environ.get("DIP_DATA_MIRROR", "").rstrip("/")
+        url = f"{mirror}/{dataset.name}/{archive.file}" if mirror else archive.url
+        store = pooch.create(
+            path=cache_dir() / dataset.name,
+            base_url="",
+            registry={archive.file: f"sha256:{archive.sha256}"},
+            urls={archive.file: url},
+            retry_if_failed=retries,
+        )
+        with _download_errors(dataset, url, archive.sha256):
+            store.fetch(archive.file, progressbar=progressbar, processor=pooch.Unzip(extract_dir="extracted"))
+    files = _archive_files(dataset)
+    for name in names or []:
+        _check_name(dataset, name)
+    return {name: path for name, path in files.items() if names is None or name in names}
+
+
+@contextmanager
+def _download_errors(dataset: Dataset, url: str, sha256: str) -> Iterator[None]:
+    """Turn pooch's hash mismatch and requests' network errors into clear one-line errors."""
+    try:
+        yield
+    except ValueError as e:
+        if "hash" not in str(e).lower():
+            raise
+        raise ImageError(
+            f"dataset {dataset.name!r}: {url} does not match its SHA-256 {sha256} (a changed or corrupted file); "
+            "it was not kept"
+        ) from None
+    except requests.RequestException as e:
+        raise DipError(
+            f"dataset {dataset.name!r} could not be downloaded: {url}: {e}. Without network, put the images in a "
+            "folder and pass that folder as the dataset (any folder of images is a dataset), or set "
+            "DIP_DATA_MIRROR to a mirror"
+        ) from None

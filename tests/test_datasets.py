@@ -7,6 +7,7 @@ import socket
 import sys
 import threading
 import time
+import zipfile
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from PIL import Image
 from dip import datasets
 from dip.datasets import (
     DATASETS,
+    Dataset,
+    RemoteArchive,
     fetch,
     folder_dataset,
     get_dataset,
@@ -92,9 +95,64 @@ def sha256(path: Path) -> str:
 def test_registry_kinds_and_notes():
     assert {"skimage-samples", "skimage-gray", "set5", "dip-paper"} <= set(DATASETS)
     for dataset in DATASETS.values():
-        assert dataset.kind in ("embedded", "remote")
+        assert dataset.kind in ("embedded", "remote", "archive")
         assert dataset.description and dataset.source
+        assert (dataset.kind == "archive") == (dataset.archive is not None)
     assert get_dataset("set5") is DATASETS["set5"]
+    assert {"set14", "kodak24", "cbsd68"} <= set(DATASETS)
+
+
+def test_kodak24_manifest():
+    files = DATASETS["kodak24"].files
+    assert [f.name for f in files] == [f"kodim{i:02d}" for i in range(1, 25)]
+    assert all(f.url == f"https://r0k.us/graphics/kodak/kodak/{f.file}" and len(f.sha256) == 64 for f in files)
+    assert len({f.sha256 for f in files}) == 24
+
+
+def test_folder_only_dataset_explains_how_to_get_it():
+    with pytest.raises(ConfigError, match=r"'mcmaster'.*no checksum.*McM\.zip.*folder"):
+        get_dataset("mcmaster")
+
+
+# --- archive --------------------------------------------------------------------------------------------------
+
+
+def archive_of_set5(monkeypatch, set5_dir: Path, root: Path, *, corrupt: bool = False) -> Path:
+    """A mirror folder with `toy/set5.zip` (Set5 under `set5/`) and a registry entry `toy` for it."""
+    mirror = root / "mirror" / "toy"
+    mirror.mkdir(parents=True)
+    zip_path = mirror / "set5.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for name in SET5_NAMES:
+            archive.write(set5_dir / f"{name}.png", f"set5/{name}.png")
+    digest = sha256(zip_path)
+    if corrupt:
+        zip_path.write_bytes(zip_path.read_bytes()[:-100])
+    toy = Dataset("toy", "archive", "Set5 as a zip", "test", archive=RemoteArchive("set5.zip", "", digest, 0, "set5"))
+    monkeypatch.setitem(DATASETS, "toy", toy)
+    return mirror.parent
+
+
+def test_archive_is_verified_unzipped_once_and_listed(monkeypatch, set5_dir, tmp_path):
+    mirror = archive_of_set5(monkeypatch, set5_dir, tmp_path)
+    with pytest.raises(ConfigError, match=r"known once it is downloaded.*dip datasets fetch toy"):
+        list_images("toy")
+    with serve(mirror) as (url, hits):
+        monkeypatch.setenv("DIP_DATA_MIRROR", url)
+        paths = fetch("toy", ["bird"], retries=0)
+        assert list(paths) == ["bird"] and sha256(paths["bird"]) == sha256(set5_dir / "bird.png")
+        assert list_images("toy") == SET5_NAMES
+        np.testing.assert_array_equal(load("toy", "head"), read_image(set5_dir / "head.png"))
+        assert hits == ["/toy/set5.zip"]
+
+
+def test_archive_with_a_bad_checksum_is_not_kept(monkeypatch, set5_dir, tmp_path):
+    with serve(archive_of_set5(monkeypatch, set5_dir, tmp_path, corrupt=True)) as (url, _):
+        monkeypatch.setenv("DIP_DATA_MIRROR", url)
+        with pytest.raises(ImageError, match=r"toy.*set5\.zip.*SHA-256"):
+            fetch("toy", retries=0)
+    assert not (tmp_path / "cache" / "toy" / "set5.zip").exists()
+    assert not (tmp_path / "cache" / "toy" / "extracted").exists()
 
 
 def test_unknown_dataset_lists_the_names():

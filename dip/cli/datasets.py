@@ -49,6 +49,7 @@ def export(name: str, out: Path, images: list[str] | None, crop: int | None) -> 
 def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         rows = [[d.name, d.kind, d.description, d.source] for d in datasets.DATASETS.values()]
+        rows += [[name, "folder only", note, ""] for name, note in datasets.FOLDER_ONLY.items()]
         print(tabulate(rows, headers=["dataset", "kind", "description", "source / licence"]))
         return 0
     if not args.name:
