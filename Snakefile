@@ -5,7 +5,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default config, unless one is given (--configfile would otherwise be merged into it, datasets and all).
+if not config:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"

@@ -104,6 +104,35 @@ def test_dip_command_lines_carry_the_variant_and_fit_settings(grid_dry_run: str)
     assert "--device cpu --threads 1" in small
 
 
+def test_paper_config_plans_the_papers_grid(tmp_path: Path) -> None:
+    # Set14's names are known once its zip is fetched: give them here, so that the dry run needs no network.
+    config = yaml.safe_load((REPO / "config/paper.yaml").read_text())
+    config["datasets"]["set14"]["images"] = [f"image{i:02d}" for i in range(14)]
+    folder = workflow_copy(tmp_path / "wf", TEST_CONFIG)
+    (folder / "config/paper.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake(folder, "--configfile", "config/paper.yaml", "-n", "-p")
+    assert result.returncode == 0, result.stderr + result.stdout
+    # observations: SR (5 + 14) × 4 levels, denoising 9 × 2, inpainting 3 × (random50, file) = 100; DIP: SR 76 +
+    # denoising 18 + inpainting 6 × 2 nets; baselines: SR 76 × 2 + denoising 18 × 2 + inpainting 6.
+    counts = job_counts(result.stdout)
+    assert {rule: counts[rule] for rule in ("export_image", "degrade", "restore", "baseline")} == {
+        "export_image": 5 + 14 + 9 + 3 + 3,
+        "degrade": 100,
+        "restore": 106,
+        "baseline": 194,
+    }
+    commands = re.findall(r"^Shell command: (dip \w+ .*)$", result.stdout, re.MULTILINE)
+    kate = next(c for c in commands if c.startswith("dip degrade") and "/file/inpainting-kate/" in c)
+    assert "--mask-file results/dip-inpainting/images/inpainting-kate_mask.png" in kate
+    bicubic_lr = next(
+        c for c in commands if c.startswith("dip degrade") and "set5/super-resolution/8-bicubic/bird" in c
+    )
+    assert "--level 8-bicubic" in bicubic_lr and "--label source=set5" in bicubic_lr
+    fits = [c for c in commands if c.startswith("dip restore")]
+    assert not any("--iterations" in c or "--reg-noise" in c for c in fits), "the paper's per-level defaults apply"
+    assert not any("samples" in c for c in commands), "the default config must not be merged into a given one"
+
+
 @pytest.mark.parametrize(
     ("change", "messages"),
     [
@@ -118,8 +147,24 @@ def test_dip_command_lines_carry_the_variant_and_fit_settings(grid_dry_run: str)
             ["fit.inpainting.variants: unknown variant 'huge'"],
         ),
         (lambda c: c["fit"].pop("inpainting"), ["fit.inpainting: a benchmarked task needs DIP fit settings"]),
+        (
+            lambda c: c["datasets"]["samples"].update(masks={"rocket": "coffee"}),
+            ["datasets.samples.masks: masks of images not in the dataset: rocket"],
+        ),
+        (
+            lambda c: c["datasets"]["samples"].update(tasks=["deblurring"]),
+            ["'deblurring' is not one of", "On instance['datasets']['samples']['tasks'][0]"],
+        ),
     ],
-    ids=["negative-iterations", "unknown-task", "unknown-level", "unknown-variant", "task-without-fit"],
+    ids=[
+        "negative-iterations",
+        "unknown-task",
+        "unknown-level",
+        "unknown-variant",
+        "task-without-fit",
+        "mask-of-unknown-image",
+        "unknown-dataset-task",
+    ],
 )
 def test_a_bad_config_stops_before_any_job(tmp_path: Path, change, messages: list[str]) -> None:
     config = copy.deepcopy(TEST_CONFIG)

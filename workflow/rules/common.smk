@@ -63,6 +63,22 @@ IMAGES = {
 }
 
 
+MASKS = {name: dataset.get("masks", {}) for name, dataset in config["datasets"].items()}
+for name, masks in MASKS.items():
+    unknown = sorted(set(masks) - set(IMAGES[name]))
+    if unknown:
+        raise config_error(
+            f"datasets.{name}.masks",
+            f"masks of images not in the dataset: {', '.join(unknown)}",
+        )
+
+
+def dataset_runs(dataset: str, task: str, level: str, image: str) -> bool:
+    """Whether the grid has this observation: the dataset runs the task, and level `file` has a mask."""
+    tasks = config["datasets"][dataset].get("tasks", TASKS)
+    return task in tasks and (level != "file" or image in MASKS[dataset])
+
+
 OBSERVATIONS = pd.DataFrame(
     [
         (dataset, task, level, image)
@@ -70,9 +86,14 @@ OBSERVATIONS = pd.DataFrame(
         for task, levels in TASKS.items()
         for level in levels
         for image in images
+        if dataset_runs(dataset, task, level, image)
     ],
     columns=["dataset", "task", "level", "image"],
 )
+if OBSERVATIONS.empty:
+    raise config_error(
+        "datasets", "no dataset runs any of the configured tasks and levels"
+    )
 DIP_RUNS = OBSERVATIONS.merge(
     pd.DataFrame(
         [
@@ -120,12 +141,29 @@ wildcard_constraints:
     dataset=alternatives(IMAGES),
     task=alternatives(TASKS),
     level=alternatives(level for levels in TASKS.values() for level in levels),
-    image=alternatives(image for images in IMAGES.values() for image in images),
+    image=alternatives(
+        [image for images in IMAGES.values() for image in images]
+        + [mask for masks in MASKS.values() for mask in masks.values()]
+    ),
     variant=alternatives(VARIANTS),
     seed=r"\d+",
     method=alternatives(METHODS) or "(?!)",
     run=rf"dip-({alternatives(VARIANTS)})/seed\d+"
     + "".join(f"|{re.escape(m)}" for m in METHODS),
+
+
+def degrade_inputs(wildcards) -> dict[str, str]:
+    """The clean image of an observation, and its mask image for inpainting level `file`."""
+    inputs = {"image": f"results/{wildcards.dataset}/images/{wildcards.image}.png"}
+    if wildcards.level == "file":
+        mask = MASKS[wildcards.dataset][wildcards.image]
+        inputs["mask"] = f"results/{wildcards.dataset}/images/{mask}.png"
+    return inputs
+
+
+def degrade_flags(wildcards, input) -> str:
+    """`--mask-file` for inpainting level `file`, nothing otherwise."""
+    return f"--mask-file {input.mask}" if "mask" in input.keys() else ""
 
 
 def export_flags(wildcards) -> str:
@@ -142,11 +180,13 @@ def arch_json(wildcards) -> str:
 def fit_flags(wildcards) -> str:
     """The configured fit settings of a task as `dip restore` flags (the others take the paper's defaults)."""
     settings = config["fit"][wildcards.task]
-    return " ".join(
-        f"--{key.replace('_', '-')} {value}"
-        for key, value in sorted(settings.items())
-        if key != "variants"
-    )
+    flags = []
+    for key, value in sorted(settings.items()):
+        flag = f"--{key.replace('_', '-')}"
+        if key == "variants" or value is False:
+            continue
+        flags.append(flag if value is True else f"{flag} {value}")
+    return " ".join(flags)
 
 
 def metrics_files() -> list[str]:

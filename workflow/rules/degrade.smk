@@ -1,6 +1,6 @@
 rule degrade:
     input:
-        "results/{dataset}/images/{image}.png",
+        unpack(degrade_inputs),
     output:
         directory(OBSERVATION),
     log:
@@ -11,7 +11,10 @@ rule degrade:
         "../envs/dip.yaml"
     params:
         seed=config["degradation_seed"],
+        source=lambda wildcards: config["datasets"][wildcards.dataset]["source"],
+        mask=degrade_flags,
     shell:
-        "dip degrade {input} --task {wildcards.task} --level {wildcards.level}"
-        " --seed {params.seed} --label dataset={wildcards.dataset} --label image={wildcards.image}"
+        "dip degrade {input.image} --task {wildcards.task} --level {wildcards.level} {params.mask}"
+        " --seed {params.seed} --label dataset={wildcards.dataset} --label source={params.source:q}"
+        " --label image={wildcards.image}"
         " --label observation_dir={output} --out {output} > {log} 2>&1"
