@@ -5,8 +5,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# The default config, unless one is given (--configfile would otherwise be merged into it, datasets and all).
-if not config:
+# The default config, unless --configfile gives one (which would otherwise be merged into it, datasets and all);
+# `--config KEY=VALUE` alone still overrides keys of the default.
+if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
 

@@ -1,7 +1,8 @@
 """Make the observation x0 of a clean image for a task and level; writes an observation directory.
 
-Levels: denoising "25" (σ on 0–255); super-resolution "4" (factor 2, 3, 4, 8); inpainting "random50" (50 % of pixels
-dropped), "text", "box25" (a centred box of 25 % of the area), "file" (with --mask-file).
+Levels: denoising "25" (σ on 0–255); super-resolution "4" (factor 2, 3, 4, 8; LR by PIL Lanczos, the DIP authors'
+convention) or "4-bicubic" (MATLAB-style bicubic LR, the common SR benchmarks' convention); inpainting "random50" (50 %
+of pixels dropped), "text", "box25" (a centred box of 25 % of the area), "file" (with --mask-file).
 The same image, task, level and seed give the same bytes.
 """
 
