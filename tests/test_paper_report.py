@@ -31,7 +31,8 @@ def sr_row(image: str, level: str, method: str, psnr: float, seed: int = 0, **ex
 
 def test_reference_figures_are_complete_and_consistent() -> None:
     refs = reference_figures()
-    assert set(refs.columns) == {"set", "task", "level", "image", "method", "protocol", "psnr", "origin"}
+    assert set(refs.columns) == {"set", "task", "level", "image", "images", "method", "protocol", "psnr", "origin"}
+    assert (refs.images[refs.image != "mean"] == 1).all()
     assert not refs.duplicated(["set", "task", "level", "image", "method", "protocol"]).any()
     per_image = refs[(refs.set == "set5") & (refs.level == "4") & (refs.image != "mean")]
     mean = refs[(refs.set == "set5") & (refs.level == "4") & (refs.image == "mean")].psnr.item()
@@ -52,9 +53,10 @@ def test_paper_comparison_rows_differences_and_lr() -> None:
     assert table is not None and table.header == HEADER
     rows = {(r[1], r[3], r[4], r[5]): r for r in table.rows}
     bird = rows[("4", "dip-paper", "bird", "y-dip")]
-    assert bird[2] == "PIL Lanczos" and bird[6:10] == ["31.80", "31.80", "+0.00", "1"]
+    assert bird[2] == "PIL Lanczos" and bird[6:10] == ["31.80", "31.80", "+0.00", "1/1"]
     mean = rows[("4", "dip-paper", "mean", "y-dip")]
-    assert mean[6:10] == ["29.13", "29.90", "-0.77", "2"]  # (31.80 + 26.46) / 2 over the 2 images that ran
+    assert mean[6:10] == ["29.13", "29.90", "–", "2/5"]  # (31.80 + 26.46) / 2: no Δ with 2 of the 5 images
+    assert table.rows.index(mean) > table.rows.index(bird), "a set mean comes after its images"
     matlab = rows[("4-bicubic", "bicubic", "bird", "y-matlab")]
     assert matlab[2] == "MATLAB bicubic" and matlab[6:9] == ["30.10", "30.18", "-0.08"]
     assert not any(r[3] == "lanczos" for r in table.rows)
@@ -66,6 +68,14 @@ def test_no_reference_no_table_and_tables_file_has_it(tmp_path) -> None:
     summary = pd.DataFrame([sr_row("bird", "4", "dip-paper", 31.0), sr_row("bird", "4", "bicubic", 30.0)])
     markdown = next(p for p in write_tables(summary, "super-resolution", tmp_path) if p.suffix == ".md")
     assert "against the paper" in markdown.read_text() and "-0.80" in markdown.read_text()
+
+
+def test_a_complete_set_mean_gets_its_difference() -> None:
+    images = {"baby": 31.0, "bird": 30.0, "butterfly": 22.0, "head": 31.0, "woman": 26.0}
+    summary = pd.DataFrame([sr_row(name, "4-bicubic", "bicubic", psnr) for name, psnr in images.items()])
+    table = paper_comparison(summary, "super-resolution")
+    mean = next(r for r in table.rows if r[4] == "mean" and r[5] == "y-dip")
+    assert mean[6:10] == ["28.00", "28.43", "-0.43", "5/5"]
 
 
 def test_super_resolution_labels_name_the_lr_convention() -> None:

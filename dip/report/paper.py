@@ -17,7 +17,8 @@ HEADER = ["set", "level", "LR", "method", "image", "protocol", "ours", "paper", 
 
 
 def reference_figures() -> pd.DataFrame:
-    """The paper's (and PROTOCOL.md's) reference PSNRs: set, task, level, image ('mean' for a set mean), method, ..."""
+    """The paper's (and PROTOCOL.md's) reference PSNRs: set, task, level, image ('mean' for a set mean), images (how
+    many the figure averages), method, protocol, psnr, origin."""
     text = resources.files("dip").joinpath("data", "paper-figures.tsv").read_text(encoding="utf-8")
     return pd.read_csv(io.StringIO(text), sep="\t", dtype={"level": str})
 
@@ -41,8 +42,9 @@ def _ours(runs: pd.DataFrame, protocol: str) -> pd.Series | None:
 def paper_comparison(summary: pd.DataFrame, task: str) -> Table | None:
     """Each reference figure of `task` that `summary` has runs for: ours, the paper's, the difference (None: none).
 
-    A set mean is compared only over the images that ran (their count is shown); the LR column says how the
-    low-resolution input of super-resolution rows was made.
+    A set mean is compared (Δ) only when every image of the set ran; otherwise ours is the mean of those that ran and
+    the images column says how many (e.g. 2/5). The LR column says how the low-resolution input of super-resolution
+    rows was made.
     """
     references = reference_figures()
     references = references[references.task == task]
@@ -62,6 +64,7 @@ def paper_comparison(summary: pd.DataFrame, task: str) -> Table | None:
         if per_image is None:
             continue
         ours = float(per_image.mean())
+        complete = len(per_image) == ref.images
         lr = runs["lr"].dropna().unique() if "lr" in runs else []
         rows.append(
             [
@@ -73,14 +76,17 @@ def paper_comparison(summary: pd.DataFrame, task: str) -> Table | None:
                 ref.protocol,
                 f"{ours:.2f}",
                 f"{ref.psnr:.2f}",
-                f"{round(ours - ref.psnr, 2) + 0.0:+.2f}",  # + 0.0: no "-0.00"
-                str(len(per_image)),
+                f"{round(ours - ref.psnr, 2) + 0.0:+.2f}" if complete else "–",  # + 0.0: no "-0.00"
+                f"{len(per_image)}/{ref.images}",
                 ref.origin,
             ]
         )
     if not rows:
         return None
     frame = pd.DataFrame(rows, columns=HEADER)
-    frame = frame.sort_values(["set", "level", "method", "protocol", "image"], key=natural_key, kind="stable")
+    frame = frame.assign(is_mean=frame.image == "mean").sort_values(
+        ["set", "level", "method", "protocol", "is_mean", "image"], key=natural_key, kind="stable"
+    )
+    frame = frame.drop(columns="is_mean")
     cells = frame.to_numpy().tolist()
     return Table(f"{task}: PSNR (dB) against the paper", HEADER, cells, [[False] * len(HEADER) for _ in cells])
