@@ -37,6 +37,7 @@ CASES = {
         Case("paper-512-fp32-untuned", "paper", 512, tune_allocator=False),
         Case("paper-512-fp32", "paper", 512),
         Case("paper-512-bf16", "paper", 512, precision="bf16"),
+        Case("paper-512-fp32-cl", "paper", 512, channels_last=True),
         Case("paper-512-bf16-cl", "paper", 512, precision="bf16", channels_last=True),
         Case("light-256-fp32", "light", 256),
         Case("tiny-256-fp32", "tiny", 256),
