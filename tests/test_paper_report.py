@@ -67,7 +67,11 @@ def test_no_reference_no_table_and_tables_file_has_it(tmp_path) -> None:
     assert paper_comparison(summary, "super-resolution") is None
     summary = pd.DataFrame([sr_row("bird", "4", "dip-paper", 31.0), sr_row("bird", "4", "bicubic", 30.0)])
     markdown = next(p for p in write_tables(summary, "super-resolution", tmp_path) if p.suffix == ".md")
-    assert "against the paper" in markdown.read_text() and "-0.80" in markdown.read_text()
+    text = markdown.read_text()
+    assert "against the paper" in text and "-0.80" in text
+    assert "## super-resolution: PSNR (dB), y-dip protocol" in text, "the main table names its protocol"
+    assert "## super-resolution: PSNR (dB), y-matlab protocol" in text, "both SR protocols side by side"
+    assert "SSIM, y-matlab" not in text, "a metric some runs lack gets no table"
 
 
 def test_a_complete_set_mean_gets_its_difference() -> None:

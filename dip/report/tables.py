@@ -12,7 +12,13 @@ from dip.report.aggregate import level_label, level_order, method_order
 from dip.report.paper import paper_comparison
 from dip.report.table import Table
 
-METRICS = {"psnr": ("PSNR (dB)", 2), "ssim": ("SSIM", 3)}
+METRICS = {
+    "psnr": ("PSNR (dB)", 2),
+    "ssim": ("SSIM", 3),
+    "psnr_y_matlab": ("PSNR (dB), y-matlab protocol (Y, shave = factor)", 2),
+    "ssim_y_matlab": ("SSIM, y-matlab protocol", 3),
+}
+"""Table metrics; the y-matlab pair exists for super-resolution, scored under both protocols side by side."""
 LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\^{}"}
 LATEX_SYMBOLS = {"±": r"$\pm$", "σ": r"$\sigma$", "×": r"$\times$", "–": "--"}
 
@@ -29,6 +35,8 @@ def comparison(summary: pd.DataFrame, task: str, metric: str) -> Table:
     """Mean ± std of `metric` per method and (dataset, level); the best mean of each column flagged."""
     name, decimals = METRICS[metric]
     runs = task_runs(summary, task)
+    if metric in ("psnr", "ssim") and "protocol" in runs and runs.protocol.nunique() == 1:
+        name = f"{name}, {runs.protocol.iloc[0]} protocol"
     stats = runs.groupby(["dataset", "level", "method"])[metric].agg(["mean", "std", "count"])
     top = stats["mean"].groupby(level=["dataset", "level"]).max()
     datasets = sorted(runs.dataset.unique())
@@ -125,7 +133,9 @@ def to_html(tables: list[Table], title: str) -> str:
 def write_tables(summary: pd.DataFrame, task: str, out_dir: Path) -> list[Path]:
     """Write TASK.md, TASK.tex and TASK.html (PSNR and SSIM tables, and the paper's figures beside ours where the
     summary has runs they apply to) into `out_dir`; returns their paths."""
-    tables = [comparison(summary, task, metric) for metric in METRICS]
+    runs = task_runs(summary, task)
+    metrics = [m for m in METRICS if m in runs and runs[m].notna().all()]
+    tables = [comparison(summary, task, metric) for metric in metrics]
     against_paper = paper_comparison(summary, task)
     if against_paper is not None:
         tables.append(against_paper)
