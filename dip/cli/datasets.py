@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 from tabulate import tabulate
@@ -57,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "images":
         print("\n".join(datasets.list_images(args.name)))
     elif args.action == "fetch":
-        paths = datasets.fetch(args.name)
-        print(f"{len(paths)} files verified in {datasets.cache_dir()}")
+        paths = datasets.fetch(args.name, progressbar=sys.stderr.isatty())
+        print(f"{len(paths)} images verified in {datasets.cache_dir() / args.name}")
     else:
         if args.out is None:
             raise ConfigError("`dip datasets export` needs --out DIR")
