@@ -70,6 +70,8 @@ class FitSettings:
         if self.backtrack_db is not None and self.backtrack_db <= 0:
             raise ConfigError(f"backtrack_db must be > 0 (or None to disable), got {self.backtrack_db}")
         make_stopping_rule(self.stopping, window=self.es_window, patience=self.es_patience)
+        if self.es_continue and self.stopping == "fixed":
+            raise ConfigError("es_continue watches an early-stopping rule: set stopping (e.g. 'es-wmv') as well")
 
 
 @dataclass

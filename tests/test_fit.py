@@ -180,6 +180,11 @@ def test_es_continue_fits_all_iterations_and_records_the_rules_pick():
     assert torch.equal(watched.output, fixed.output)
 
 
+def test_es_continue_needs_a_stopping_rule():
+    with pytest.raises(ConfigError, match="es_continue watches an early-stopping rule"):
+        FitSettings(es_continue=True)
+
+
 def test_unknown_stopping_rule():
     with pytest.raises(ConfigError, match="stopping rule"):
         make_stopping_rule("never")
