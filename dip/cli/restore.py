@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     arch = parser.add_mutually_exclusive_group()
     arch.add_argument("--arch", help="model preset (see `dip archs`); default: the paper's net for the task")
     arch.add_argument("--arch-json", help='model spec as JSON, e.g. \'{"preset": "tiny", "channels_skip": [0, 4, 4]}\'')
-    parser.add_argument("--method", help="method label in records (default: dip-<preset>)")
+    parser.add_argument("--method", help="method label in records (default: dip-<variant>)")
     parser.add_argument("--variant", help="variant name in records (default: the preset name)")
     fit = parser.add_argument_group("fit (default: the paper's settings for the task and level)")
     fit.add_argument("--iterations", type=int)
