@@ -230,8 +230,9 @@ def _archive_files(dataset: Dataset) -> dict[str, Path]:
     return _folder_files(Dataset(dataset.name, "folder", "", "", root=root))
 
 
-def _check_name(dataset: Dataset, image_name: str) -> None:
-    names = list_images(dataset)
+def _check_name(dataset: Dataset, image_name: str, names: list[str] | None = None) -> None:
+    """A ConfigError listing the dataset's images unless `image_name` is one (`names`: the listing, if at hand)."""
+    names = list_images(dataset) if names is None else names
     if image_name not in names:
         raise ConfigError(f"dataset {dataset.name!r} has no image {image_name!r}; its images: {', '.join(names)}")
 
@@ -280,15 +281,7 @@ def fetch(
     for name in names or []:
         _check_name(dataset, name)
     wanted = [f for f in dataset.files if names is None or f.name in names]
-    mirror = os.environ.get("DIP_DATA_MIRROR", "").rstrip("/")
-    urls = {f.file: f"{mirror}/{dataset.name}/{f.file}" if mirror else f.url for f in wanted}
-    store = pooch.create(
-        path=cache_dir() / dataset.name,
-        base_url="",
-        registry={f.file: f"sha256:{f.sha256}" for f in wanted},
-        urls=urls,
-        retry_if_failed=retries,
-    )
+    store, urls = _store(dataset, {f.file: (f.url, f.sha256) for f in wanted}, retries)
     paths = {}
     for f in wanted:
         with _download_errors(dataset, urls[f.file], f.sha256):
@@ -296,25 +289,32 @@ def fetch(
     return paths
 
 
+def _store(dataset: Dataset, files: dict[str, tuple[str, str]], retries: int) -> tuple[pooch.Pooch, dict[str, str]]:
+    """A pooch store in the dataset's cache folder for `files` (file → (public URL, SHA-256)), and the URL each is
+    fetched from: the public one, or `$DIP_DATA_MIRROR/<dataset>/<file>`."""
+    mirror = os.environ.get("DIP_DATA_MIRROR", "").rstrip("/")
+    urls = {file: f"{mirror}/{dataset.name}/{file}" if mirror else url for file, (url, _) in files.items()}
+    store = pooch.create(
+        path=cache_dir() / dataset.name,
+        base_url="",
+        registry={file: f"sha256:{sha256}" for file, (_, sha256) in files.items()},
+        urls=urls,
+        retry_if_failed=retries,
+    )
+    return store, urls
+
+
 def _fetch_archive(dataset: Dataset, names: list[str] | None, *, retries: int, progressbar: bool) -> dict[str, Path]:
     """Download, verify and unzip an archive dataset (once); name → local path of the wanted images."""
     archive = dataset.archive
     assert archive is not None
     if not _archive_root(dataset).is_dir():
-        mirror = os.environ.get("DIP_DATA_MIRROR", "").rstrip("/")
-        url = f"{mirror}/{dataset.name}/{archive.file}" if mirror else archive.url
-        store = pooch.create(
-            path=cache_dir() / dataset.name,
-            base_url="",
-            registry={archive.file: f"sha256:{archive.sha256}"},
-            urls={archive.file: url},
-            retry_if_failed=retries,
-        )
-        with _download_errors(dataset, url, archive.sha256):
+        store, urls = _store(dataset, {archive.file: (archive.url, archive.sha256)}, retries)
+        with _download_errors(dataset, urls[archive.file], archive.sha256):
             store.fetch(archive.file, progressbar=progressbar, processor=pooch.Unzip(extract_dir="extracted"))
     files = _archive_files(dataset)
     for name in names or []:
-        _check_name(dataset, name)
+        _check_name(dataset, name, sorted(files))
     return {name: path for name, path in files.items() if names is None or name in names}
 
 
