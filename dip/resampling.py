@@ -48,13 +48,9 @@ def pil_resize(
 
     The image is rounded to uint8 first and the result is k/255 exactly, so the output is byte-stable.
     """
-    if method not in PIL_METHODS:
-        raise ConfigError(f"resize method {method!r} is not one of {', '.join(PIL_METHODS)}")
     if image.ndim != 3 or image.shape[2] not in (1, 3):
         raise ImageError(f"resize: expected an (H, W, 1) or (H, W, 3) image, got shape {image.shape}")
-    height, width = size_hw
-    if height < 1 or width < 1:
-        raise ConfigError(f"resize: target size {size_hw} must be positive")
+    height, width = _checked_target(size_hw, method)
     data = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
     pil = Image.fromarray(data[..., 0] if data.shape[2] == 1 else data)
     resized = np.asarray(pil.resize((width, height), PIL_METHODS[method]), dtype=np.float32) / 255.0
@@ -68,15 +64,21 @@ def pil_resize_float(
 
     Pillow's bicubic (a = −0.5, anti-aliased when shrinking) is MATLAB ``imresize``'s; the result is clipped to [0, 1].
     """
-    if method not in PIL_METHODS:
-        raise ConfigError(f"resize method {method!r} is not one of {', '.join(PIL_METHODS)}")
     if image.ndim != 3:
         raise ImageError(f"resize: expected an (H, W, C) image, got shape {image.shape}")
-    height, width = size_hw
-    if height < 1 or width < 1:
-        raise ConfigError(f"resize: target size {size_hw} must be positive")
+    height, width = _checked_target(size_hw, method)
     channels = [
         np.asarray(Image.fromarray(image[..., c].astype(np.float32)).resize((width, height), PIL_METHODS[method]))
         for c in range(image.shape[-1])
     ]
     return np.clip(np.stack(channels, axis=-1), 0, 1).astype(np.float32)
+
+
+def _checked_target(size_hw: tuple[int, int], method: str) -> tuple[int, int]:
+    """The target (height, width), after checking it is positive and `method` is a Pillow filter we name."""
+    if method not in PIL_METHODS:
+        raise ConfigError(f"resize method {method!r} is not one of {', '.join(PIL_METHODS)}")
+    height, width = size_hw
+    if height < 1 or width < 1:
+        raise ConfigError(f"resize: target size {size_hw} must be positive")
+    return height, width
