@@ -9,12 +9,12 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from PIL import Image
 
 from dip.errors import DipError
 from dip.io import read_image
 from dip.report.aggregate import level_label, level_order, method_order
 from dip.report.tables import task_runs
+from dip.resampling import pil_resize
 
 CURVES = {"psnr_gt": "to ground truth", "psnr_obs": "to observation"}
 PANEL_INCHES = 1.8
@@ -82,10 +82,7 @@ def _resized(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """`image` resized (nearest neighbour) to the height and width of `shape`, for display only."""
     if image.shape[:2] == shape[:2]:
         return image
-    pixels = np.round(image * 255).astype(np.uint8)
-    picture = Image.fromarray(pixels[..., 0] if image.shape[2] == 1 else pixels)
-    resized = np.asarray(picture.resize((shape[1], shape[0]), Image.Resampling.NEAREST), dtype=np.float32) / 255
-    return resized.reshape(shape[0], shape[1], image.shape[2])
+    return pil_resize(image, (shape[0], shape[1]), "nearest")
 
 
 def _show(ax, image: np.ndarray, title: str = "") -> None:
