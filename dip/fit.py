@@ -335,7 +335,7 @@ def fit(
     bar.close()
     seconds = elapsed + time.perf_counter() - t0
 
-    if settings.es_continue and settings.stopping != "fixed" and early_stop is None:
+    if settings.es_continue and early_stop is None:
         early_stop = _early_stop_record(None, stopping.best_iteration, best_output, problem.clean)
     if best_output is not None and not settings.es_continue:
         chosen, kind, selected = best_output, f"{settings.stopping} selection", stopping.best_iteration

@@ -182,9 +182,9 @@ def fit_flags(wildcards) -> str:
     settings = config["fit"][wildcards.task]
     flags = []
     for key, value in sorted(settings.items()):
-        flag = f"--{key.replace('_', '-')}"
         if key == "variants" or value is False:
             continue
+        flag = f"--{key.replace('_', '-')}"
         flags.append(flag if value is True else f"{flag} {value}")
     return " ".join(flags)
 
