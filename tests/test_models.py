@@ -243,6 +243,31 @@ def test_concat_centre_crops_to_the_smallest_branch():
         assert torch.equal(out, torch.cat([x[:, :, 1:4, 1:5], shrink(x)], 1))
 
 
+def test_concat_hands_channels_last_branches_channels_last_gradients():
+    """cat's backward gives each branch a strided channel slice; Concat turns it back into channels_last."""
+    seen = {}
+
+    def branch(name: str) -> nn.Module:
+        class Spy(nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                y = x * 1.0
+                if y.requires_grad:
+                    y.register_hook(lambda grad: seen.__setitem__(name, grad))
+                return y
+
+        return Spy()
+
+    concat = layers.Concat(1, branch("skip"), nn.Sequential(nn.Conv2d(3, 5, 1), branch("deeper")))
+    x = torch.rand(1, 3, 8, 8).contiguous(memory_format=torch.channels_last).requires_grad_()
+    weight = torch.rand(1, 8, 8, 8)
+    (concat(x) * weight).sum().backward()
+    for name, channels in (("skip", slice(0, 3)), ("deeper", slice(3, 8))):
+        assert seen[name].is_contiguous(memory_format=torch.channels_last), name
+        assert torch.equal(seen[name], weight[:, channels])
+    with torch.no_grad():  # no gradient, no hook
+        assert concat(x).shape == (1, 8, 8, 8)
+
+
 @pytest.mark.parametrize(("name", "negative"), [("LeakyReLU", -0.2), ("ReLU", 0.0), ("none", -1.0)])
 def test_activations(name, negative):
     assert layers.act(name)(torch.tensor([-1.0, 2.0])).tolist() == pytest.approx([negative, 2.0])

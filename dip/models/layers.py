@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -79,6 +81,23 @@ def center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return x[:, :, top : top + height, left : left + width]
 
 
+def _channels_last_gradient(grad: torch.Tensor) -> torch.Tensor:
+    return grad.contiguous(memory_format=torch.channels_last)
+
+
+def cat(tensors: Sequence[torch.Tensor], dim: int) -> torch.Tensor:
+    """`torch.cat` whose backward hands each channels_last input a channels_last gradient.
+
+    cat's backward gives each input a slice of the output gradient; in channels_last a channel slice is strided, and
+    kernels behind it (e.g. `upsample_bilinear2d_backward`) run several times slower on it (benchmarks/NOTES.md).
+    """
+    for tensor in tensors:
+        channels_last = tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
+        if tensor.requires_grad and channels_last:
+            tensor.register_hook(_channels_last_gradient)
+    return torch.cat(list(tensors), dim=dim)
+
+
 class Concat(nn.Module):
     """Runs each branch on the same input and concatenates along `dim`, centre-cropping to the smallest H, W.
 
@@ -95,4 +114,4 @@ class Concat(nn.Module):
         outputs = [branch(x) for branch in self.children()]
         height = min(out.shape[2] for out in outputs)
         width = min(out.shape[3] for out in outputs)
-        return torch.cat([center_crop(out, height, width) for out in outputs], dim=self.dim)
+        return cat([center_crop(out, height, width) for out in outputs], dim=self.dim)

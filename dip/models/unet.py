@@ -53,7 +53,7 @@ class _Up(nn.Module):
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = self.up(x)
-        return self.conv(torch.cat([x, layers.center_crop(skip, x.shape[2], x.shape[3])], 1))
+        return self.conv(layers.cat([x, layers.center_crop(skip, x.shape[2], x.shape[3])], 1))
 
 
 class UNet(nn.Module):
