@@ -201,6 +201,8 @@ def fit(
     generator = torch.Generator(device=device).manual_seed(settings.seed + 1)
     stopping = make_stopping_rule(settings.stopping, window=settings.es_window, patience=settings.es_patience)
     perturbation = torch.empty_like(net_input_saved)
+    # fp16 gradients of an MSE near 1e-3 underflow: scale the loss (a no-op for fp32 and bf16, which need none)
+    scaler = torch.amp.GradScaler(device.type, enabled=settings.precision == "fp16")
 
     start, elapsed, backtracks = 0, 0.0, 0
     trace: list[dict[str, float]] = []
@@ -218,6 +220,8 @@ def fit(
         start, elapsed, backtracks = state["iteration"], state["elapsed"], state["backtracks"]
         trace, ema, best_output = state["trace"], state["ema"], state["best_output"]
         early_stop = state.get("early_stop")
+        if "scaler" in state:  # checkpoints written before fp16 loss scaling have none (and need none)
+            scaler.load_state_dict(state["scaler"])
         snapshot = _Snapshot.from_state(state["snapshot"])
         snapshot_psnr = state["snapshot_psnr"]
         resumed_from = start
@@ -234,6 +238,7 @@ def fit(
             "backtracks": backtracks,
             "model": net.state_dict(),
             "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(),
             "generator": generator.get_state(),
             "stopping": stopping.state_dict(),
             "trace": trace,
@@ -266,7 +271,7 @@ def fit(
             output = net(net_input)
         output = output.float()
         loss = torch.mean((forward(output) - problem.observed) ** 2)
-        loss.backward()
+        scaler.scale(loss).backward()
 
         snapshot_due = iteration % settings.backtrack_every == 0
         logged = not show_bar and iteration % log_every == 0
@@ -302,7 +307,8 @@ def fit(
                 continue
             # the parameters that produced this PSNR, before this step's update (as the authors' closure saves them)
             snapshot, snapshot_psnr = _Snapshot(net, optimizer, ema), psnr_obs
-        optimizer.step()
+        scaler.step(optimizer)  # skips the step when fp16 gradients overflowed
+        scaler.update()
         detached = output.detach()
         if settings.ema > 0:
             ema = detached.clone() if ema is None else ema.mul_(settings.ema).add_(detached, alpha=1 - settings.ema)

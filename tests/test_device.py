@@ -53,7 +53,9 @@ def test_bf16_autocast_runs_the_forward_in_bf16():
         assert conv(torch.rand(1, 3, 8, 8)).dtype == torch.float32
 
 
-@pytest.mark.parametrize("options", [{"precision": "bf16"}, {"channels_last": True}])
+@pytest.mark.parametrize(
+    "options", [{"precision": "bf16"}, {"channels_last": True}, {"precision": "bf16", "channels_last": True}]
+)
 def test_fast_paths_fit_like_the_reference(options):
     """bf16 autocast and channels_last reach the fp32 result's quality (PSNR to the truth within 0.5 dB here)."""
     settings = {"iterations": 120, "reg_noise_std": 0.0, "trace_every": 119}
@@ -61,3 +63,21 @@ def test_fast_paths_fit_like_the_reference(options):
     fast = fit(small_problem(), FitSettings(**settings, **options))
     assert abs(fast.trace[-1]["psnr_gt"] - reference.trace[-1]["psnr_gt"]) < 0.5
     assert torch.isfinite(fast.output).all() and fast.output.dtype == torch.float32
+
+
+def test_fp16_fit_scales_the_loss_and_fits_like_fp32(monkeypatch):
+    """fp16 (CUDA's AMP; run here through the CPU's fp16 autocast) scales the loss so small gradients survive."""
+    scales = []
+    original_update = torch.amp.GradScaler.update
+
+    def recording_update(scaler, *args, **kwargs):
+        if scaler.is_enabled():
+            scales.append(scaler.get_scale())
+        return original_update(scaler, *args, **kwargs)
+
+    monkeypatch.setattr(torch.amp.GradScaler, "update", recording_update)
+    settings = {"iterations": 120, "reg_noise_std": 0.0, "trace_every": 119}
+    reference = fit(small_problem(), FitSettings(**settings))
+    half = fit(small_problem(), FitSettings(**settings, precision="fp16"))
+    assert len(scales) == 120 and min(scales) > 1
+    assert abs(half.trace[-1]["psnr_gt"] - reference.trace[-1]["psnr_gt"]) < 0.5

@@ -72,6 +72,7 @@ def grid_dry_run(tmp_path_factory: pytest.TempPathFactory) -> str:
     config["tasks"] = {"denoising": ["25", 50], "super-resolution": [4], "inpainting": ["random50", "box25"]}
     config["variants"] = {"tiny": {"preset": "tiny"}, "small": {"preset": "tiny", "channels_down": [8, 8, 8]}}
     config["fit"]["denoising"]["variants"] = ["tiny", "small"]
+    config["fit"]["super-resolution"].update(precision="bf16", channels_last=True)
     config["seeds"] = [0, 1]
     config["baselines"] = {"denoising": ["nlm", "tv"], "super-resolution": ["bicubic", "lanczos"], "inpainting": []}
     result = snakemake(workflow_copy(root / "wf", config), "-n", "-p")
@@ -102,6 +103,9 @@ def test_dip_command_lines_carry_the_variant_and_fit_settings(grid_dry_run: str)
     assert "--iterations 30 --trace-every 5" in small
     assert "--checkpoint results/.checkpoints/photos/denoising/50/a/dip-small/seed1.ckpt" in small
     assert "--device cpu --threads 1" in small
+    assert "--channels-last" not in small and "--precision" not in small
+    fast = next(c for c in commands if "/super-resolution/" in c)
+    assert "--channels-last" in fast and "--precision bf16" in fast
 
 
 def test_paper_config_plans_the_papers_grid(tmp_path: Path) -> None:
