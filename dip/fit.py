@@ -318,6 +318,7 @@ def fit(
         if iteration % settings.trace_every == 0 or iteration == settings.iterations - 1:
             trace.append(
                 _trace_row(iteration, loss_value, detached, ema, problem.clean, elapsed + time.perf_counter() - t0)
+                | {"es_variance": stopping.last_variance}
             )
             bar.set_postfix(psnr_obs=f"{psnr_obs:.2f}")
         if logged:

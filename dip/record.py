@@ -16,7 +16,7 @@ import numpy as np
 
 from dip import __version__
 
-TRACE_COLUMNS = ("iteration", "loss", "psnr_obs", "psnr_gt", "psnr_gt_avg", "seconds")
+TRACE_COLUMNS = ("iteration", "loss", "psnr_obs", "psnr_gt", "psnr_gt_avg", "seconds", "es_variance")
 
 
 def versions() -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
@@ -15,6 +17,8 @@ class StoppingRule(Protocol):
     """Watches the outputs of a fit; `update` returns True when the fit should stop."""
 
     best_iteration: int | None
+    last_variance: float
+    """The rule's statistic at the last update (NaN where it has none), for the trace."""
 
     def update(self, iteration: int, output: torch.Tensor) -> tuple[bool, bool]:
         """Feed the output of `iteration`; returns (is_new_best, should_stop)."""
@@ -28,6 +32,7 @@ class FixedIterations:
     """Run the configured number of iterations; the output is the last (or averaged) one."""
 
     best_iteration: int | None = None
+    last_variance: float = math.nan
 
     def update(self, iteration: int, output: torch.Tensor) -> tuple[bool, bool]:
         return False, False
@@ -60,6 +65,7 @@ class WindowedMovingVariance:
         self.updates = 0
         self.best_variance = float("inf")
         self.best_iteration: int | None = None
+        self.last_variance = math.nan
 
     def _recompute_sums(self) -> None:
         stacked = torch.stack(self.buffer)
@@ -92,7 +98,7 @@ class WindowedMovingVariance:
                 self.total_squares -= dropped * dropped
         if len(self.buffer) < self.window:
             return False, False
-        variance = self.variance()
+        variance = self.last_variance = self.variance()
         if variance < self.best_variance:
             self.best_variance = variance
             self.best_iteration = iteration
@@ -125,3 +131,24 @@ def make_stopping_rule(name: str, *, window: int = 100, patience: int = 1000) ->
     if name == "es-wmv":
         return WindowedMovingVariance(window=window, patience=patience)
     raise ConfigError(f"stopping rule {name!r} is not one of {', '.join(STOPPING_RULES)}")
+
+
+def replay_patience(iterations: Sequence[int], variances: Sequence[float], patience: int) -> tuple[int | None, int]:
+    """Where ES-WMV with `patience` would have stopped, and the iteration it would have picked, from a recorded
+    variance series (e.g. the `es_variance` column of a trace; NaN entries, before the window fills, are skipped).
+
+    Returns (iterations run when it stops, or None if it never does; the picked iteration), counted as a fit with
+    that rule counts them (`FitResult.iterations`, `early_stop["stop_iteration"]`). Replaying a trace written every
+    k iterations sees only those iterations, so the pick is the least-variance traced iteration.
+    """
+    best_variance, best_iteration = math.inf, None
+    for iteration, variance in zip(iterations, variances, strict=True):
+        if math.isnan(variance):
+            continue
+        if variance < best_variance:
+            best_variance, best_iteration = variance, iteration
+        elif iteration - best_iteration >= patience:
+            return iteration + 1, best_iteration
+    if best_iteration is None:
+        raise ValueError("the variance series is empty: was the fit run with an early-stopping rule?")
+    return None, best_iteration

@@ -11,7 +11,7 @@ from torch import nn
 
 from dip.errors import ConfigError, DivergenceError
 from dip.fit import FitInterrupted, FitProblem, FitSettings, fit
-from dip.stopping import WindowedMovingVariance, make_stopping_rule
+from dip.stopping import WindowedMovingVariance, make_stopping_rule, replay_patience
 
 
 def small_problem(seed: int = 0, forward: nn.Module | None = None, with_clean: bool = True) -> FitProblem:
@@ -178,6 +178,23 @@ def test_es_continue_fits_all_iterations_and_records_the_rules_pick():
     assert watched.early_stop["psnr_gt"] == pytest.approx(psnr, abs=1e-4)
     assert watched.output_kind == "last output"
     assert torch.equal(watched.output, fixed.output)
+
+
+def test_replaying_the_traced_variance_reproduces_the_live_rule():
+    """The trace's es_variance lets a patience be tried after the fit: replayed, it gives the live rule's stop/pick."""
+    common = {"iterations": 200, "stopping": "es-wmv", "es_window": 10, "reg_noise_std": 0.0, "trace_every": 1}
+    watched = fit(small_problem(), FitSettings(**common, es_patience=200, es_continue=True))
+    iterations = [row["iteration"] for row in watched.trace]
+    variances = [row["es_variance"] for row in watched.trace]
+    assert all(math.isnan(v) for v in variances[:9]) and all(math.isfinite(v) for v in variances[9:])
+    for patience in (5, 20, 60):
+        live = fit(small_problem(), FitSettings(**common, es_patience=patience))
+        stop, pick = replay_patience(iterations, variances, patience)
+        assert (stop, pick) == (live.iterations if live.iterations < 200 else None, live.selected_iteration)
+    fixed = fit(small_problem(), FitSettings(iterations=20, trace_every=1))
+    assert all(math.isnan(row["es_variance"]) for row in fixed.trace)
+    with pytest.raises(ValueError, match="variance series is empty"):
+        replay_patience([0, 1], [math.nan, math.nan], 5)
 
 
 def test_es_continue_needs_a_stopping_rule():
