@@ -243,6 +243,19 @@ def test_concat_centre_crops_to_the_smallest_branch():
         assert torch.equal(out, torch.cat([x[:, :, 1:4, 1:5], shrink(x)], 1))
 
 
+def test_reflection_padding_keeps_bf16_under_autocast():
+    """CPU autocast would pad in fp32 (two copies of every conv input); the pad layer keeps its input's dtype."""
+    x = torch.rand(1, 4, 6, 7).bfloat16().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        padded = layers.ReflectionPad2d(1)(x)
+        assert nn.ReflectionPad2d(1)(x).dtype == torch.float32  # what autocast does to the plain layer
+    assert padded.dtype == torch.bfloat16
+    assert torch.equal(padded, nn.ReflectionPad2d(1)(x))
+    padded.sum().backward()
+    assert x.grad is not None and x.grad.dtype == torch.bfloat16
+    assert isinstance(layers.conv(4, 4, 3)[0], layers.ReflectionPad2d)
+
+
 def test_concat_hands_channels_last_branches_channels_last_gradients():
     """cat's backward gives each branch a strided channel slice; Concat turns it back into channels_last."""
     seen = {}

@@ -39,6 +39,18 @@ def downsampler(mode: str, channels: int, factor: int) -> nn.Module:
     raise ValueError(f"unknown downsample mode {mode!r}; known: {', '.join(DOWNSAMPLES)}")
 
 
+class ReflectionPad2d(nn.ReflectionPad2d):
+    """`nn.ReflectionPad2d` that keeps its input's dtype under autocast.
+
+    CPU autocast runs reflection padding in fp32, so in a bf16 net every padded conv paid two full copies of its input
+    (bf16 → fp32 → bf16) forward and backward. Padding only moves values: bf16 in, bf16 out is exact.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x)
+
+
 def conv(
     in_channels: int,
     out_channels: int,
@@ -58,7 +70,7 @@ def conv(
     layers: list[nn.Module] = []
     to_pad = (kernel_size - 1) // 2
     if pad == "reflection" and to_pad > 0:
-        layers.append(nn.ReflectionPad2d(to_pad))
+        layers.append(ReflectionPad2d(to_pad))
         to_pad = 0
     conv_stride = stride if downsample == "stride" else 1
     layers.append(nn.Conv2d(in_channels, out_channels, kernel_size, conv_stride, padding=to_pad, bias=bias))
