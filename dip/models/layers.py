@@ -47,6 +47,8 @@ class ReflectionPad2d(nn.ReflectionPad2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_autocast_enabled(x.device.type):
+            return super().forward(x)
         with torch.autocast(x.device.type, enabled=False):
             return super().forward(x)
 
