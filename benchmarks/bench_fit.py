@@ -4,6 +4,8 @@ Each case runs in its own process (peak RSS is a per-process high-water mark) th
 runs. The image is F16 from ../shared/data/dip-paper when present, else scikit-image's astronaut, resized.
 
     python benchmarks/bench_fit.py                      # the default table (paper net 512², light net 256²)
+
+The speed-up column is against the first case run with the same net and size (by default the untuned fp32 loop).
     python benchmarks/bench_fit.py --iterations 20 --cases paper-512-fp32
 """
 
@@ -43,7 +45,14 @@ CASES = {
         Case("tiny-256-fp32", "tiny", 256),
     )
 }
-DEFAULT_CASES = ("paper-512-fp32-untuned", "paper-512-fp32", "paper-512-bf16", "light-256-fp32")
+DEFAULT_CASES = (
+    "paper-512-fp32-untuned",
+    "paper-512-fp32",
+    "paper-512-fp32-cl",
+    "paper-512-bf16",
+    "paper-512-bf16-cl",
+    "light-256-fp32",
+)
 
 
 def load_image(size: int):
@@ -125,7 +134,7 @@ def main() -> None:
         return
 
     rows = []
-    print(f"{'case':<26} {'s/iter':>8} {'peak RSS GB':>12} {'peak GPU GB':>12}  device")
+    print(f"{'case':<26} {'s/iter':>8} {'speed-up':>9} {'peak RSS GB':>12} {'peak GPU GB':>12}  device")
     for name in args.cases:
         command = [sys.executable, __file__, "--single", name, "--iterations", str(args.iterations)]
         command += ["--warmup", str(args.warmup), "--device", args.device]
@@ -135,8 +144,10 @@ def main() -> None:
         row = json.loads(output.strip().splitlines()[-1])
         rows.append(row)
         gpu = f"{row['peak_gpu_gb']:.2f}" if row["peak_gpu_gb"] is not None else "-"
-        line = f"{name:<26} {row['s_per_iter']:>8.3f} {row['peak_rss_gb']:>12.2f} {gpu:>12}  {row['device']}"
-        print(line, flush=True)
+        same_size = next(r for r in rows if (r["net"], r["size"]) == (row["net"], row["size"]))
+        speedup = f"{same_size['s_per_iter'] / row['s_per_iter']:.2f}x"
+        memory = f"{row['peak_rss_gb']:>12.2f} {gpu:>12}"
+        print(f"{name:<26} {row['s_per_iter']:>8.3f} {speedup:>9} {memory}  {row['device']}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
