@@ -249,6 +249,8 @@ def test_a_killed_fit_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     config["tasks"] = {"denoising": ["25"]}
     config["fit"] = {"denoising": {"variants": ["tiny"], "iterations": 800, "checkpoint_every": 20}}
     config["baselines"] = {"denoising": []}
+    # no retry: Snakemake could otherwise restart the interrupted job before it sees the Ctrl-C, and wait for it
+    config["resources"] = {"retries": 0}
     cwd = workflow_copy(tmp_path / "wf", config)
     checkpoints = cwd / "results" / ".checkpoints"
     command = [sys.executable, "-m", "snakemake", "--cores", "1", "--resources", "gpu=1"]

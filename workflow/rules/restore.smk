@@ -9,7 +9,7 @@ rule restore:
         "results/logs/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.log",
     benchmark:
         "results/benchmarks/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.tsv"
-    retries: 1
+    retries: config["resources"]["retries"]
     conda:
         "../envs/dip.yaml"
     threads: config["threads"]
