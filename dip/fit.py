@@ -316,10 +316,8 @@ def fit(
         if is_best:
             best_output = (ema if ema is not None else detached).clone()
         if iteration % settings.trace_every == 0 or iteration == settings.iterations - 1:
-            trace.append(
-                _trace_row(iteration, loss_value, detached, ema, problem.clean, elapsed + time.perf_counter() - t0)
-                | {"es_variance": stopping.last_variance}
-            )
+            now = elapsed + time.perf_counter() - t0
+            trace.append(_trace_row(iteration, loss_value, detached, ema, problem.clean, now, stopping.last_variance))
             bar.set_postfix(psnr_obs=f"{psnr_obs:.2f}")
         if logged:
             log.info(
@@ -388,6 +386,7 @@ def _trace_row(
     ema: torch.Tensor | None,
     clean: torch.Tensor | None,
     seconds: float,
+    es_variance: float,
 ) -> dict[str, float]:
     """One trace row; ground truth only feeds the plotted PSNR columns, never a decision."""
     row = {
@@ -397,6 +396,7 @@ def _trace_row(
         "psnr_gt": math.nan,
         "psnr_gt_avg": math.nan,
         "seconds": seconds,
+        "es_variance": es_variance,
     }
     if clean is not None:
         row["psnr_gt"] = _psnr_from_mse(float(torch.mean((output.clamp(0, 1) - clean) ** 2)))
