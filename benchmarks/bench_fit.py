@@ -4,9 +4,9 @@ Each case runs in its own process (peak RSS is a per-process high-water mark) th
 runs. The image is F16 from ../shared/data/dip-paper when present, else scikit-image's astronaut, resized.
 
     python benchmarks/bench_fit.py                      # the default table (paper net 512², light net 256²)
+    python benchmarks/bench_fit.py --iterations 20 --cases paper-512-fp32
 
 The speed-up column is against the first case run with the same net and size (by default the untuned fp32 loop).
-    python benchmarks/bench_fit.py --iterations 20 --cases paper-512-fp32
 """
 
 from __future__ import annotations
