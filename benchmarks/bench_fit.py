@@ -31,6 +31,8 @@ class Case:
     precision: str = "fp32"
     channels_last: bool = False
     tune_allocator: bool = True
+    early_stopping: bool = False
+    """Watch ES-WMV (window 2, so that it works from the second iteration on) on top of the fit."""
 
 
 CASES = {
@@ -42,7 +44,9 @@ CASES = {
         Case("paper-512-fp32-cl", "paper", 512, channels_last=True),
         Case("paper-512-bf16-cl", "paper", 512, precision="bf16", channels_last=True),
         Case("light-256-fp32", "light", 256),
+        Case("light-256-fp32-es", "light", 256, early_stopping=True),
         Case("tiny-256-fp32", "tiny", 256),
+        Case("tiny-256-fp32-es", "tiny", 256, early_stopping=True),
     )
 }
 DEFAULT_CASES = (
@@ -94,6 +98,7 @@ def run_case(case: Case, iterations: int, warmup: int, threads: int | None, devi
         trace_every=warmup,
         precision=case.precision,
         channels_last=case.channels_last,
+        **({"stopping": "es-wmv", "es_window": 2, "es_continue": True} if case.early_stopping else {}),
     )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -109,6 +114,7 @@ def run_case(case: Case, iterations: int, warmup: int, threads: int | None, devi
         "precision": case.precision,
         "channels_last": case.channels_last,
         "allocator_tuned": case.tune_allocator,
+        "early_stopping": case.early_stopping,
         "s_per_iter": seconds_per_iteration,
         "peak_rss_gb": peak_rss_gb,
         "peak_gpu_gb": peak_gpu_gb,

@@ -208,6 +208,9 @@ def fit(
     trace: list[dict[str, float]] = []
     ema: torch.Tensor | None = None
     best_output: torch.Tensor | None = None
+    fired_output: torch.Tensor | None = None
+    """The rule's pick when it fired, frozen: later minima must not change it before the fit reads `fired()`."""
+    firing: tuple[int, int] | None = None
     early_stop: dict[str, Any] | None = None
     snapshot_psnr = -math.inf
     resumed_from = None
@@ -219,7 +222,7 @@ def fit(
         stopping.load_state_dict(state["stopping"])
         start, elapsed, backtracks = state["iteration"], state["elapsed"], state["backtracks"]
         trace, ema, best_output = state["trace"], state["ema"], state["best_output"]
-        early_stop = state.get("early_stop")
+        fired_output, early_stop = state.get("fired_output"), state.get("early_stop")
         if "scaler" in state:  # checkpoints written before fp16 loss scaling have none (and need none)
             scaler.load_state_dict(state["scaler"])
         snapshot = _Snapshot.from_state(state["snapshot"])
@@ -244,6 +247,7 @@ def fit(
             "trace": trace,
             "ema": ema,
             "best_output": best_output,
+            "fired_output": fired_output,
             "early_stop": early_stop,
             "snapshot": snapshot.state_dict(),
             "snapshot_psnr": snapshot_psnr,
@@ -254,6 +258,7 @@ def fit(
     bar = tqdm(total=settings.iterations, initial=start, disable=not show_bar, unit="it", desc="DIP fit")
     log_every = max(1, settings.iterations // 20)
     stop_reason = "iterations"
+    polls_every_iteration = _polls_every_iteration(device)
     iteration = start
     t0 = time.perf_counter()
     while iteration < settings.iterations:
@@ -312,9 +317,13 @@ def fit(
         detached = output.detach()
         if settings.ema > 0:
             ema = detached.clone() if ema is None else ema.mul_(settings.ema).add_(detached, alpha=1 - settings.ema)
-        is_best, should_stop = stopping.update(iteration, detached)
-        if is_best:
-            best_output = (ema if ema is not None else detached).clone()
+        step = stopping.update(iteration, detached)
+        if step is not None:  # device-side selection: no host sync here
+            keep = ema if ema is not None else detached
+            best_output = keep.clone() if best_output is None else torch.where(step.is_best, keep, best_output)
+            if firing is None and early_stop is None:
+                frozen = best_output if fired_output is None else fired_output
+                fired_output = torch.where(step.fires, best_output, frozen)
         if iteration % settings.trace_every == 0 or iteration == settings.iterations - 1:
             now = elapsed + time.perf_counter() - t0
             trace.append(_trace_row(iteration, loss_value, detached, ema, problem.clean, now, stopping.last_variance))
@@ -331,18 +340,24 @@ def fit(
         bar.update(1)
         if checkpoint and iteration % settings.checkpoint_every == 0 and iteration < settings.iterations:
             _save_checkpoint(checkpoint, checkpoint_state(iteration))
-        if should_stop and settings.es_continue:
-            if early_stop is None:
-                early_stop = _early_stop_record(iteration, stopping.best_iteration, best_output, problem.clean)
-        elif should_stop:
-            stop_reason = f"{settings.stopping} (no new variance minimum for {settings.es_patience} iterations)"
-            break
+        if step is not None and firing is None and early_stop is None and (polls_every_iteration or check):
+            firing = stopping.fired()
+            if firing is not None and settings.es_continue:
+                early_stop = _early_stop_record(firing[0] + 1, firing[1], fired_output, problem.clean)
+            elif firing is not None:
+                stop_reason = (
+                    f"{settings.stopping} (no new variance minimum for {settings.es_patience} iterations; "
+                    f"fired after {firing[0] + 1})"
+                )
+                break
     bar.close()
     seconds = elapsed + time.perf_counter() - t0
 
     if settings.es_continue and early_stop is None:
         early_stop = _early_stop_record(None, stopping.best_iteration, best_output, problem.clean)
-    if best_output is not None and not settings.es_continue:
+    if firing is not None and fired_output is not None and not settings.es_continue:
+        chosen, kind, selected = fired_output, f"{settings.stopping} selection", firing[1]
+    elif best_output is not None and not settings.es_continue:
         chosen, kind, selected = best_output, f"{settings.stopping} selection", stopping.best_iteration
     elif ema is not None:
         chosen, kind, selected = ema, f"average of outputs (weight {settings.ema})", iteration - 1
@@ -364,6 +379,11 @@ def fit(
         resumed_from=resumed_from,
         early_stop=early_stop,
     )
+
+
+def _polls_every_iteration(device: torch.device) -> bool:
+    """Read the stopping rule's decision at every iteration, or (on CUDA) only where the loop syncs anyway."""
+    return device.type != "cuda"
 
 
 def _early_stop_record(

@@ -149,12 +149,24 @@ def test_es_wmv_picks_the_variance_minimum_and_stops_after_patience():
     values = [0.0, 0.5, 0.6, 0.62, 0.63, 0.63, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     stopped_at = None
     for iteration, value in enumerate(values):
-        _, stop = rule.update(iteration, torch.full((1, 1, 2, 2), value))
-        if stop:
+        rule.update(iteration, torch.full((1, 1, 2, 2), value))
+        if rule.fired() is not None:
             stopped_at = iteration
             break
     assert rule.best_iteration == 5
     assert stopped_at == 9
+    assert rule.fired() == (9, 5)
+
+
+def test_es_wmv_keeps_its_first_firing_when_read_late():
+    """Read only after a later minimum, the rule still reports where it fired first and what it picked then."""
+    rule = WindowedMovingVariance(window=3, patience=2)
+    values = [0.0, 0.5, 0.6, 0.6, 2.0, 4.0, 6.0, 6.0, 6.0, 6.0]  # minimum at 3, fires at 5; new minimum (0) at 8
+    steps = [rule.update(iteration, torch.full((1, 1, 2, 2), value)) for iteration, value in enumerate(values)]
+    assert [step is None for step in steps] == [True, True] + [False] * 8
+    assert [bool(step.fires) for step in steps[2:]] == [False, False, False, True, False, False, False, False]
+    assert rule.best_iteration == 8
+    assert rule.fired() == (5, 3)
 
 
 def test_es_wmv_selects_an_output_in_a_fit():
@@ -178,6 +190,27 @@ def test_es_continue_fits_all_iterations_and_records_the_rules_pick():
     assert watched.early_stop["psnr_gt"] == pytest.approx(psnr, abs=1e-4)
     assert watched.output_kind == "last output"
     assert torch.equal(watched.output, fixed.output)
+
+
+@pytest.mark.parametrize("es_continue", [False, True])
+def test_reading_the_rule_only_where_the_loop_syncs_changes_no_pick(monkeypatch, es_continue):
+    """On CUDA the fit reads the rule's decision only at trace/log iterations; stop and pick must not change."""
+    common = {"iterations": 200, "stopping": "es-wmv", "es_window": 10, "es_patience": 20, "reg_noise_std": 0.0}
+    settings = FitSettings(**common, trace_every=25, es_continue=es_continue)
+    every = fit(small_problem(), settings, progress=False)
+    monkeypatch.setattr("dip.fit._polls_every_iteration", lambda device: False)
+    late = fit(small_problem(), settings, progress=False)
+    assert torch.equal(every.output, late.output)
+    assert (every.selected_iteration, every.output_kind, every.early_stop) == (
+        late.selected_iteration,
+        late.output_kind,
+        late.early_stop,
+    )
+    if es_continue:
+        assert every.iterations == late.iterations == 200
+    else:
+        assert every.iterations < late.iterations < 200  # it ran on to the next sync point, then stopped
+        assert every.stop_reason == late.stop_reason
 
 
 def test_replaying_the_traced_variance_reproduces_the_live_rule():
@@ -224,5 +257,26 @@ def test_es_wmv_resumes_from_its_state():
         first.update(iteration, output)
     second.load_state_dict(first.state_dict())
     for iteration, output in enumerate(outputs[6:], start=6):
-        assert first.update(iteration, output) == second.update(iteration, output)
+        first_step, second_step = first.update(iteration, output), second.update(iteration, output)
+        assert first_step is not None and second_step is not None
+        assert [bool(flag) for flag in first_step] == [bool(flag) for flag in second_step]
     assert first.variance() == second.variance()
+    assert (first.best_iteration, first.fired()) == (second.best_iteration, second.fired())
+
+
+def test_es_wmv_resumes_from_a_checkpoint_of_plain_numbers():
+    """Checkpoints written before the rule kept its state on the device hold floats and ints; they still resume."""
+    outputs = [torch.full((1, 1, 2, 2), float(v)) for v in (0, 3, 1, 4, 1, 5, 9, 2, 6, 5, 8, 9, 7, 9)]
+    live, legacy = WindowedMovingVariance(window=3, patience=4), WindowedMovingVariance(window=3, patience=4)
+    for iteration, output in enumerate(outputs[:6]):
+        live.update(iteration, output)
+    state = live.state_dict()
+    assert live.best_iteration is not None
+    old_format = {key: state[key] for key in ("buffer", "total", "total_squares", "updates")}
+    old_format |= {"best_variance": float(state["best_variance"]), "best_iteration": live.best_iteration}
+    legacy.load_state_dict(old_format)
+    for iteration, output in enumerate(outputs[6:], start=6):
+        live.update(iteration, output)
+        legacy.update(iteration, output)
+    assert live.fired() is not None
+    assert (live.best_iteration, live.fired()) == (legacy.best_iteration, legacy.fired())
