@@ -32,6 +32,8 @@ class Case:
     channels_last: bool = False
     tune_allocator: bool = True
     early_stopping: bool = False
+    inplace_activations: bool = True
+    """False runs every LeakyReLU/ReLU out of place (the lever's "before")."""
     """Watch ES-WMV (window 2, so that it works from the second iteration on) on top of the fit."""
 
 
@@ -43,6 +45,8 @@ CASES = {
         Case("paper-512-bf16", "paper", 512, precision="bf16"),
         Case("paper-512-fp32-cl", "paper", 512, channels_last=True),
         Case("paper-512-bf16-cl", "paper", 512, precision="bf16", channels_last=True),
+        Case("paper-512-bf16-cl-outofplace", "paper", 512, "bf16", True, inplace_activations=False),
+        Case("paper-512-fp32-outofplace", "paper", 512, inplace_activations=False),
         Case("light-256-fp32", "light", 256),
         Case("light-256-fp32-es", "light", 256, early_stopping=True),
         Case("tiny-256-fp32", "tiny", 256),
@@ -90,6 +94,9 @@ def run_case(case: Case, iterations: int, warmup: int, threads: int | None, devi
     operator = make_operator("denoising", "25")
     observation = operator.observe(load_image(case.size), seed=0)
     problem = build_problem(observation, operator, resolve_spec(case.preset), seed=0, device=device)
+    for module in problem.net.modules():
+        if isinstance(module, (torch.nn.LeakyReLU, torch.nn.ReLU)):
+            module.inplace = case.inplace_activations
     total = warmup + iterations
     settings = FitSettings(
         iterations=total,
@@ -140,7 +147,7 @@ def main() -> None:
         return
 
     rows = []
-    print(f"{'case':<26} {'s/iter':>8} {'speed-up':>9} {'peak RSS GB':>12} {'peak GPU GB':>12}  device")
+    print(f"{'case':<30} {'s/iter':>8} {'speed-up':>9} {'peak RSS GB':>12} {'peak GPU GB':>12}  device")
     for name in args.cases:
         command = [sys.executable, __file__, "--single", name, "--iterations", str(args.iterations)]
         command += ["--warmup", str(args.warmup), "--device", args.device]
@@ -153,7 +160,7 @@ def main() -> None:
         same_size = next(r for r in rows if (r["net"], r["size"]) == (row["net"], row["size"]))
         speedup = f"{same_size['s_per_iter'] / row['s_per_iter']:.2f}x"
         memory = f"{row['peak_rss_gb']:>12.2f} {gpu:>12}"
-        print(f"{name:<26} {row['s_per_iter']:>8.3f} {speedup:>9} {memory}  {row['device']}", flush=True)
+        print(f"{name:<30} {row['s_per_iter']:>8.3f} {speedup:>9} {memory}  {row['device']}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
