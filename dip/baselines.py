@@ -1,7 +1,8 @@
 """Classical baselines the paper compares with: interpolation, BM3D/CBM3D, NLM, TV, biharmonic inpainting.
 
-Each method maps an observation (float32 ``(H, W, C)`` in [0, 1]) and its task parameter to a restored image of
-the same convention. BM3D needs the optional ``bm3d`` extra (non-commercial licence).
+Each method maps an observation (float32 ``(H, W, C)`` in [0, 1]) and its task's parameter (``sigma``, ``factor`` or
+``mask``: the task object's ``baseline_arguments``) to a restored image of the same convention; which methods solve
+which task is the task object's ``baselines``. BM3D needs the optional ``bm3d`` extra (non-commercial licence).
 """
 
 from __future__ import annotations
@@ -17,16 +18,12 @@ from dip.errors import ConfigError, ImageError
 from dip.io import check_image
 from dip.resampling import pil_resize_float
 
-# The parameter each task passes to its methods.
-TASK_PARAMETER = {"denoising": "sigma", "super-resolution": "factor", "inpainting": "mask"}
-
 
 @dataclass(frozen=True)
 class Baseline:
-    """A baseline method: its name, the tasks it solves, and ``function(observed, **{parameter: value})``."""
+    """A baseline method: its name and ``function(observed, **arguments)``."""
 
     name: str
-    tasks: tuple[str, ...]
     function: Callable[..., np.ndarray]
 
 
@@ -93,41 +90,21 @@ def biharmonic(observed: np.ndarray, mask: np.ndarray) -> np.ndarray:
 BASELINES: dict[str, Baseline] = {
     b.name: b
     for b in (
-        Baseline("bm3d", ("denoising",), bm3d_denoise),
-        Baseline("nlm", ("denoising",), nlm),
-        Baseline("tv", ("denoising",), tv),
-        Baseline("bicubic", ("super-resolution",), bicubic),
-        Baseline("lanczos", ("super-resolution",), lanczos),
-        Baseline("biharmonic", ("inpainting",), biharmonic),
+        Baseline("bm3d", bm3d_denoise),
+        Baseline("nlm", nlm),
+        Baseline("tv", tv),
+        Baseline("bicubic", bicubic),
+        Baseline("lanczos", lanczos),
+        Baseline("biharmonic", biharmonic),
     )
 }
 
 
-def methods_for(task: str) -> tuple[str, ...]:
-    """Names of the baselines that solve ``task``."""
-    if task not in TASK_PARAMETER:
-        raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(TASK_PARAMETER)}")
-    return tuple(name for name, b in BASELINES.items() if task in b.tasks)
-
-
-def run_baseline(
-    name: str,
-    observed: np.ndarray,
-    *,
-    task: str,
-    factor: int | None = None,
-    sigma: float | None = None,
-    mask: np.ndarray | None = None,
-) -> np.ndarray:
-    """Run baseline ``name`` on ``observed`` for ``task``, passing the task's parameter (sigma, factor or mask)."""
-    valid = methods_for(task)
-    if name not in valid:
-        raise ConfigError(f"no baseline {name!r} for {task}; choose one of: {', '.join(valid)}")
-    parameter = TASK_PARAMETER[task]
-    value = {"factor": factor, "sigma": sigma, "mask": mask}[parameter]
-    if value is None:
-        raise ConfigError(f"baseline {name!r} for {task} needs {parameter}")
-    return BASELINES[name].function(observed, **{parameter: value})
+def run_baseline(name: str, observed: np.ndarray, **arguments: object) -> np.ndarray:
+    """Run baseline ``name`` on ``observed`` with its task's arguments (``sigma``, ``factor`` or ``mask``)."""
+    if name not in BASELINES:
+        raise ConfigError(f"unknown baseline {name!r}; choose one of: {', '.join(BASELINES)}")
+    return BASELINES[name].function(observed, **arguments)
 
 
 def _scaled_size(image: np.ndarray, factor: int, *, up: bool) -> tuple[int, int]:

@@ -12,7 +12,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, features
@@ -26,20 +26,13 @@ if TYPE_CHECKING:  # torch is imported only where an operator builds its A, so t
     import torch
     from torch import nn
 
-TASKS = ("denoising", "super-resolution", "inpainting")
 SR_FACTORS = (2, 3, 4, 8)
 SR_LR_CONVENTIONS = {
     "lanczos": "PIL Lanczos on 8 bits (the DIP authors' LR)",
     "bicubic": "MATLAB-style anti-aliased bicubic in float (the common SR benchmarks' LR)",
 }
 INPAINTING_KINDS = ("random", "text", "box", "file")
-LEVEL_FORMS = {
-    "denoising": "σ on the 0–255 scale written as a plain number, e.g. '25' or '50'",
-    "super-resolution": "a scale factor '2', '3', '4' or '8' (LR by PIL Lanczos, the DIP authors' convention), or "
-    "the factor with '-bicubic' (e.g. '4-bicubic': MATLAB-style bicubic LR, the common SR benchmarks' convention)",
-    "inpainting": "'randomP' (P % of the pixels dropped, e.g. 'random50'), 'text', 'boxP' (a centred box of P % "
-    "of the area, e.g. 'box25') or 'file' (a mask file)",
-}
+_NUMBER = r"(\d+(?:\.\d+)?)"
 TEXT_COVERAGE = (0.12, 0.18)
 _TEXT_WORDS = (
     "deep",
@@ -84,15 +77,72 @@ class Observation:
     meta: dict[str, Any]
 
 
+class PaperFit(TypedDict):
+    """The fit settings the paper (or the authors' notebook) uses for a task and level; `FitSettings` field names."""
+
+    iterations: int
+    lr: float
+    reg_noise_std: float
+    ema: float
+    backtrack_db: float | None
+
+
 class Operator(ABC):
-    """A degradation: `observe` makes x0 from a clean image, `forward_model` is the A of the loss ‖A·f(z) − x0‖²."""
+    """A task at one level, the one owner of its facts.
+
+    `parse` reads the level string (the only parser of level strings), `observe` makes x0 from a clean image and
+    `forward_model` is the A of the loss ‖A·f(z) − x0‖². The task also knows its display `label`, the paper's fit
+    settings and net for the level (`paper_fit`, `paper_preset`), its metric `protocols` (the first one is the
+    table's) and its `baselines` with the arguments they take (`baseline_arguments`).
+    """
 
     task: ClassVar[str]
+    level_form: ClassVar[str]
+    """The level grammar, for messages and `--help`."""
+    protocols: ClassVar[tuple[str, ...]] = ("rgb",)
+    baselines: ClassVar[tuple[str, ...]]
+    """Names of `dip.baselines.BASELINES` that solve this task."""
+
+    @classmethod
+    @abstractmethod
+    def parse(cls, level: str, *, mask_path: str | None = None) -> Operator:
+        """The operator of a level string (e.g. '25', '4-bicubic', 'random50'); a ConfigError for a bad one."""
+
+    @classmethod
+    def _bad_level(cls, level: object) -> ConfigError:
+        return ConfigError(f"bad {cls.task} level {level!r}: use {cls.level_form}")
 
     @property
     @abstractmethod
     def level(self) -> str:
-        """The level string of docs/ARCHITECTURE.md (e.g. '25', '4', 'random50')."""
+        """The canonical level string (e.g. '25', '4', 'random50')."""
+
+    @property
+    @abstractmethod
+    def label(self) -> str:
+        """How the level is shown in tables and figures (σ=25, ×4 Lanczos LR, random 50 %)."""
+
+    @abstractmethod
+    def paper_fit(self) -> PaperFit:
+        """The paper's fit settings for this level (docs/PROTOCOL.md)."""
+
+    @property
+    @abstractmethod
+    def paper_preset(self) -> str:
+        """The model preset the authors use for this task and level."""
+
+    @property
+    def metric_protocol(self) -> str:
+        """The protocol of the tables: the paper's for this task."""
+        return self.protocols[0]
+
+    def metric_arguments(self) -> dict[str, Any]:
+        """Keyword arguments the metric protocols need (the scale factor for y-matlab)."""
+        return {}
+
+    def baseline_arguments(self, observation: Observation) -> dict[str, Any]:
+        """The keyword arguments of this task's baselines for `observation`."""
+        return {}
 
     @abstractmethod
     def params(self) -> dict[str, Any]:
@@ -154,17 +204,47 @@ class Denoising(Operator):
     """Additive white Gaussian noise: x0 = clip(x + N(0, (σ/255)²), 0, 1), as the authors' `get_noisy_image`."""
 
     task = "denoising"
+    level_form = "σ on the 0–255 scale written as a plain number, e.g. '25' or '50'"
+    baselines = ("bm3d", "nlm", "tv")
 
     def __init__(self, sigma: float) -> None:
         if not (math.isfinite(sigma) and sigma > 0):
             raise ConfigError(f"denoising: σ must be a positive number (0–255 scale), not {sigma!r}")
         self.sigma = float(sigma)
 
+    @classmethod
+    def parse(cls, level: str, *, mask_path: str | None = None) -> Denoising:
+        if not isinstance(level, str) or not re.fullmatch(_NUMBER, level) or float(level) == 0:
+            raise cls._bad_level(level)
+        return cls(float(level))
+
     @property
     def level(self) -> str:
         return f"{self.sigma:g}"
 
+    @property
+    def label(self) -> str:
+        return f"σ={self.level}"
+
+    def paper_fit(self) -> PaperFit:
+        """The paper's text (Section 4): 1800 iterations, output averaging (EMA 0.99), reg-noise 1/30 (σ=25; the
+        notebook's 1/20 from σ=50), backtracking on a 5 dB drop. The F16 notebook runs 3000 iterations instead."""
+        return {
+            "iterations": 1800,
+            "lr": 0.01,
+            "reg_noise_std": 1 / 20 if self.sigma >= 50 else 1 / 30,
+            "ema": 0.99,
+            "backtrack_db": 5.0,
+        }
+
+    @property
+    def paper_preset(self) -> str:
+        return "paper"
+
     def params(self) -> dict[str, Any]:
+        return {"sigma": self.sigma}
+
+    def baseline_arguments(self, observation: Observation) -> dict[str, Any]:
         return {"sigma": self.sigma}
 
     def _degrade(self, clean, rng, box, source_hw):
@@ -185,6 +265,12 @@ class SuperResolution(Operator):
     """
 
     task = "super-resolution"
+    level_form = (
+        "a scale factor '2', '3', '4' or '8' (LR by PIL Lanczos, the DIP authors' convention), or the factor with "
+        "'-bicubic' (e.g. '4-bicubic': MATLAB-style bicubic LR, the common SR benchmarks' convention)"
+    )
+    protocols = ("y-dip", "y-matlab")
+    baselines = ("bicubic", "lanczos")
 
     def __init__(self, factor: int, lr: str = "lanczos") -> None:
         if isinstance(factor, bool) or factor not in SR_FACTORS:
@@ -195,9 +281,41 @@ class SuperResolution(Operator):
         self.lr = lr
         self.phase = 0.5 if self.factor % 2 == 0 else 0.0
 
+    @classmethod
+    def parse(cls, level: str, *, mask_path: str | None = None) -> SuperResolution:
+        match = re.fullmatch(r"(\d+)(?:-([a-z]+))?", level) if isinstance(level, str) else None
+        if not match or int(match[1]) not in SR_FACTORS or match[2] not in (None, *SR_LR_CONVENTIONS):
+            raise cls._bad_level(level)
+        return cls(int(match[1]), match[2] or "lanczos")
+
     @property
     def level(self) -> str:
         return str(self.factor) if self.lr == "lanczos" else f"{self.factor}-{self.lr}"
+
+    @property
+    def label(self) -> str:
+        return f"×{self.factor} {'Lanczos' if self.lr == 'lanczos' else self.lr} LR"
+
+    def paper_fit(self) -> PaperFit:
+        """The super-resolution notebook: 2000 iterations and reg-noise 0.03 (×4 and below), 4000 and 0.05 (×8)."""
+        large = self.factor >= 8
+        return {
+            "iterations": 4000 if large else 2000,
+            "lr": 0.01,
+            "reg_noise_std": 0.05 if large else 0.03,
+            "ema": 0.0,
+            "backtrack_db": None,
+        }
+
+    @property
+    def paper_preset(self) -> str:
+        return "paper"
+
+    def metric_arguments(self) -> dict[str, Any]:
+        return {"factor": self.factor}
+
+    def baseline_arguments(self, observation: Observation) -> dict[str, Any]:
+        return {"factor": self.factor}
 
     def params(self) -> dict[str, Any]:
         """`kernel`/`phase`: DIP's downsampler A in the loss; `lr`: how the observed LR image was made."""
@@ -228,6 +346,11 @@ class Inpainting(Operator):
     """Missing pixels: x0 = x ⊙ m, with m a random, text, centred-box or file mask (1 = known)."""
 
     task = "inpainting"
+    level_form = (
+        "'randomP' (P % of the pixels dropped, e.g. 'random50'), 'text', 'boxP' (a centred box of P % of the area, "
+        "e.g. 'box25') or 'file' (a mask file)"
+    )
+    baselines = ("biharmonic",)
 
     def __init__(self, kind: str, ratio: float | None = None, mask_path: str | None = None) -> None:
         if kind not in INPAINTING_KINDS:
@@ -237,22 +360,51 @@ class Inpainting(Operator):
             raise ConfigError(f"inpainting: a {kind} mask needs a ratio strictly between 0 and 1, not {ratio!r}")
         if not needs_ratio and ratio is not None:
             raise ConfigError(f"inpainting: a {kind} mask takes no ratio (got {ratio!r})")
-        if (kind == "file") != (mask_path is not None):
-            raise ConfigError(
-                "inpainting: level 'file' needs a mask file"
-                if kind == "file"
-                else f"inpainting: a {kind} mask takes no mask file (got {mask_path}); use level 'file'"
-            )
+        if kind != "file" and mask_path is not None:
+            raise ConfigError(f"inpainting: a {kind} mask takes no mask file (got {mask_path}); use level 'file'")
         self.kind = kind
         self.ratio = None if ratio is None else float(ratio)
         self.mask_path = None if mask_path is None else str(mask_path)
+
+    @classmethod
+    def parse(cls, level: str, *, mask_path: str | None = None) -> Inpainting:
+        if level in ("text", "file"):
+            return cls(level, mask_path=mask_path)
+        match = re.fullmatch(rf"(random|box){_NUMBER}", level) if isinstance(level, str) else None
+        if not match or not 0 < float(match[2]) < 100:
+            raise cls._bad_level(level)
+        return cls(match[1], float(match[2]) / 100, mask_path=mask_path)
 
     @property
     def level(self) -> str:
         return f"{self.kind}{self.ratio * 100:g}" if self.ratio is not None else self.kind
 
+    @property
+    def label(self) -> str:
+        if self.ratio is None:
+            return f"{self.kind} mask"
+        return f"{self.kind} {self.ratio * 100:g} %"
+
+    def paper_fit(self) -> PaperFit:
+        """Random masks: `restoration.ipynb` (Table 1: lr 0.001, 11000 iterations, backtracking on a 5 dB drop);
+        text and file masks: the kate notebook (lr 0.01, 6001); boxes: the vase notebook (lr 0.01, 5001)."""
+        if self.kind == "random":
+            return {"iterations": 11000, "lr": 0.001, "reg_noise_std": 0.03, "ema": 0.0, "backtrack_db": 5.0}
+        iterations = 5001 if self.kind == "box" else 6001
+        return {"iterations": iterations, "lr": 0.01, "reg_noise_std": 0.03, "ema": 0.0, "backtrack_db": None}
+
+    @property
+    def paper_preset(self) -> str:
+        """`paper` for random masks (`restoration.ipynb`), the region net for boxes, the text net otherwise."""
+        return {"random": "paper", "box": "inpaint-region"}.get(self.kind, "inpaint-text")
+
     def params(self) -> dict[str, Any]:
         return {"kind": self.kind, "ratio": self.ratio, "mask_path": self.mask_path}
+
+    def baseline_arguments(self, observation: Observation) -> dict[str, Any]:
+        if observation.mask is None:
+            raise ConfigError("inpainting: the observation has no mask")
+        return {"mask": observation.mask}
 
     def _degrade(self, clean, rng, box, source_hw):
         height, width = clean.shape[:2]
@@ -269,6 +421,8 @@ class Inpainting(Operator):
             mask = text_mask(height, width, rng)
             extra["renderer"] = f"Pillow {pillow_version}, FreeType {features.version('freetype2')}"
         else:
+            if self.mask_path is None:
+                raise ConfigError("inpainting: level 'file' needs a mask file (dip degrade --mask-file)")
             top, left, h, w = box
             mask = read_mask(self.mask_path, source_hw)[top : top + h, left : left + w]
         extra["missing_fraction"] = float(1 - mask.mean())
@@ -314,34 +468,17 @@ def text_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     return (np.asarray(canvas) >= 128).astype(np.float32)[..., None]
 
 
+TASK_TYPES: dict[str, type[Operator]] = {cls.task: cls for cls in (Denoising, SuperResolution, Inpainting)}
+TASKS = tuple(TASK_TYPES)
+
+
 def make_operator(task: str, level: str, *, mask_path: str | None = None) -> Operator:
-    """The operator for a task and level string of docs/ARCHITECTURE.md (e.g. 'denoising', '25')."""
-    if task not in TASKS:
+    """The operator of a task and level string (e.g. 'denoising', '25'); `mask_path` for inpainting level 'file'."""
+    if task not in TASK_TYPES:
         raise ConfigError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
     if mask_path is not None and (task, level) != ("inpainting", "file"):
         raise ConfigError(f"a mask file ({mask_path}) is only used with task 'inpainting', level 'file'")
-    bad = ConfigError(f"bad {task} level {level!r}: use {LEVEL_FORMS[task]}")
-    if not isinstance(level, str):
-        raise bad
-    number = r"(\d+(?:\.\d+)?)"
-    operator: Operator
-    if task == "denoising":
-        match = re.fullmatch(number, level)
-        if not match or float(level) == 0:
-            raise bad
-        operator = Denoising(float(level))
-    elif task == "super-resolution":
-        match = re.fullmatch(r"(\d+)(?:-([a-z]+))?", level)
-        if not match or int(match[1]) not in SR_FACTORS or match[2] not in (None, *SR_LR_CONVENTIONS):
-            raise bad
-        operator = SuperResolution(int(match[1]), match[2] or "lanczos")
-    elif level in ("text", "file"):
-        operator = Inpainting(level, mask_path=mask_path)
-    else:
-        match = re.fullmatch(rf"(random|box){number}", level)
-        if not match or not 0 < float(match[2]) < 100:
-            raise bad
-        operator = Inpainting(match[1], float(match[2]) / 100)
+    operator = TASK_TYPES[task].parse(level, mask_path=None if mask_path is None else str(mask_path))
     if operator.level != level:
         raise ConfigError(f"write the {task} level {level!r} as {operator.level!r}")
     return operator

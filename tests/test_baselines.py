@@ -14,7 +14,6 @@ from dip.baselines import (
     bicubic_downscale,
     biharmonic,
     lanczos,
-    methods_for,
     nlm,
     run_baseline,
     tv,
@@ -22,6 +21,7 @@ from dip.baselines import (
 from dip.errors import ConfigError, ImageError
 from dip.io import crop_to_multiple, read_image
 from dip.metrics import psnr
+from dip.operators import TASK_TYPES
 
 SET5 = ("baby", "bird", "butterfly", "head", "woman")
 
@@ -84,7 +84,7 @@ def _noisy(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
 def test_bm3d_beats_the_noisy_input_by_3_db(textured_rgb: np.ndarray) -> None:
     pytest.importorskip("bm3d", reason="the optional bm3d extra is not installed")
     noisy = _noisy(textured_rgb, 25)
-    out = run_baseline("bm3d", noisy, task="denoising", sigma=25)
+    out = run_baseline("bm3d", noisy, sigma=25)
     assert out.shape == noisy.shape and out.dtype == np.float32
     assert psnr(out, textured_rgb) > psnr(noisy, textured_rgb) + 3
 
@@ -92,7 +92,7 @@ def test_bm3d_beats_the_noisy_input_by_3_db(textured_rgb: np.ndarray) -> None:
 def test_bm3d_gray(gray_image: np.ndarray) -> None:
     pytest.importorskip("bm3d", reason="the optional bm3d extra is not installed")
     noisy = _noisy(gray_image, 25)
-    out = run_baseline("bm3d", noisy, task="denoising", sigma=25)
+    out = run_baseline("bm3d", noisy, sigma=25)
     assert out.shape == gray_image.shape and psnr(out, gray_image) > psnr(noisy, gray_image) + 3
 
 
@@ -108,14 +108,14 @@ def test_nlm_and_tv_beat_the_noisy_input(textured_rgb: np.ndarray, gray_image: n
 def test_missing_bm3d_gives_install_hint(monkeypatch: pytest.MonkeyPatch, rgb_image: np.ndarray) -> None:
     monkeypatch.setitem(sys.modules, "bm3d", None)  # makes `import bm3d` raise ImportError
     with pytest.raises(ConfigError, match=r"pip install 'dip-bench\[bm3d\]'"):
-        run_baseline("bm3d", rgb_image, task="denoising", sigma=25)
+        run_baseline("bm3d", rgb_image, sigma=25)
 
 
 def test_biharmonic_fills_a_smooth_image(rgb_image: np.ndarray) -> None:
     mask = (np.random.default_rng(0).random((*rgb_image.shape[:2], 1)) >= 0.5).astype(np.float32)
     mask[16:28, 24:40] = 0  # and a hole
     observed = rgb_image * mask
-    out = run_baseline("biharmonic", observed, task="inpainting", mask=mask)
+    out = run_baseline("biharmonic", observed, mask=mask)
     known = mask[..., 0] == 1
     np.testing.assert_array_equal(out[known], rgb_image[known])
     assert psnr(out, rgb_image) > 40
@@ -126,27 +126,20 @@ def test_biharmonic_checks_the_mask(rgb_image: np.ndarray) -> None:
         biharmonic(rgb_image, np.ones(rgb_image.shape[:2], np.float32))
 
 
-def test_registry_by_task() -> None:
-    assert methods_for("denoising") == ("bm3d", "nlm", "tv")
-    assert methods_for("super-resolution") == ("bicubic", "lanczos")
-    assert methods_for("inpainting") == ("biharmonic",)
+def test_every_task_baseline_exists() -> None:
+    assert TASK_TYPES["denoising"].baselines == ("bm3d", "nlm", "tv")
+    assert TASK_TYPES["super-resolution"].baselines == ("bicubic", "lanczos")
+    assert TASK_TYPES["inpainting"].baselines == ("biharmonic",)
+    assert {name for task in TASK_TYPES.values() for name in task.baselines} == set(BASELINES)
     assert all(name == baseline.name for name, baseline in BASELINES.items())
 
 
 def test_run_baseline_rejects_bad_requests(rgb_image: np.ndarray) -> None:
-    with pytest.raises(ConfigError, match="no baseline 'bicubic' for denoising; choose one of: bm3d, nlm, tv"):
-        run_baseline("bicubic", rgb_image, task="denoising", sigma=25)
-    with pytest.raises(ConfigError, match="no baseline 'dncnn' for denoising"):
-        run_baseline("dncnn", rgb_image, task="denoising", sigma=25)
-    with pytest.raises(ConfigError, match="unknown task 'deblurring'"):
-        run_baseline("tv", rgb_image, task="deblurring", sigma=25)
-    with pytest.raises(ConfigError, match="needs factor"):
-        run_baseline("bicubic", rgb_image, task="super-resolution")
+    with pytest.raises(ConfigError, match="unknown baseline 'dncnn'; choose one of: bm3d"):
+        run_baseline("dncnn", rgb_image, sigma=25)
     with pytest.raises(ConfigError, match="noise sigma"):
-        run_baseline("tv", rgb_image, task="denoising", sigma=-1)
+        run_baseline("tv", rgb_image, sigma=-1)
 
 
 def test_run_baseline_passes_the_factor(rgb_image: np.ndarray) -> None:
-    np.testing.assert_array_equal(
-        run_baseline("lanczos", rgb_image, task="super-resolution", factor=2), lanczos(rgb_image, 2)
-    )
+    np.testing.assert_array_equal(run_baseline("lanczos", rgb_image, factor=2), lanczos(rgb_image, 2))

@@ -84,7 +84,7 @@ def test_make_operator_file_level_needs_the_mask_path():
     operator = make_operator("inpainting", "file", mask_path="m.png")
     assert operator.params() == {"kind": "file", "ratio": None, "mask_path": "m.png"}
     with pytest.raises(ConfigError, match="needs a mask file"):
-        make_operator("inpainting", "file")
+        make_operator("inpainting", "file").observe(np.zeros((32, 32, 3), np.float32), seed=0)
     with pytest.raises(ConfigError, match=r"m\.png.*only used with.*'file'"):
         make_operator("inpainting", "random50", mask_path="m.png")
 
@@ -398,3 +398,53 @@ def test_load_observation_errors(tmp_path, astronaut):
 def test_observation_is_a_plain_record():
     obs = Observation(np.zeros((4, 4, 1), np.float32), np.zeros((4, 4, 1), np.float32), None, {"task": "denoising"})
     assert obs.mask is None and obs.meta["task"] == "denoising"
+
+
+# --- task facts: each task object owns its level grammar, label, paper settings, net, protocols, baselines ----------
+PAPER_FITS = [
+    # task, level, iterations, lr, reg-noise, EMA, backtracking (dB), net
+    ("denoising", "25", 1800, 0.01, 1 / 30, 0.99, 5.0, "paper"),
+    ("denoising", "50", 1800, 0.01, 1 / 20, 0.99, 5.0, "paper"),
+    ("super-resolution", "4", 2000, 0.01, 0.03, 0.0, None, "paper"),
+    ("super-resolution", "4-bicubic", 2000, 0.01, 0.03, 0.0, None, "paper"),
+    ("super-resolution", "8", 4000, 0.01, 0.05, 0.0, None, "paper"),
+    ("super-resolution", "8-bicubic", 4000, 0.01, 0.05, 0.0, None, "paper"),
+    ("inpainting", "random50", 11000, 0.001, 0.03, 0.0, 5.0, "paper"),
+    ("inpainting", "text", 6001, 0.01, 0.03, 0.0, None, "inpaint-text"),
+    ("inpainting", "file", 6001, 0.01, 0.03, 0.0, None, "inpaint-text"),
+    ("inpainting", "box25", 5001, 0.01, 0.03, 0.0, None, "inpaint-region"),
+]
+
+
+@pytest.mark.parametrize(("task", "level", "iterations", "lr", "reg_noise", "ema", "backtrack", "net"), PAPER_FITS)
+def test_task_objects_hold_the_paper_settings(task, level, iterations, lr, reg_noise, ema, backtrack, net):
+    operator = make_operator(task, level)
+    assert operator.paper_fit() == {
+        "iterations": iterations,
+        "lr": lr,
+        "reg_noise_std": pytest.approx(reg_noise),
+        "ema": ema,
+        "backtrack_db": backtrack,
+    }
+    assert operator.paper_preset == net
+
+
+@pytest.mark.parametrize(
+    ("task", "level", "label", "protocol", "baselines"),
+    [
+        ("denoising", "25", "σ=25", "rgb", ("bm3d", "nlm", "tv")),
+        ("super-resolution", "4", "×4 Lanczos LR", "y-dip", ("bicubic", "lanczos")),
+        ("super-resolution", "8-bicubic", "×8 bicubic LR", "y-dip", ("bicubic", "lanczos")),
+        ("inpainting", "random50", "random 50 %", "rgb", ("biharmonic",)),
+        ("inpainting", "box25", "box 25 %", "rgb", ("biharmonic",)),
+        ("inpainting", "text", "text mask", "rgb", ("biharmonic",)),
+    ],
+)
+def test_task_objects_know_label_protocol_and_baselines(task, level, label, protocol, baselines):
+    operator = make_operator(task, level)
+    assert (operator.label, operator.metric_protocol, operator.baselines) == (label, protocol, baselines)
+
+
+def test_super_resolution_is_also_scored_under_the_matlab_protocol():
+    operator = make_operator("super-resolution", "4-bicubic")
+    assert operator.protocols == ("y-dip", "y-matlab") and operator.metric_arguments() == {"factor": 4}

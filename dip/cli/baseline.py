@@ -1,7 +1,7 @@
 """Restore an observation with a classical baseline; writes restored.png and record.json.
 
 Super-resolution: bicubic, lanczos. Denoising: bm3d (optional extra, non-commercial licence), nlm, tv.
-Inpainting: biharmonic.
+Inpainting: biharmonic. The observation's task says which apply and with which parameter.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 
 from dip.baselines import BASELINES, run_baseline
 from dip.io import write_image
-from dip.operators import load_observation
+from dip.errors import ConfigError
+from dip.operators import load_observation, operator_for
 from dip.record import versions, write_json
 
 
@@ -25,15 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     observation = load_observation(args.observation)
     meta = observation.meta
+    operator = operator_for(observation)
+    if args.method not in operator.baselines:
+        raise ConfigError(
+            f"no baseline {args.method!r} for {operator.task}; choose one of: {', '.join(operator.baselines)}"
+        )
     start = time.perf_counter()
-    restored = run_baseline(
-        args.method,
-        observation.observed,
-        task=meta["task"],
-        factor=meta.get("factor"),
-        sigma=meta.get("sigma"),
-        mask=observation.mask,
-    )
+    restored = run_baseline(args.method, observation.observed, **operator.baseline_arguments(observation))
     seconds = time.perf_counter() - start
     write_image(args.out / "restored.png", restored)
     write_json(

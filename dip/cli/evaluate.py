@@ -1,7 +1,7 @@
 """Score a run against the clean image (PSNR, SSIM under a named protocol); writes metrics.json.
 
-Protocol `auto`: `y-dip` for super-resolution (the authors' script), `rgb` otherwise. Super-resolution runs are also
-scored under `y-matlab` (Y channel, shave = factor), reported in the same record.
+Protocol `auto`: the task's own (`y-dip` for super-resolution, the authors' script; `rgb` otherwise). A task with more
+protocols is scored under each (super-resolution also under `y-matlab`: Y channel, shave = factor) in the same record.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import argparse
 from pathlib import Path
 
 from dip.io import read_image
-from dip.metrics import PROTOCOLS, default_protocol, evaluate
-from dip.operators import load_observation
+from dip.metrics import PROTOCOLS, evaluate
+from dip.operators import load_observation, operator_for
 from dip.record import read_json, write_json
 
 RECORDED_META = ("task", "level", "factor", "lr", "sigma")
@@ -29,9 +29,10 @@ def run(args: argparse.Namespace) -> int:
     record = read_json(args.run / "record.json")
     restored = read_image(args.run / "restored.png")
     meta = observation.meta
-    task, factor = meta["task"], meta.get("factor")
-    protocol = default_protocol(task) if args.protocol == "auto" else args.protocol
-    scores = evaluate(restored, observation.clean, protocol=protocol, factor=factor)
+    operator = operator_for(observation)
+    arguments = operator.metric_arguments()
+    protocol = operator.metric_protocol if args.protocol == "auto" else args.protocol
+    scores = evaluate(restored, observation.clean, protocol=protocol, **arguments)
     metrics = {key: meta[key] for key in RECORDED_META if key in meta}
     metrics.update(meta.get("labels", {}))
     metrics.update(
@@ -47,10 +48,11 @@ def run(args: argparse.Namespace) -> int:
         device=record.get("device", ""),
         run_dir=str(args.run),
     )
-    if task == "super-resolution":
-        matlab = evaluate(restored, observation.clean, protocol="y-matlab", factor=factor)
-        metrics.update(psnr_y_matlab=matlab["psnr"], ssim_y_matlab=matlab["ssim"])
+    for other in operator.protocols[1:]:
+        extra = evaluate(restored, observation.clean, protocol=other, **arguments)
+        suffix = other.replace("-", "_")
+        metrics.update({f"psnr_{suffix}": extra["psnr"], f"ssim_{suffix}": extra["ssim"]})
     if observation.observed.shape == observation.clean.shape:
-        metrics["psnr_observed"] = evaluate(observation.observed, observation.clean, protocol=protocol)["psnr"]
+        metrics["psnr_observed"] = evaluate(observation.observed, observation.clean, protocol=protocol, **arguments)["psnr"]
     write_json(args.out, metrics)
     return 0

@@ -9,14 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from dip.errors import DipError
+from dip.operators import make_operator
 from dip.record import TRACE_COLUMNS
 
 REQUIRED = ("task", "level", "method", "psnr", "ssim", "run_dir")
 ID_COLUMNS = ("dataset", "task", "level", "image", "method", "variant", "seed")
 TEXT_COLUMNS = ("dataset", "task", "level", "image", "method", "variant")
 DEFAULTS = {"dataset": "", "image": "", "variant": "", "seed": 0}
-LEVEL_LABELS = {"denoising": "σ={}"}
-SR_LR_LABELS = {"": "Lanczos LR", "bicubic": "bicubic LR"}
 
 
 def read_metrics(paths: Iterable[Path]) -> pd.DataFrame:
@@ -77,11 +76,8 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def level_label(task: str, level: str) -> str:
-    """How a level is shown in tables and figures (σ=25, ×4 Lanczos LR, ×4 bicubic LR, random50)."""
-    if task == "super-resolution":
-        factor, _, lr = level.partition("-")
-        return f"×{factor} {SR_LR_LABELS.get(lr, lr + ' LR')}"
-    return LEVEL_LABELS.get(task, "{}").format(level)
+    """How a level is shown in tables and figures: its task object's label (σ=25, ×4 Lanczos LR, random 50 %)."""
+    return make_operator(task, level).label
 
 
 def level_order(levels: Iterable[str]) -> list[str]:
