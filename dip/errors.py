@@ -17,3 +17,7 @@ class ConfigError(DipError):
 
 class DivergenceError(DipError):
     """A fit whose loss or output became NaN/Inf and could not be recovered by backtracking."""
+
+
+class OutputError(DipError):
+    """An output or checkpoint that could not be written (a folder removed meanwhile, a full disk)."""

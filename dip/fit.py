@@ -18,7 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dip.device import autocast
-from dip.errors import ConfigError, DipError, DivergenceError
+from dip.errors import ConfigError, DipError, DivergenceError, OutputError
 from dip.stopping import make_stopping_rule
 
 log = logging.getLogger(__name__)
@@ -61,14 +61,18 @@ class FitSettings:
         for key, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{key} must be ≥ 1, got {value}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.reg_noise_std < 0:
-            raise ConfigError(f"reg_noise_std must be ≥ 0, got {self.reg_noise_std}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be a positive finite number, not {self.lr}")
+        if not (math.isfinite(self.reg_noise_std) and self.reg_noise_std >= 0):
+            raise ConfigError(f"reg_noise_std must be a finite number ≥ 0, not {self.reg_noise_std}")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
-        if self.backtrack_db is not None and self.backtrack_db <= 0:
-            raise ConfigError(f"backtrack_db must be > 0 (or None to disable), got {self.backtrack_db}")
+        if self.backtrack_db is not None and not (math.isfinite(self.backtrack_db) and self.backtrack_db > 0):
+            raise ConfigError(
+                f"backtrack_db must be a positive finite number (or None to disable), not {self.backtrack_db}"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, not {self.seed!r}")
         make_stopping_rule(self.stopping, window=self.es_window, patience=self.es_patience)
         if self.es_continue and self.stopping == "fixed":
             raise ConfigError("es_continue watches an early-stopping rule: set stopping (e.g. 'es-wmv') as well")
@@ -101,6 +105,9 @@ class FitResult:
     early_stop: dict[str, float | int | None] | None = None
     """With `es_continue`: where the stopping rule would have stopped, the iteration it picked, that output's PSNR."""
     notes: list[str] = field(default_factory=list)
+    """Warnings about the fit (e.g. a data term that ended worse than it began), also logged."""
+    checkpoint: Path | None = None
+    """The checkpoint holding the final state: the one given, unless it belonged to another fit (then left alone)."""
 
 
 class FitInterrupted(DipError):
@@ -155,25 +162,44 @@ def _clone_state(state: Any) -> Any:
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write atomically: a killed job never leaves a half-written checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as handle:  # an OSError, which torch.save(state, tmp) would turn into a RuntimeError
+            torch.save(state, handle)
+        os.replace(tmp, path)
+    except OSError as error:
+        raise OutputError(f"cannot save the checkpoint {path} ({error.strerror or error})") from None
 
 
-def _load_checkpoint(path: Path, fingerprint: str, device: torch.device) -> dict[str, Any] | None:
-    """The checkpoint's state if it belongs to this very fit, else None (a stale one is reported and ignored)."""
+def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
+    """The checkpoint's state; None if there is none or it is unreadable (reported: a fresh start overwrites it)."""
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location=device, weights_only=False)
+        return torch.load(path, map_location=device, weights_only=False)
     except Exception as error:  # a corrupt file must not stop a fresh start
         log.warning("ignoring unreadable checkpoint %s (%s); starting from iteration 0", path, error)
         return None
-    if state.get("version") != CHECKPOINT_VERSION or state.get("fingerprint") != fingerprint:
-        log.warning("checkpoint %s belongs to different settings; starting from iteration 0", path)
-        return None
-    return state
+
+
+def _belongs_to(state: dict[str, Any], fingerprint: str) -> bool:
+    """Whether a checkpoint's state is of this very fit (same format, model, settings and observation)."""
+    return (
+        isinstance(state, dict)
+        and state.get("version") == CHECKPOINT_VERSION
+        and state.get("fingerprint") == fingerprint
+    )
+
+
+def _not_converged(trace: list[dict[str, float]]) -> list[str]:
+    """A warning when the data-term PSNR of the last trace row is below that of the first."""
+    if len(trace) < 2 or not trace[-1]["psnr_obs"] < trace[0]["psnr_obs"]:
+        return []
+    return [
+        f"the data-term PSNR ended at {trace[-1]['psnr_obs']:.2f} dB, below its start at {trace[0]['psnr_obs']:.2f} "
+        "dB: the fit did not converge (lower the learning rate?)"
+    ]
 
 
 def fit(
@@ -187,7 +213,9 @@ def fit(
 ) -> FitResult:
     """Fit the net to the observation; resume from `checkpoint` when it holds this fit's state.
 
-    `fingerprint` identifies the fit (model, settings, observation): a checkpoint of another fit is never resumed.
+    `fingerprint` identifies the fit (model, settings, observation): a checkpoint of another fit is never resumed nor
+    overwritten (the fit then runs without one). With a checkpoint, the final state is saved too, so that a run whose
+    outputs could not be written resumes at the end (and finishes at once).
     `stop_event`, when set (e.g. by a signal handler), makes the fit save its checkpoint and raise FitInterrupted.
     `progress`: a progress bar (None: only on a terminal); logs get a line every 5 % either way.
     """
@@ -214,7 +242,11 @@ def fit(
     early_stop: dict[str, Any] | None = None
     snapshot_psnr = -math.inf
     resumed_from = None
-    state = _load_checkpoint(checkpoint, fingerprint, device) if checkpoint else None
+    state = _load_checkpoint(checkpoint, device) if checkpoint else None
+    if state is not None and not _belongs_to(state, fingerprint):
+        log.warning("checkpoint %s belongs to another fit: leaving it as it is; this fit runs without one", checkpoint)
+        state, checkpoint = None, None
+    stop_reason = "iterations"
     if state is not None:
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -223,6 +255,7 @@ def fit(
         start, elapsed, backtracks = state["iteration"], state["elapsed"], state["backtracks"]
         trace, ema, best_output = state["trace"], state["ema"], state["best_output"]
         fired_output, early_stop = state.get("fired_output"), state.get("early_stop")
+        firing, stop_reason = state.get("firing"), state.get("stop_reason", stop_reason)
         if "scaler" in state:  # checkpoints written before fp16 loss scaling have none (and need none)
             scaler.load_state_dict(state["scaler"])
         snapshot = _Snapshot.from_state(state["snapshot"])
@@ -249,6 +282,8 @@ def fit(
             "best_output": best_output,
             "fired_output": fired_output,
             "early_stop": early_stop,
+            "firing": firing,
+            "stop_reason": stop_reason,
             "snapshot": snapshot.state_dict(),
             "snapshot_psnr": snapshot_psnr,
             "settings": asdict(settings),
@@ -257,11 +292,10 @@ def fit(
     show_bar = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=settings.iterations, initial=start, disable=not show_bar, unit="it", desc="DIP fit")
     log_every = max(1, settings.iterations // 20)
-    stop_reason = "iterations"
     polls_every_iteration = _polls_every_iteration(device)
     iteration = start
     t0 = time.perf_counter()
-    while iteration < settings.iterations:
+    while iteration < settings.iterations and stop_reason == "iterations":
         if stop_event is not None and stop_event.is_set():
             if checkpoint:
                 _save_checkpoint(checkpoint, checkpoint_state(iteration))
@@ -351,7 +385,12 @@ def fit(
                 )
                 break
     bar.close()
+    if checkpoint:
+        _save_checkpoint(checkpoint, checkpoint_state(iteration))
     seconds = elapsed + time.perf_counter() - t0
+    notes = _not_converged(trace)
+    for note in notes:
+        log.warning(note)
 
     if settings.es_continue and early_stop is None:
         early_stop = _early_stop_record(None, stopping.best_iteration, best_output, problem.clean)
@@ -378,6 +417,8 @@ def fit(
         backtracks=backtracks,
         resumed_from=resumed_from,
         early_stop=early_stop,
+        notes=notes,
+        checkpoint=checkpoint,
     )
 
 

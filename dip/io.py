@@ -1,4 +1,4 @@
-"""Image and mask files, numpy/torch conversion, and centre crops.
+"""Image and mask files, numpy/torch conversion, centre crops, and the check that an output folder is writable.
 
 Images are float32 ``(H, W, C)`` arrays with ``C in (1, 3)`` and values in ``[0, 1]``; masks are float32
 ``(H, W, 1)`` with ``1 = known pixel`` (see docs/ARCHITECTURE.md).
@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
+import uuid
 import zlib
 from io import BytesIO
 from pathlib import Path
@@ -177,8 +178,8 @@ def _remove_alpha(data: np.ndarray, path: Path, alpha: str) -> np.ndarray:
         return np.ascontiguousarray(color)
     if alpha == "refuse":
         raise ImageError(
-            f"{path}: {transparent} pixels are (partly) transparent; remove the alpha channel or read with "
-            "alpha='flatten' to composite onto white"
+            f"{path}: {transparent} pixels are (partly) transparent; flatten this file onto a background or remove "
+            "its alpha channel (e.g. in an image editor), then use the result"
         )
     return (color * opacity + (1 - opacity)).astype(np.float32)
 
@@ -240,16 +241,31 @@ def _png16_bytes(pixels: np.ndarray) -> bytes:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, so a crash never leaves a partial file at ``path``."""
+    """Write via a temporary file in the same folder, so a crash never leaves a partial file at ``path``.
+
+    The file gets the usual permissions (0o666 less the umask), not the 0o600 of `tempfile.mkstemp`.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with tmp.open("xb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def check_writable(directory: PathLike, what: str) -> None:
+    """Create ``directory`` if missing and check that a file can be written in it; a ConfigError naming ``what``."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        reason = "a file, not a directory" if directory.is_file() else (error.strerror or str(error))
+        raise ConfigError(f"{what}: cannot write in {directory} ({reason})") from None
 
 
 def read_mask(path: PathLike, shape_hw: tuple[int, int] | None = None) -> np.ndarray:

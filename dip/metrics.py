@@ -6,6 +6,9 @@
 - ``y-dip``: Y channel over the centre crop whose sides divide by 32, shaved ``[4:-5, 4:-5]``, as the authors'
   ``super-resolution_eval_script.py`` ("used to get the numbers in the paper").
 
+The Y protocols read a grey image as RGB with equal channels, as that script and MATLAB do, so a grey image and its
+three-channel copy score the same under every protocol.
+
 SSIM uses Wang et al.'s settings: Gaussian window σ = 1.5, no sample-covariance correction.
 """
 
@@ -15,11 +18,10 @@ import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from dip.errors import ConfigError, ImageError
-from dip.io import check_image
+from dip.io import check_image, ensure_channels
 
 PROTOCOLS = ("rgb", "y-matlab", "y-dip")
 SSIM_WINDOW = "gaussian-1.5"
-_DEFAULT_PROTOCOL = {"denoising": "rgb", "inpainting": "rgb", "super-resolution": "y-dip"}
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966])  # 219 × (0.299, 0.587, 0.114), ITU-R BT.601
 _DIP_MULTIPLE, _DIP_SHAVE = 32, (4, 5)  # div-32 centre crop, then [4:-5, 4:-5]
 
@@ -27,12 +29,11 @@ _DIP_MULTIPLE, _DIP_SHAVE = 32, (4, 5)  # div-32 centre crop, then [4:-5, 4:-5]
 def rgb_to_y(image: np.ndarray) -> np.ndarray:
     """BT.601 luma of a [0, 1] RGB image, ``(16 + 65.481 R + 128.553 G + 24.966 B) / 255``, as ``(H, W, 1)``.
 
-    Values lie in [16/255, 235/255]; a grey ``(H, W, 1)`` image is returned unchanged.
+    Values lie in [16/255, 235/255]. A grey ``(H, W, 1)`` image is RGB with equal channels, as the authors' script and
+    MATLAB read a grey file: ``Y = (16 + 219 g) / 255`` (65.481 + 128.553 + 24.966 = 219).
     """
-    check_image(image, "image")
-    if image.shape[-1] == 1:
-        return image
-    return ((16 + image.astype(np.float64) @ _Y_WEIGHTS) / 255)[..., None]
+    rgb = ensure_channels(image, 3).astype(np.float64)
+    return ((16 + rgb @ _Y_WEIGHTS) / 255)[..., None]
 
 
 def psnr(estimate: np.ndarray, reference: np.ndarray, *, protocol: str = "rgb", factor: int | None = None) -> float:
@@ -70,13 +71,6 @@ def evaluate(
         "protocol": protocol,
         "ssim_window": SSIM_WINDOW,
     }
-
-
-def default_protocol(task: str) -> str:
-    """The paper's protocol for ``task``: ``y-dip`` for super-resolution, ``rgb`` otherwise."""
-    if task not in _DEFAULT_PROTOCOL:
-        raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(_DEFAULT_PROTOCOL)}")
-    return _DEFAULT_PROTOCOL[task]
 
 
 def _prepare(

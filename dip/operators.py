@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont, features
 from PIL import __version__ as pillow_version
 
 from dip.errors import ConfigError, ImageError
+from dip.failures import check_upstream
 from dip.io import crop_to_multiple, read_image, read_mask, to_tensor, write_image, write_mask
 from dip.resampling import pil_resize, pil_resize_float
 
@@ -506,6 +507,7 @@ def save_observation(observation: Observation, directory: str | Path) -> None:
 def load_observation(directory: str | Path) -> Observation:
     """Read an observation directory written by `save_observation`, checking that its files agree."""
     folder = Path(directory)
+    check_upstream(folder)
     meta_path = folder / "observation.json"
     if not meta_path.is_file():
         raise ConfigError(f"{folder}: not an observation directory (no observation.json)")

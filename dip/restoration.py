@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,16 @@ import torch
 from dip.errors import ImageError
 from dip.fit import FitProblem, FitResult, FitSettings, fit
 from dip.io import to_tensor
-from dip.models import build_model, count_parameters, make_input, required_multiple
+from dip.models import build_model, count_parameters, make_input, minimum_side, required_multiple
 from dip.operators import Observation, Operator
 from dip.record import fingerprint
+
+
+def source_of(meta: Mapping[str, Any]) -> str:
+    """The user's image an observation was made from, for messages: its source file, then its labels."""
+    labels = ", ".join(f"{key}={value}" for key, value in meta.get("labels", {}).items())
+    source = meta.get("source") or "the observation"
+    return f"{source} ({labels})" if labels else source
 
 
 def build_problem(
@@ -27,11 +35,17 @@ def build_problem(
 ) -> FitProblem:
     """The seeded net, its fixed input z, A and x0 on `device`; the clean image is only for the trace."""
     height, width = operator.output_shape(observation)
-    multiple = required_multiple(spec)
+    multiple, shortest = required_multiple(spec), minimum_side(spec)
+    net = f"the net ({spec.get('preset') or spec.get('arch')})"
     if height % multiple or width % multiple:
         raise ImageError(
-            f"the image to restore is {height}×{width} but the net ({spec.get('arch')}) needs both sides divisible "
-            f"by {multiple}; degrade it again with `--multiple {multiple}`"
+            f"{source_of(observation.meta)}: the image to restore is {height}×{width} but {net} needs both sides "
+            f"divisible by {multiple}; degrade it again with `--multiple {multiple}`"
+        )
+    if min(height, width) < shortest:
+        raise ImageError(
+            f"{source_of(observation.meta)}: the image to restore is {height}×{width} but {net} needs both sides "
+            f"≥ {shortest}; use a larger image or a net with fewer scales (see `dip archs`)"
         )
     channels = observation.observed.shape[-1]
     torch.manual_seed(seed)

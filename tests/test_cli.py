@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import os
 import signal
+import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 from skimage import data
 
 from dip.cli import COMMANDS, main
+from dip.fit import CHECKPOINT_VERSION
 from dip.io import write_image
 from dip.record import TRACE_COLUMNS
 
@@ -41,6 +48,34 @@ def run_dip(*args: object) -> int:
 
 def metrics_of(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def error_line(capsys: pytest.CaptureFixture[str], command: str) -> str:
+    """The one line a failed `dip <command>` printed on stderr."""
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"dip {command}: error: "), lines
+    return lines[0]
+
+
+def degrade(image: Path, out: Path, *args: object) -> Path:
+    """`dip degrade image` for denoising σ=25 into `out`."""
+    assert run_dip("degrade", image, "--task", "denoising", "--level", "25", *args, "--out", out) == 0
+    return out
+
+
+@pytest.fixture
+def unwritable(tmp_path: Path) -> Iterator[Path]:
+    """A directory path this process cannot write in: a read-only one, or (as root, whom its mode does not stop)
+    one under a regular file."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.access(folder, os.W_OK):
+        (tmp_path / "a-file").write_text("")
+        yield tmp_path / "a-file" / "run"
+    else:
+        yield folder
+    folder.chmod(0o755)
 
 
 @pytest.mark.parametrize("command", ["", *COMMANDS])
@@ -102,6 +137,7 @@ def test_denoising_beats_the_noisy_input_by_2db(crop_png, tmp_path):
 
     record = metrics_of(out / "record.json")
     assert record["iterations"] == 300 and record["fit"]["ema"] == 0.99 and record["parameters"] > 0
+    assert record["warnings"] == []
     assert record["model"]["preset"] == "light" and "torch" in record["versions"]
     with (out / "trace.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -146,7 +182,19 @@ def test_restore_refuses_an_image_too_small_for_the_net(tmp_path, capsys):
     run_dip("degrade", small, "--task", "denoising", "--level", "25", "--multiple", 8, "--out", tmp_path / "obs")
     assert run_dip("restore", tmp_path / "obs", "--arch", "paper", "--out", tmp_path / "run") == 2
     err = capsys.readouterr().err
-    assert "divisible by 32" in err and not (tmp_path / "run" / "restored.png").exists()
+    assert "divisible by 32" in err and str(small) in err and not (tmp_path / "run" / "restored.png").exists()
+
+
+@pytest.mark.parametrize(("shape", "arch"), [((32, 32), "paper"), ((32, 20000), "inpaint-text")])
+def test_restore_refuses_an_image_too_small_for_the_nets_depth(tmp_path, capsys, shape, arch):
+    """A 5-scale net needs 2 px at its coarsest scale: one line naming the user's file, not a torch traceback."""
+    source = tmp_path / "narrow.png"
+    write_image(source, np.full((*shape, 3), 0.5, np.float32))
+    obs = degrade(source, tmp_path / "obs", "--label", "image=narrow")
+    capsys.readouterr()
+    assert run_dip("restore", obs, "--arch", arch, "--iterations", 1, "--quiet", "--out", tmp_path / "run") == 2
+    line = error_line(capsys, "restore")
+    assert str(source) in line and "image=narrow" in line and "≥ 64" in line
 
 
 @pytest.mark.parametrize(
@@ -199,3 +247,124 @@ def test_interrupted_restore_resumes_to_the_same_result(tiny_png, tmp_path):
     assert not checkpoint.exists()
     reference = (tmp_path / "reference" / "restored.png").read_bytes()
     assert (tmp_path / "resumed" / "restored.png").read_bytes() == reference
+
+
+@pytest.mark.parametrize("option", ["--out", "--checkpoint"])
+def test_restore_refuses_an_unwritable_destination_before_fitting(
+    tiny_png, tmp_path, capsys, monkeypatch, unwritable, option
+):
+    obs = degrade(tiny_png, tmp_path / "obs")
+    monkeypatch.setattr("dip.cli.restore.restore", lambda *args, **kwargs: pytest.fail("the fit started"))
+    out = unwritable if option == "--out" else tmp_path / "run"
+    checkpoint = unwritable / "fit.pt" if option == "--checkpoint" else tmp_path / "ckpt" / "fit.pt"
+    capsys.readouterr()
+    assert run_dip("restore", obs, "--arch", "tiny", "--checkpoint", checkpoint, "--out", out) == 2
+    line = error_line(capsys, "restore")
+    assert option in line and f"cannot write in {unwritable}" in line
+
+
+@pytest.mark.parametrize(
+    "fit_args",
+    [["--ema", 0], ["--stopping", "es-wmv", "--es-window", 5, "--es-patience", 5]],
+    ids=["last-output", "es-wmv"],
+)
+def test_outputs_that_cannot_be_written_keep_the_final_checkpoint(tiny_png, tmp_path, capsys, monkeypatch, fit_args):
+    """The same command run again resumes at the end: no more iterations, the uninterrupted run's bytes."""
+    obs = degrade(tiny_png, tmp_path / "obs")
+    common = ["--arch", "tiny", "--iterations", 40, *fit_args, "--quiet"]
+    assert run_dip("restore", obs, *common, "--out", tmp_path / "reference") == 0
+    checkpoint = tmp_path / "ckpt" / "fit.pt"
+    command = ["restore", obs, *common, "--checkpoint", checkpoint, "--out", tmp_path / "run"]
+
+    def out_folder_removed(path: Path, *args: object, **kwargs: object) -> None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+
+    capsys.readouterr()
+    with monkeypatch.context() as patch:
+        patch.setattr("dip.cli.restore.write_image", out_folder_removed)
+        assert run_dip(*command) == 2
+    line = error_line(capsys, "restore")
+    assert "restored.png" in line and str(checkpoint) in line and checkpoint.exists()
+
+    assert run_dip(*command) == 0
+    record, reference = metrics_of(tmp_path / "run" / "record.json"), metrics_of(tmp_path / "reference" / "record.json")
+    assert record["resumed_from"] == record["iterations"] == reference["iterations"]
+    assert record["stop_reason"] == reference["stop_reason"]
+    assert not checkpoint.exists()
+    assert (tmp_path / "run" / "restored.png").read_bytes() == (tmp_path / "reference" / "restored.png").read_bytes()
+
+
+def test_a_checkpoint_of_another_fit_is_left_alone(tiny_png, tmp_path):
+    obs = degrade(tiny_png, tmp_path / "obs")
+    checkpoint = tmp_path / "ckpt" / "fit.pt"
+    checkpoint.parent.mkdir()
+    torch.save({"version": CHECKPOINT_VERSION, "fingerprint": "another fit"}, checkpoint)
+    saved = checkpoint.read_bytes()
+    args = ["--arch", "tiny", "--iterations", 5, "--checkpoint-every", 2, "--quiet", "--checkpoint", checkpoint]
+    assert run_dip("restore", obs, *args, "--out", tmp_path / "run") == 0
+    assert (tmp_path / "run" / "restored.png").exists()
+    assert checkpoint.read_bytes() == saved
+
+
+def test_outputs_get_the_usual_permissions(tiny_png, tmp_path):
+    obs, out = tmp_path / "obs", tmp_path / "run"
+    umask = os.umask(0o027)
+    try:
+        assert run_dip("degrade", tiny_png, "--task", "inpainting", "--level", "random50", "--out", obs) == 0
+        assert run_dip("restore", obs, "--arch", "tiny", "--iterations", 3, "--quiet", "--out", out) == 0
+    finally:
+        os.umask(umask)
+    written = [obs / name for name in ("observed.png", "clean.png", "mask.png", "observation.json")]
+    written += [out / name for name in ("restored.png", "record.json", "trace.csv")]
+    assert {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in written} == {
+        path.name: oct(0o666 & ~0o027) for path in written
+    }
+
+
+def test_evaluate_without_a_record_says_so(tiny_png, tmp_path, capsys):
+    obs = degrade(tiny_png, tmp_path / "obs")
+    run = tmp_path / "run"
+    run.mkdir()
+    capsys.readouterr()
+    assert run_dip("evaluate", run, "--observation", obs, "--out", run / "metrics.json") == 2
+    assert error_line(capsys, "evaluate") == f"dip evaluate: error: {run}: not a run directory (no record.json)"
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value", "message"),
+    [
+        ("restore", "--lr", "inf", "lr must be a positive finite number, not inf"),
+        ("restore", "--lr", "nan", "lr must be a positive finite number, not nan"),
+        ("restore", "--seed", "-1", "seed must be a non-negative integer, not -1"),
+        ("degrade", "--seed", "-1", "seed must be a non-negative integer, not -1"),
+    ],
+)
+def test_non_finite_lr_and_negative_seeds_are_refused_alike(
+    tiny_png, tmp_path, capsys, command, option, value, message
+):
+    obs = tmp_path / "obs"
+    if command == "degrade":
+        args = ["degrade", tiny_png, "--task", "denoising", "--level", "25", option, value, "--out", obs]
+    else:
+        args = ["restore", degrade(tiny_png, obs), "--arch", "tiny", option, value, "--out", tmp_path / "run"]
+    capsys.readouterr()
+    assert run_dip(*args) == 2
+    assert error_line(capsys, command) == f"dip {command}: error: {message}"
+
+
+def test_a_fit_that_ends_worse_than_it_began_warns(tiny_png, tmp_path, caplog):
+    obs, out = degrade(tiny_png, tmp_path / "obs"), tmp_path / "run"
+    assert run_dip("restore", obs, "--arch", "tiny", "--iterations", 20, "--lr", "1e6", "--quiet", "--out", out) == 0
+    warnings = metrics_of(out / "record.json")["warnings"]
+    assert len(warnings) == 1 and "did not converge" in warnings[0]
+    assert warnings[0] in caplog.text
+
+
+def test_a_transparent_image_is_refused_with_a_fix_that_exists(tmp_path, capsys):
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[..., 3] = 128
+    source = tmp_path / "logo.png"
+    Image.fromarray(rgba, "RGBA").save(source)
+    assert run_dip("degrade", source, "--task", "denoising", "--level", "25", "--out", tmp_path / "obs") == 2
+    line = error_line(capsys, "degrade")
+    assert str(source) in line and "alpha channel" in line and "alpha=" not in line

@@ -54,13 +54,36 @@ def test_resumed_fit_equals_uninterrupted_fit(tmp_path):
     assert [r["loss"] for r in resumed.trace] == [r["loss"] for r in reference.trace]
 
 
-def test_checkpoint_of_another_fit_is_not_resumed(tmp_path):
+def test_checkpoint_of_another_fit_is_not_resumed_nor_overwritten(tmp_path):
     settings = FitSettings(iterations=10, checkpoint_every=5)
     checkpoint = tmp_path / "fit.ckpt"
     with pytest.raises(FitInterrupted):
         fit(small_problem(), settings, fingerprint="a", checkpoint=checkpoint, stop_event=StopAfter(6))
+    saved = checkpoint.read_bytes()
     result = fit(small_problem(), settings, fingerprint="b", checkpoint=checkpoint)
-    assert result.resumed_from is None
+    assert result.resumed_from is None and result.checkpoint is None
+    assert checkpoint.read_bytes() == saved
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        FitSettings(iterations=30, reg_noise_std=0.03, trace_every=5),  # the last output: a final forward pass
+        FitSettings(iterations=30, ema=0.9, trace_every=5),
+        FitSettings(iterations=200, stopping="es-wmv", es_window=10, es_patience=20, reg_noise_std=0.0),
+    ],
+    ids=["last", "average", "es-wmv"],
+)
+def test_a_finished_fit_keeps_its_final_state_and_resumes_to_the_same_result(tmp_path, settings):
+    """A run whose outputs could not be written resumes at the end: no more iterations, the same result."""
+    checkpoint = tmp_path / "fit.ckpt"
+    finished = fit(small_problem(), settings, fingerprint="a", checkpoint=checkpoint)
+    assert finished.checkpoint == checkpoint and checkpoint.exists()
+    resumed = fit(small_problem(), settings, fingerprint="a", checkpoint=checkpoint)
+    assert resumed.resumed_from == finished.iterations == resumed.iterations
+    assert torch.equal(resumed.output, finished.output)
+    assert (resumed.selected_iteration, resumed.stop_reason) == (finished.selected_iteration, finished.stop_reason)
+    assert [r["loss"] for r in resumed.trace] == [r["loss"] for r in finished.trace]
 
 
 def test_corrupt_checkpoint_starts_afresh(tmp_path):
@@ -125,6 +148,13 @@ def test_trace_columns_and_ground_truth_only_for_plots():
 def test_fit_reduces_the_data_term():
     result = fit(small_problem(), FitSettings(iterations=150, reg_noise_std=0.0, trace_every=10))
     assert result.trace[-1]["loss"] < 0.5 * result.trace[0]["loss"]
+    assert result.notes == []
+
+
+def test_a_fit_that_ends_worse_than_it_began_says_so(caplog):
+    result = fit(small_problem(), FitSettings(iterations=20, lr=1e6, trace_every=5))
+    assert len(result.notes) == 1 and "did not converge" in result.notes[0]
+    assert result.notes[0] in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -136,6 +166,11 @@ def test_fit_reduces_the_data_term():
         {"reg_noise_std": -1},
         {"stopping": "magic"},
         {"backtrack_db": -1},
+        {"lr": math.inf},
+        {"lr": math.nan},
+        {"reg_noise_std": math.nan},
+        {"backtrack_db": math.nan},
+        {"seed": -1},
     ],
 )
 def test_bad_settings_are_refused(bad):

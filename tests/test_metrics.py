@@ -9,7 +9,7 @@ import pytest
 from skimage.metrics import structural_similarity
 
 from dip.errors import ConfigError, ImageError
-from dip.metrics import PROTOCOLS, default_protocol, evaluate, psnr, rgb_to_y, ssim
+from dip.metrics import PROTOCOLS, evaluate, psnr, rgb_to_y, ssim
 
 
 def test_rgb_to_y_known_values() -> None:
@@ -19,7 +19,18 @@ def test_rgb_to_y_known_values() -> None:
     expected = np.array([235, 16, 16 + 65.481, 16 + 128.553, 16 + 24.966]) / 255
     np.testing.assert_allclose(y[0, :, 0], expected, rtol=1e-12)
     gray = np.full((2, 2, 1), 0.25, np.float32)
-    assert rgb_to_y(gray) is gray
+    np.testing.assert_allclose(rgb_to_y(gray), (16 + 219 * 0.25) / 255, rtol=1e-12)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_grey_image_scores_as_its_three_channel_copy(protocol: str, gray_image: np.ndarray) -> None:
+    """A grey file is RGB with equal channels to the authors' script and MATLAB: same PSNR and SSIM."""
+    rng = np.random.default_rng(0)
+    estimate = np.clip(gray_image + rng.normal(0, 0.05, gray_image.shape), 0, 1).astype(np.float32)
+    grey = evaluate(estimate, gray_image, protocol=protocol, factor=2)
+    rgb = evaluate(np.repeat(estimate, 3, -1), np.repeat(gray_image, 3, -1), protocol=protocol, factor=2)
+    assert grey["psnr"] == pytest.approx(rgb["psnr"], abs=1e-9)
+    assert grey["ssim"] == pytest.approx(rgb["ssim"], abs=1e-9)
 
 
 @pytest.mark.parametrize("mse", [1e-2, 1e-4])
@@ -103,14 +114,6 @@ def test_evaluate_reports_protocol_and_window(rgb_image: np.ndarray) -> None:
         "protocol": "rgb",
         "ssim_window": "gaussian-1.5",
     }
-
-
-def test_default_protocol() -> None:
-    assert PROTOCOLS == ("rgb", "y-matlab", "y-dip")
-    assert default_protocol("super-resolution") == "y-dip"
-    assert default_protocol("denoising") == default_protocol("inpainting") == "rgb"
-    with pytest.raises(ConfigError, match="unknown task 'deblurring'"):
-        default_protocol("deblurring")
 
 
 def test_bad_inputs_are_refused(rgb_image: np.ndarray) -> None:

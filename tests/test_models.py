@@ -21,6 +21,7 @@ from dip.models import (
     input_scale,
     layers,
     make_input,
+    minimum_side,
     required_multiple,
     resolve_spec,
 )
@@ -131,6 +132,27 @@ def test_every_arch_backpropagates_to_all_parameters(preset):
 )
 def test_required_multiple_is_two_to_the_number_of_scales(spec, multiple):
     assert required_multiple(spec) == multiple
+
+
+@pytest.mark.parametrize(
+    ("spec", "side"),
+    [
+        ("tiny", 16),
+        ("unet", 32),
+        ("resnet", 2),
+        ("decoder", 32),
+        ({"preset": "decoder", "kernel_size": 3}, 64),
+        ({"preset": "decoder", "kernel_size": 3, "pad": "zero"}, 32),
+    ],
+)
+def test_minimum_side_is_the_shortest_side_the_net_takes(spec, side):
+    """At its minimum side a net runs in training mode; a multiple less, padding or BatchNorm fails."""
+    assert minimum_side(spec) == side
+    assert _forward(spec, side, 4 * side).shape[2:] == (side, 4 * side)
+    smaller = side - required_multiple(spec)
+    if smaller > 0:
+        with pytest.raises((RuntimeError, ValueError)):
+            _forward(spec, smaller, 4 * side)
 
 
 def test_resnet_keeps_any_size():

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from dip import __version__
 from dip.errors import DipError
+from dip.failures import failure_record
 
 # sub-command name -> one-line help; each lives in dip.cli.<name> with `add_arguments(parser)` and `run(args) -> int`
 COMMANDS: dict[str, str] = {
@@ -43,7 +44,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
         module.add_arguments(sub)
-        sub.set_defaults(handler=module.run)
+        if hasattr(module, "record_failure"):
+            sub.add_argument(
+                "--record-failure",
+                metavar="LOG",
+                help="on a user error (bad input or settings), write a failure record naming LOG in place of the "
+                "results and exit 0, so that a workflow reports the failure and goes on (errors are not retried)",
+            )
+        sub.set_defaults(handler=module.run, module=module)
     return parser
 
 
@@ -56,10 +64,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except DipError as error:
         print(f"dip {args.command}: error: {error}", file=sys.stderr)
-        return error.exit_code
+        if getattr(args, "record_failure", None) is None or error.exit_code != DipError.exit_code:
+            return error.exit_code
+        record = failure_record(args.command, error, args.record_failure, identity(args))
+        try:
+            return 0 if args.module.record_failure(args, record) else error.exit_code
+        except OSError as write_error:
+            print(f"dip {args.command}: error: cannot write the failure record: {write_error}", file=sys.stderr)
+            return error.exit_code
     except KeyboardInterrupt:
         print(f"dip {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def identity(args: argparse.Namespace) -> dict[str, object]:
+    """What a command was working on, for its failure record (its module's `identity`, if the arguments allow)."""
+    try:
+        return args.module.identity(args)
+    except DipError:
+        return {}
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 from dip.baselines import BASELINES, run_baseline
-from dip.io import write_image
 from dip.errors import ConfigError
+from dip.failures import observation_identity, write_failure
+from dip.io import write_image
 from dip.operators import load_observation, operator_for
 from dip.record import versions, write_json
 
@@ -49,3 +50,12 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     return 0
+
+
+def identity(args: argparse.Namespace) -> dict[str, object]:
+    return {**observation_identity(args.observation), "method": args.method, "variant": "", "seed": 0}
+
+
+def record_failure(args: argparse.Namespace, record: dict) -> bool:
+    write_failure(args.out, record)
+    return True

@@ -16,6 +16,7 @@ from tabulate import tabulate
 
 from dip import datasets
 from dip.errors import ConfigError
+from dip.failures import write_failure
 from dip.io import center_crop, write_image
 
 
@@ -36,10 +37,10 @@ def export(name: str, out: Path, images: list[str] | None, crop: int | None) -> 
     for image_name in images or datasets.list_images(name):
         target = out / f"{image_name}.png"
         source = datasets.image_path(name, image_name)
+        image = datasets.load(name, image_name)  # read even when copied: a bad file is named here, not its copy
         if crop is None and source.suffix.lower() == ".png":
             shutil.copyfile(source, target)
         else:
-            image = datasets.load(name, image_name)
             if crop is not None:
                 image, _ = center_crop(image, min(crop, image.shape[0]), min(crop, image.shape[1]))
             write_image(target, image)
@@ -66,3 +67,15 @@ def run(args: argparse.Namespace) -> int:
         for path in export(args.name, args.out, args.images, args.crop):
             print(path)
     return 0
+
+
+def identity(args: argparse.Namespace) -> dict[str, object]:
+    return {"source": args.name, "image": " ".join(args.images or [])}
+
+
+def record_failure(args: argparse.Namespace, record: dict) -> bool:
+    """Record a failed `export` in its --out folder; other actions have no output to put it in."""
+    if args.action != "export" or args.out is None:
+        return False
+    write_failure(args.out, record)
+    return True

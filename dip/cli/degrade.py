@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from dip.errors import ConfigError
+from dip.failures import check_upstream, write_failure
 from dip.io import read_image
 from dip.operators import TASKS, make_operator, save_observation
 
@@ -42,8 +43,20 @@ def run(args: argparse.Namespace) -> int:
     if args.multiple < 1:
         raise ConfigError(f"--multiple must be ≥ 1, got {args.multiple}")
     labels = parse_labels(args.label)
+    for path in (args.image, args.mask_file):
+        if path is not None:
+            check_upstream(path)
     operator = make_operator(args.task, args.level, mask_path=args.mask_file)
     clean = read_image(args.image)
     observation = operator.observe(clean, args.seed, multiple=args.multiple, source=str(args.image), labels=labels)
     save_observation(observation, args.out)
     return 0
+
+
+def identity(args: argparse.Namespace) -> dict[str, object]:
+    return {"task": args.task, "level": args.level, **parse_labels(args.label)}
+
+
+def record_failure(args: argparse.Namespace, record: dict) -> bool:
+    write_failure(args.out, record)
+    return True

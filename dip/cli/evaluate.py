@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dip.errors import ConfigError
+from dip.failures import check_upstream, observation_identity, read_failure
 from dip.io import read_image
 from dip.metrics import PROTOCOLS, evaluate
 from dip.operators import load_observation, operator_for
@@ -25,7 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_upstream(args.run)
     observation = load_observation(args.observation)
+    if not (args.run / "record.json").is_file():
+        raise ConfigError(f"{args.run}: not a run directory (no record.json)")
     record = read_json(args.run / "record.json")
     restored = read_image(args.run / "restored.png")
     meta = observation.meta
@@ -44,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         ssim=scores["ssim"],
         ssim_window=scores["ssim_window"],
         iterations=record.get("iterations", 0),
+        smoke_iterations=record.get("smoke_iterations"),
         seconds=record.get("seconds"),
         device=record.get("device", ""),
         run_dir=str(args.run),
@@ -53,6 +59,27 @@ def run(args: argparse.Namespace) -> int:
         suffix = other.replace("-", "_")
         metrics.update({f"psnr_{suffix}": extra["psnr"], f"ssim_{suffix}": extra["ssim"]})
     if observation.observed.shape == observation.clean.shape:
-        metrics["psnr_observed"] = evaluate(observation.observed, observation.clean, protocol=protocol, **arguments)["psnr"]
+        observed = evaluate(observation.observed, observation.clean, protocol=protocol, **arguments)
+        metrics["psnr_observed"] = observed["psnr"]
     write_json(args.out, metrics)
     return 0
+
+
+def identity(args: argparse.Namespace) -> dict[str, object]:
+    """The observation's task, level and labels, and the run's method, variant and seed."""
+    run = read_failure(args.run)
+    if run is not None:
+        return {**observation_identity(args.observation), **run.get("identity", {})}
+    try:
+        record = read_json(args.run / "record.json")
+    except (OSError, ValueError):
+        record = {}
+    fields = {key: record[key] for key in ("method", "variant", "seed") if key in record}
+    return {**observation_identity(args.observation), **fields}
+
+
+def record_failure(args: argparse.Namespace, record: dict) -> bool:
+    """A metrics record of a failed run: its identity, `status: failed`, the failed step, error and log."""
+    identity = record.get("identity", {})
+    write_json(args.out, {**identity, **{k: v for k, v in record.items() if k != "identity"}, "run_dir": str(args.run)})
+    return True

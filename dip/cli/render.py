@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     summary = read_table(args.summary)
     traces = read_table(args.traces) if args.traces else None
-    tasks = sorted(summary.task.unique())
+    tasks = sorted(task for task in summary.task.unique() if task)
     if args.task is not None and args.task not in tasks:
         raise ConfigError(f"--task {args.task!r}: the summary has runs of {', '.join(tasks)} only")
     for task in [args.task] if args.task else tasks:

@@ -2,7 +2,9 @@
 
 Defaults of the fit follow the paper's notebook for the observation's task and level (see PROTOCOL.md); every flag
 overrides them. With --checkpoint, the fit saves its state every --checkpoint-every iterations and when it gets
-SIGINT/SIGTERM, and the same command resumes from it (the checkpoint is deleted once the run has finished).
+SIGINT/SIGTERM, and the same command resumes from it. It also keeps the final state until all outputs are written
+(then it is deleted), so a run that could not write them finishes at once when run again. A checkpoint of another
+fit is left alone.
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ from dip.device import (
     set_deterministic,
     tune_cpu_allocator,
 )
-from dip.errors import ConfigError
+from dip.errors import ConfigError, OutputError
+from dip.failures import observation_identity, write_failure
 from dip.fit import FitSettings
-from dip.io import to_numpy, write_image
+from dip.io import check_writable, to_numpy, write_image
 from dip.models import resolve_spec
-from dip.operators import load_observation, operator_for
-from dip.protocol import paper_fit_settings, paper_preset
+from dip.operators import Operator, load_observation, operator_for
 from dip.record import versions, write_json, write_trace
 from dip.restoration import restore
 from dip.stopping import STOPPING_RULES
@@ -49,7 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", help="variant name in records (default: the preset name)")
     fit = parser.add_argument_group("fit (default: the paper's settings for the task and level)")
     fit.add_argument("--iterations", type=int)
-    fit.add_argument("--lr", type=float, default=0.01)
+    fit.add_argument(
+        "--smoke-iterations",
+        type=int,
+        metavar="N",
+        help="a smoke run: N iterations whatever --iterations says, and the record marks it as a smoke run",
+    )
+    fit.add_argument("--lr", type=float, help="Adam learning rate")
     fit.add_argument("--reg-noise", type=float, help="std of the noise added to z each iteration")
     fit.add_argument("--ema", type=float, help="weight of the running average of outputs (0 = last output)")
     fit.add_argument("--backtrack-db", type=float, help="restore the last good state on a PSNR drop > this (0 = off)")
@@ -75,21 +83,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def fit_settings(args: argparse.Namespace, task: str, level: str) -> FitSettings:
-    """The paper's settings for the task, overridden by the flags given."""
-    paper = paper_fit_settings(task, level)
+def fit_settings(args: argparse.Namespace, operator: Operator) -> FitSettings:
+    """The paper's settings for the task and level, overridden by the flags given (and by --smoke-iterations)."""
     overrides = {
-        "iterations": args.iterations,
+        "iterations": args.smoke_iterations or args.iterations,
+        "lr": args.lr,
         "reg_noise_std": args.reg_noise,
         "ema": args.ema,
         "backtrack_db": args.backtrack_db,
     }
-    merged = {**paper, **{k: v for k, v in overrides.items() if v is not None}}
+    merged = {**operator.paper_fit(), **{k: v for k, v in overrides.items() if v is not None}}
     if merged["backtrack_db"] == 0:
         merged["backtrack_db"] = None
     return FitSettings(
         **merged,
-        lr=args.lr,
         stopping=args.stopping,
         es_window=args.es_window,
         es_patience=args.es_patience,
@@ -102,7 +109,7 @@ def fit_settings(args: argparse.Namespace, task: str, level: str) -> FitSettings
     )
 
 
-def model_spec(args: argparse.Namespace, task: str, level: str) -> dict:
+def model_spec(args: argparse.Namespace, operator: Operator) -> dict:
     """The full model spec from --arch / --arch-json, or the paper's net for the task."""
     if args.arch_json:
         try:
@@ -112,7 +119,7 @@ def model_spec(args: argparse.Namespace, task: str, level: str) -> dict:
         if not isinstance(requested, dict):
             raise ConfigError("--arch-json must be a JSON object")
         return resolve_spec(requested)
-    return resolve_spec(args.arch or paper_preset(task, level))
+    return resolve_spec(args.arch or operator.paper_preset)
 
 
 @contextlib.contextmanager
@@ -134,10 +141,9 @@ def stop_on_signals(event: threading.Event) -> Iterator[None]:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     observation = load_observation(args.observation)
-    task, level = observation.meta["task"], str(observation.meta["level"])
     operator = operator_for(observation)
-    spec = model_spec(args, task, level)
-    settings = fit_settings(args, task, level)
+    spec = model_spec(args, operator)
+    settings = fit_settings(args, operator)
     device = select_device(args.device)
     check_precision(args.precision, device)
     configure_threads(args.threads)
@@ -148,6 +154,9 @@ def run(args: argparse.Namespace) -> int:
         tune_cpu_allocator()
     if args.checkpoint and args.checkpoint.resolve().is_relative_to(args.out.resolve()):
         raise ConfigError("--checkpoint must lie outside --out (a workflow deletes a job's outputs before it starts)")
+    check_writable(args.out, "--out")
+    if args.checkpoint:
+        check_writable(args.checkpoint.parent, f"--checkpoint {args.checkpoint}")
 
     stop_event = threading.Event()
     with stop_on_signals(stop_event):
@@ -164,34 +173,49 @@ def run(args: argparse.Namespace) -> int:
         )
     preset = spec.get("preset") or spec["arch"]
     variant = args.variant or preset
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_image(args.out / "restored.png", to_numpy(result.output))
-    write_trace(args.out / "trace.csv", result.trace)
-    write_json(
-        args.out / "record.json",
-        {
-            "method": args.method or f"dip-{variant}",
-            "variant": variant,
-            "model": spec,
-            "parameters": facts["parameters"],
-            "fit": asdict(settings),
-            "seed": settings.seed,
-            "iterations": result.iterations,
-            "selected_iteration": result.selected_iteration,
-            "output": result.output_kind,
-            "stop_reason": result.stop_reason,
-            "early_stop": result.early_stop,
-            "backtracks": result.backtracks,
-            "resumed_from": result.resumed_from,
-            "seconds": result.seconds,
-            "seconds_per_iteration": result.seconds / max(1, result.iterations),
-            "device": describe_device(device),
-            "observation": observation.meta,
-            "versions": versions(),
-            "fingerprint": facts["fingerprint"],
-        },
-    )
-    if args.checkpoint and args.checkpoint.exists():
-        args.checkpoint.unlink()
+    record = {
+        "method": args.method or f"dip-{variant}",
+        "variant": variant,
+        "model": spec,
+        "parameters": facts["parameters"],
+        "fit": asdict(settings),
+        "seed": settings.seed,
+        "iterations": result.iterations,
+        "smoke_iterations": args.smoke_iterations,
+        "selected_iteration": result.selected_iteration,
+        "output": result.output_kind,
+        "stop_reason": result.stop_reason,
+        "early_stop": result.early_stop,
+        "backtracks": result.backtracks,
+        "resumed_from": result.resumed_from,
+        "seconds": result.seconds,
+        "seconds_per_iteration": result.seconds / max(1, result.iterations),
+        "device": describe_device(device),
+        "observation": observation.meta,
+        "versions": versions(),
+        "fingerprint": facts["fingerprint"],
+        "warnings": result.notes,
+    }
+    try:
+        write_image(args.out / "restored.png", to_numpy(result.output))
+        write_trace(args.out / "trace.csv", result.trace)
+        write_json(args.out / "record.json", record)
+    except OSError as error:
+        kept = result.checkpoint
+        after = f"the fit is kept in {kept}: run the same command again" if kept else "no checkpoint kept the fit"
+        raise OutputError(f"cannot write {error.filename or args.out} ({error.strerror or error}); {after}") from None
+    if result.checkpoint:
+        result.checkpoint.unlink(missing_ok=True)
     logging.getLogger(__name__).info("wrote %s (%d iterations, %.1f s)", args.out, result.iterations, result.seconds)
     return 0
+
+
+def identity(args: argparse.Namespace) -> dict[str, object]:
+    variant = args.variant or args.arch or ""
+    method = args.method or f"dip-{variant}"
+    return {**observation_identity(args.observation), "method": method, "variant": variant, "seed": args.seed}
+
+
+def record_failure(args: argparse.Namespace, record: dict) -> bool:
+    write_failure(args.out, record)
+    return True

@@ -16,6 +16,7 @@ from dip.models.spec import (
     count_parameters,
     describe_presets,
     input_scale,
+    minimum_side,
     required_multiple,
     resolve_spec,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "describe_presets",
     "input_scale",
     "make_input",
+    "minimum_side",
     "required_multiple",
     "resolve_spec",
     "skip",

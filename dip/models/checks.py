@@ -77,7 +77,9 @@ class Arch:
 
     `build(in_channels, out_channels, **kwargs)` makes the net from the kwargs that `check(params)` returns for the
     hyper-parameters (`defaults` lists them); `scales(kwargs)` is the number of factor-2 resolution changes; a
-    `low_res_input` net takes its input at `1 / 2**scales` of the image size (the decoder).
+    `low_res_input` net takes its input at `1 / 2**scales` of the image size (the decoder). `coarsest_side(kwargs)` is
+    the shortest side its coarsest feature map may have: 2 by default, as a reflection pad of a 3×3 conv and BatchNorm
+    in training both need more than 1 pixel.
     """
 
     build: Callable[..., nn.Module]
@@ -85,3 +87,4 @@ class Arch:
     check: Callable[[Mapping[str, Any]], dict[str, Any]]
     scales: Callable[[Mapping[str, Any]], int]
     low_res_input: bool = False
+    coarsest_side: Callable[[Mapping[str, Any]], int] = lambda kwargs: 2

@@ -50,6 +50,12 @@ def required_multiple(spec: str | Mapping[str, Any]) -> int:
     return 2 ** arch.scales(kwargs)
 
 
+def minimum_side(spec: str | Mapping[str, Any]) -> int:
+    """The shortest image side the net takes: `required_multiple` times the side its coarsest scale needs."""
+    _, arch, kwargs = _resolve(spec)
+    return arch.coarsest_side(kwargs) * 2 ** arch.scales(kwargs)
+
+
 def input_scale(spec: str | Mapping[str, Any]) -> int:
     """How much smaller than the image the net's input is on each side (2**upsamplings for `decoder`, else 1)."""
     _, arch, kwargs = _resolve(spec)

@@ -9,24 +9,29 @@ from pathlib import Path
 import pandas as pd
 
 from dip.errors import DipError
+from dip.failures import FAILED
 from dip.operators import make_operator
 from dip.record import TRACE_COLUMNS
 
 REQUIRED = ("task", "level", "method", "psnr", "ssim", "run_dir")
 ID_COLUMNS = ("dataset", "task", "level", "image", "method", "variant", "seed")
 TEXT_COLUMNS = ("dataset", "task", "level", "image", "method", "variant")
-DEFAULTS = {"dataset": "", "image": "", "variant": "", "seed": 0}
+DEFAULTS = {"dataset": "", "task": "", "level": "", "image": "", "method": "", "variant": "", "seed": 0, "status": "ok"}
 
 
 def read_metrics(paths: Iterable[Path]) -> pd.DataFrame:
-    """One row per metrics.json, identifying columns first, sorted; `level` is a string, `variant` '' for baselines."""
+    """One row per metrics.json, identifying columns first, sorted; `level` is a string, `variant` '' for baselines.
+
+    A failed run's record (`status: failed`, see `dip.failures`) is a row too, with its step, error and log and no
+    scores.
+    """
     records = []
     for path in paths:
         try:
             record = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise DipError(f"{path}: cannot read the metrics record: {error}") from error
-        missing = [key for key in REQUIRED if key not in record]
+        missing = [key for key in REQUIRED if key not in record] if record.get("status") != FAILED else []
         if missing:
             raise DipError(f"{path}: metrics record lacks {', '.join(missing)}")
         records.append({**DEFAULTS, **record})

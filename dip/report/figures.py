@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from matplotlib.patches import Rectangle
 from dip.errors import DipError
 from dip.io import read_image
 from dip.report.aggregate import level_label, level_order, method_order
+from dip.report.notes import finished, run_notes
 from dip.report.tables import task_runs
 from dip.resampling import pil_resize
 
@@ -20,7 +22,7 @@ CURVES = {"psnr_gt": "to ground truth", "psnr_obs": "to observation"}
 PANEL_INCHES = 1.8
 
 
-def psnr_bars(summary: pd.DataFrame, task: str, path: Path) -> None:
+def psnr_bars(summary: pd.DataFrame, task: str) -> Figure:
     """Bars of the mean PSNR per method and level (one panel per dataset), single runs as points."""
     runs = task_runs(summary, task).assign(setting=lambda f: [level_label(task, lv) for lv in f.level])
     datasets = sorted(runs.dataset.unique())
@@ -36,10 +38,10 @@ def psnr_bars(summary: pd.DataFrame, task: str, path: Path) -> None:
         ax.set(title=f"{task}: {dataset}" if dataset else task, xlabel="level", ylabel="PSNR (dB)")
     axes[0].set_ylim(bottom=max(0.0, np.floor(runs.psnr.min()) - 2))
     sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1, 1), title="method", frameon=False)
-    figure.savefig(path, dpi=150)
+    return figure
 
 
-def psnr_curves(traces: pd.DataFrame, task: str, path: Path) -> None:
+def psnr_curves(traces: pd.DataFrame, task: str) -> Figure:
     """PSNR against iteration of each DIP variant, to the ground truth and to the observation, per dataset and level."""
     data = traces[traces.task == task]
     if data.empty:
@@ -75,7 +77,7 @@ def psnr_curves(traces: pd.DataFrame, task: str, path: Path) -> None:
             ax.set(title=f"{dataset} {title}" if len(datasets) > 1 else title, ylabel="PSNR (dB)")
             if last:
                 sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), frameon=False)
-    figure.savefig(path, dpi=150)
+    return figure
 
 
 def _resized(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -91,7 +93,7 @@ def _show(ax, image: np.ndarray, title: str = "") -> None:
     ax.set_title(title, fontsize=8)
 
 
-def image_grid(summary: pd.DataFrame, task: str, path: Path, max_examples: int = 3, zoom: int = 4) -> None:
+def image_grid(summary: pd.DataFrame, task: str, max_examples: int = 3, zoom: int = 4) -> Figure:
     """Clean, observed and each method's output (first seed) for a few images, each above a zoomed centre crop.
 
     Needs the column `observation_dir` (the label that the workflow gives `dip degrade`).
@@ -129,16 +131,41 @@ def image_grid(summary: pd.DataFrame, task: str, path: Path, max_examples: int =
             _show(axes[2 * index + 1][column], image[top : top + size_h, left : left + size_w])
         box = Rectangle((left - 0.5, top - 0.5), size_w, size_h, fill=False, edgecolor="red", linewidth=1)
         axes[2 * index][0].add_patch(box)
-    figure.savefig(path, dpi=150)
+    return figure
 
 
 def write_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str, out_dir: Path) -> list[Path]:
-    """Write TASK-psnr.png, TASK-images.png and (with traces) TASK-curves.png into `out_dir`; returns their paths."""
+    """Write TASK-psnr.png, TASK-images.png and (with traces) TASK-curves.png into `out_dir`; returns their paths.
+
+    Each figure is titled with the task's notes (a smoke run, the runs that failed); without a finished run, each is a
+    page of those notes.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{task}-psnr.png", out_dir / f"{task}-images.png"]
-    psnr_bars(summary, task, paths[0])
-    image_grid(summary, task, paths[1])
+    notes = run_notes(summary, task)
+    makers = {"psnr": lambda: psnr_bars(summary, task), "images": lambda: image_grid(summary, task)}
     if traces is not None:
-        paths.append(out_dir / f"{task}-curves.png")
-        psnr_curves(traces, task, paths[2])
+        has_traces = (traces.task == task).any()
+        makers["curves"] = lambda: psnr_curves(traces, task) if has_traces else _notes_page(["no DIP run finished."])
+    has_runs = not finished(summary)[lambda f: f.task == task].empty
+    paths = []
+    for name, make in makers.items():
+        figure = make() if has_runs else _notes_page([*notes, f"no run of {task} finished."])
+        if notes and has_runs:
+            figure.suptitle(_wrapped(notes), color="#a00", fontsize=8, horizontalalignment="left", x=0.01)
+        paths.append(out_dir / f"{task}-{name}.png")
+        figure.savefig(paths[-1], dpi=150)
     return paths
+
+
+def _wrapped(notes: list[str], width: int = 110, most: int = 6) -> str:
+    """The notes as text lines of at most `width` characters, the first `most` of them."""
+    shown = [textwrap.shorten(note, width, placeholder=" …") for note in notes[:most]]
+    if len(notes) > most:
+        shown.append(f"and {len(notes) - most} more (see the tables)")
+    return "\n".join(shown)
+
+
+def _notes_page(notes: list[str]) -> Figure:
+    figure = Figure(figsize=(8, 0.6 + 0.25 * min(len(notes), 7)))
+    figure.text(0.01, 0.95, _wrapped(notes), color="#a00", fontsize=8, verticalalignment="top")
+    return figure

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from dip.errors import DipError
 from dip.report.aggregate import level_label, level_order, method_order
+from dip.report.notes import finished, run_notes
 from dip.report.paper import paper_comparison
 from dip.report.table import Table
 
@@ -24,10 +26,11 @@ LATEX_SYMBOLS = {"±": r"$\pm$", "σ": r"$\sigma$", "×": r"$\times$", "–": "-
 
 
 def task_runs(summary: pd.DataFrame, task: str) -> pd.DataFrame:
-    """The rows of `summary` of one task; a DipError when there are none."""
-    runs = summary[summary.task == task]
+    """The finished runs of one task; a DipError when there are none."""
+    runs = finished(summary)
+    runs = runs[runs.task == task]
     if runs.empty:
-        raise DipError(f"no runs of task {task!r} in the summary")
+        raise DipError(f"no finished runs of task {task!r} in the summary")
     return runs
 
 
@@ -62,9 +65,10 @@ def comparison(summary: pd.DataFrame, task: str, metric: str) -> Table:
     return Table(f"{task}: {name}", header, rows, best)
 
 
-def to_markdown(tables: list[Table]) -> str:
-    """Markdown: a heading and a pipe table per table, best cells in bold."""
-    parts = []
+def to_markdown(tables: list[Table], notes: Sequence[str] = ()) -> str:
+    """Markdown: the notes (smoke run, missing runs) as a list, then a heading and a pipe table per table, best cells
+    in bold."""
+    parts = ["\n".join(f"- **{note}**" for note in notes) + "\n"] if notes else []
     for table in tables:
         cells = [
             [f"**{c}**" if b else c for c, b in zip(row, flags, strict=True)]
@@ -82,9 +86,9 @@ def latex_escape(text: str) -> str:
     return "".join(LATEX_SYMBOLS.get(c, c) for c in escaped)
 
 
-def to_latex(tables: list[Table]) -> str:
-    """LaTeX (booktabs) tabulars, best cells in \\textbf."""
-    parts = []
+def to_latex(tables: list[Table], notes: Sequence[str] = ()) -> str:
+    """LaTeX (booktabs) tabulars, best cells in \\textbf, after the notes as comments."""
+    parts = ["".join(f"% NOTE: {latex_escape(note)}\n" for note in notes)] if notes else []
     for table in tables:
         lines = [
             f"% {latex_escape(table.title)}",
@@ -103,9 +107,10 @@ def to_latex(tables: list[Table]) -> str:
     return "\n".join(parts)
 
 
-def to_html(tables: list[Table], title: str) -> str:
-    """A standalone HTML page (also well-formed XML) with one captioned table per table, best cells in bold."""
-    body = []
+def to_html(tables: list[Table], title: str, notes: Sequence[str] = ()) -> str:
+    """A standalone HTML page (also well-formed XML): the notes, then one captioned table per table, best cells in
+    bold."""
+    body = [f'<p class="note">{html.escape(note)}</p>' for note in notes]
     for table in tables:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
         rows = []
@@ -123,6 +128,7 @@ def to_html(tables: list[Table], title: str) -> str:
     style = (
         "body{font-family:sans-serif}table{border-collapse:collapse;margin:1em 0}caption{font-weight:bold;"
         "text-align:left}th,td{padding:.25em .75em;border-bottom:1px solid #ccc}td{text-align:right}"
+        ".note{color:#a00;font-weight:bold}"
     )
     return (
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8"/>\n<title>{html.escape(title)}</title>\n'
@@ -133,14 +139,19 @@ def to_html(tables: list[Table], title: str) -> str:
 def write_tables(summary: pd.DataFrame, task: str, out_dir: Path) -> list[Path]:
     """Write TASK.md, TASK.tex and TASK.html (PSNR and SSIM tables, and the paper's figures beside ours where the
     summary has runs they apply to) into `out_dir`; returns their paths."""
-    runs = task_runs(summary, task)
-    metrics = [m for m in METRICS if m in runs and runs[m].notna().all()]
-    tables = [comparison(summary, task, metric) for metric in metrics]
-    against_paper = paper_comparison(summary, task)
-    if against_paper is not None:
-        tables.append(against_paper)
+    notes = run_notes(summary, task)
+    tables = []
+    if not finished(summary)[lambda f: f.task == task].empty:
+        runs = task_runs(summary, task)
+        metrics = [m for m in METRICS if m in runs and runs[m].notna().all()]
+        tables = [comparison(summary, task, metric) for metric in metrics]
+        against_paper = paper_comparison(finished(summary), task)
+        if against_paper is not None:
+            tables.append(against_paper)
+    else:
+        notes.append(f"no run of {task} finished.")
     out_dir.mkdir(parents=True, exist_ok=True)
-    texts = {"md": to_markdown(tables), "tex": to_latex(tables), "html": to_html(tables, task)}
+    texts = {"md": to_markdown(tables, notes), "tex": to_latex(tables, notes), "html": to_html(tables, task, notes)}
     paths = []
     for suffix, text in texts.items():
         path = out_dir / f"{task}.{suffix}"
