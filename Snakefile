@@ -35,3 +35,7 @@ rule all:
     default_target: True
     input:
         all_targets(),
+
+
+onsuccess:
+    report_failures("results/summary.csv")

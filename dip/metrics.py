@@ -15,7 +15,6 @@ SSIM uses Wang et al.'s settings: Gaussian window σ = 1.5, no sample-covariance
 from __future__ import annotations
 
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from dip.errors import ConfigError, ImageError
 from dip.io import check_image, ensure_channels
@@ -38,6 +37,8 @@ def rgb_to_y(image: np.ndarray) -> np.ndarray:
 
 def psnr(estimate: np.ndarray, reference: np.ndarray, *, protocol: str = "rgb", factor: int | None = None) -> float:
     """PSNR in dB (peak 1.0) of ``estimate`` against ``reference`` under ``protocol``; ``inf`` if they are equal."""
+    from skimage.metrics import peak_signal_noise_ratio  # imports scipy.stats: 1 s that `dip --help` need not pay
+
     a, b = _prepare(estimate, reference, protocol, factor)
     with np.errstate(divide="ignore"):
         return float(peak_signal_noise_ratio(b, a, data_range=1.0))
@@ -45,6 +46,8 @@ def psnr(estimate: np.ndarray, reference: np.ndarray, *, protocol: str = "rgb", 
 
 def ssim(estimate: np.ndarray, reference: np.ndarray, *, protocol: str = "rgb", factor: int | None = None) -> float:
     """SSIM (Wang et al. 2004: Gaussian window σ = 1.5, population covariance) under ``protocol``."""
+    from skimage.metrics import structural_similarity
+
     a, b = _prepare(estimate, reference, protocol, factor)
     if min(a.shape[:2]) < 11:
         raise ImageError(f"SSIM needs at least 11×11 pixels to compare, got {a.shape[0]}×{a.shape[1]}")

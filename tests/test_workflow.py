@@ -113,6 +113,9 @@ def test_paper_config_plans_the_papers_grid(tmp_path: Path) -> None:
     config = yaml.safe_load((REPO / "config/paper.yaml").read_text())
     config["datasets"]["set14"]["images"] = [f"image{i:02d}" for i in range(14)]
     folder = workflow_copy(tmp_path / "wf", TEST_CONFIG)
+    # The CBM3D images are a local folder: the workflow checks that it exists and has the images the config names.
+    for image in config["datasets"]["cbm3d-color9"]["images"]:
+        write_image(folder / "data/cbm3d-color9" / f"{image}.png", np.full((64, 64, 3), 0.5, dtype=np.float32))
     (folder / "config/paper.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     result = snakemake(folder, "--configfile", "config/paper.yaml", "-n", "-p")
     assert result.returncode == 0, result.stderr + result.stdout
@@ -127,7 +130,7 @@ def test_paper_config_plans_the_papers_grid(tmp_path: Path) -> None:
     }
     commands = re.findall(r"^Shell command: (dip \w+ .*)$", result.stdout, re.MULTILINE)
     kate = next(c for c in commands if c.startswith("dip degrade") and "/file/inpainting-kate/" in c)
-    assert "--mask-file results/dip-inpainting/images/inpainting-kate_mask.png" in kate
+    assert "--mask-file results/dip-inpainting/images/inpainting-kate_mask/inpainting-kate_mask.png" in kate
     bicubic_lr = next(
         c for c in commands if c.startswith("dip degrade") and "set5/super-resolution/8-bicubic/bird" in c
     )
@@ -142,10 +145,10 @@ def test_paper_config_plans_the_papers_grid(tmp_path: Path) -> None:
     [
         (
             lambda c: c["fit"]["denoising"].update(iterations=-5),
-            ["-5 is less than the minimum of 1", "On instance['fit']['denoising']['iterations']"],
+            ["Invalid configuration: fit.denoising.iterations: -5 is less than the minimum of 1"],
         ),
-        (lambda c: c["tasks"].update(deblurring=["1"]), ["('deblurring' was unexpected)"]),
-        (lambda c: c["tasks"].update(denoising=["30"]), ["'30' is not one of", "On instance['tasks']['denoising'][0]"]),
+        (lambda c: c["tasks"].update(deblurring=["1"]), ["tasks.deblurring: unknown key"]),
+        (lambda c: c["tasks"].update(denoising=["30"]), ["tasks.denoising[0]: '30' is not one of"]),
         (
             lambda c: c["fit"]["inpainting"].update(variants=["huge"]),
             ["fit.inpainting.variants: unknown variant 'huge'"],
@@ -157,7 +160,7 @@ def test_paper_config_plans_the_papers_grid(tmp_path: Path) -> None:
         ),
         (
             lambda c: c["datasets"]["samples"].update(tasks=["deblurring"]),
-            ["'deblurring' is not one of", "On instance['datasets']['samples']['tasks'][0]"],
+            ["datasets.samples.tasks[0]: 'deblurring' is not one of"],
         ),
     ],
     ids=[
@@ -200,11 +203,25 @@ def test_slurm_profile_puts_dip_fits_on_the_gpu_partition(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_tiny_run_end_to_end_and_report(tmp_path: Path) -> None:
-    folder = workflow_copy(tmp_path / "wf", TEST_CONFIG)
-    run = snakemake(folder, "--cores", "2")
+    # The test grid, and a corrupt image among the denoising jobs: its runs are reported as missing, the rest as usual.
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    config = copy.deepcopy(TEST_CONFIG)
+    config["datasets"]["broken"] = {"source": str(tmp_path / "broken"), "tasks": ["denoising"]}
+    folder = workflow_copy(tmp_path / "wf", config)
+    run = snakemake(folder, "--cores", "2", "--keep-going")
     assert run.returncode == 0, run.stderr[-5000:]
+    assert "2 of 8 runs failed" in run.stderr
     results = folder / "results"
-    summary = pd.read_csv(results / "summary.csv", dtype={"level": str})
+    everything = pd.read_csv(results / "summary.csv", dtype={"level": str})
+    failed = everything[everything.status == "failed"]
+    assert set(failed.method) == {"dip-tiny", "nlm"} and set(failed.stage) == {"datasets"}
+    assert failed.error.str.contains(str(tmp_path / "broken" / "bad.png"), regex=False).all()
+    (log,) = set(failed.log)
+    assert "bad.png" in (folder / log).read_text()
+    markdown = (results / "tables" / "denoising.md").read_text()
+    assert f"missing broken/denoising/25/bad/nlm: datasets failed: {failed.error.iloc[0]} (log: {log})" in markdown
+    summary = everything[everything.status == "ok"]
     assert len(summary) == 6  # 3 tasks × (1 DIP variant + 1 baseline)
     assert set(zip(summary.task, summary.method, strict=True)) == {
         ("denoising", "dip-tiny"),
@@ -273,3 +290,93 @@ def test_a_killed_fit_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     (record,) = (cwd / "results").rglob("dip-tiny/seed0/record.json")
     assert json.loads(record.read_text())["resumed_from"] > 0
     assert not list(checkpoints.rglob("*.ckpt"))
+
+
+def dry_run_error(folder: Path, *args: str) -> str:
+    """The error of a dry run that must stop before any job: one short message, no traceback, nothing planned."""
+    result = snakemake(folder, "-n", *args)
+    output = result.stderr + result.stdout
+    assert result.returncode != 0, output
+    assert "Traceback" not in output and "Job stats" not in output and "\nrule " not in output, output
+    assert not (folder / "results").exists()
+    error = output[output.index("Error") :].strip().splitlines()
+    assert len(error) < 5, output
+    return "\n".join(error)
+
+
+def with_variant(spec: dict) -> object:
+    """A change of the test config that fits variant `net` (model spec `spec`) on denoising."""
+
+    def change(config: dict) -> None:
+        config["variants"]["net"] = spec
+        config["fit"]["denoising"]["variants"] = ["tiny", "net"]
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            with_variant({"preset": "tiny", "channels": [8, 8]}),
+            "variants.net: model key 'channels' is not a parameter of arch 'skip'",
+        ),
+        (
+            lambda c: c["datasets"]["samples"].update(images=["astronaut", "lena"]),
+            "datasets.samples.images: not in skimage-samples: lena",
+        ),
+        (
+            lambda c: c["datasets"]["samples"].update(source="data/no-such-folder"),
+            "datasets.samples.source: unknown dataset 'data/no-such-folder'",
+        ),
+        (
+            lambda c: c["datasets"]["samples"].update(masks={"astronaut": "astronaut_mask"}),
+            "datasets.samples.masks: mask images not in skimage-samples: astronaut_mask",
+        ),
+        (
+            lambda c: c["fit"]["denoising"].update(es_continue=True),
+            "fit.denoising.es_continue: watches an early-stopping rule",
+        ),
+        (
+            with_variant({"preset": "paper"}),
+            "datasets.samples.crop: 32 leaves 32×32 images to restore for denoising 25, but variant 'net'",
+        ),
+        (lambda c: c["fit"]["denoising"].update(iterations=-3), "fit.denoising.iterations: -3 is less than the"),
+    ],
+    ids=["variant-key", "unknown-image", "missing-folder", "unknown-mask-image", "es-continue", "crop", "schema"],
+)
+def test_a_config_error_is_one_short_message_before_any_job(tmp_path: Path, change, message: str) -> None:
+    config = copy.deepcopy(TEST_CONFIG)
+    change(config)
+    error = dry_run_error(workflow_copy(tmp_path / "wf", config))
+    assert f"Invalid configuration: {message}" in error
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["seeds=[0,1"], "seeds: '[0,1' is not a YAML value"),
+        (["fit__denoising__iterations=-3"], "fit.denoising.iterations: -3 is less than the minimum of 1"),
+        (["datasets__samples__crop=48", "variants__tiny__preset=paper"], "datasets.samples.crop: 48 leaves 32×32"),
+        (["fit__denoising__colour=1"], "fit.denoising.colour: unknown key"),
+    ],
+    ids=["bad-yaml", "schema", "crop", "unknown-key"],
+)
+def test_a_bad_config_override_is_one_short_message(tmp_path: Path, overrides: list[str], message: str) -> None:
+    error = dry_run_error(workflow_copy(tmp_path / "wf", TEST_CONFIG), "--config", *overrides)
+    assert f"Invalid configuration: {message}" in error
+
+
+def test_config_overrides_of_lists_and_nested_keys(tmp_path: Path) -> None:
+    # Snakemake reads `seeds=[0,1]` as ["0", "1"] and refuses dots in a key: nested keys are joined by "__".
+    folder = workflow_copy(tmp_path / "wf", TEST_CONFIG)
+    result = snakemake(
+        folder, "-n", "-p", "--config", "seeds=[0,1]", "fit__denoising__iterations=7", "tasks={inpainting: []}"
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    commands = re.findall(r"^Shell command: (dip restore .*)$", result.stdout, re.MULTILINE)
+    assert len(commands) == 2 * 2  # denoising and super-resolution (inpainting has no levels now), 2 seeds each
+    assert {re.search(r"--seed (\d+)", c).group(1) for c in commands} == {"0", "1"}
+    denoising = [c for c in commands if "/denoising/" in c]
+    assert len(denoising) == 2 and all("--iterations 7 " in c for c in denoising)
+    assert all("--iterations 30 " in c for c in commands if "/super-resolution/" in c)

@@ -7,13 +7,30 @@ import subprocess
 
 import pandas as pd
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-validate(config, schema="../schemas/config.schema.yaml")
+from dip.errors import ConfigError
+from dip.workflow_config import check_config
 
+# The `--config` overrides put in place, the schema's checks and defaults, and every other check of the config that
+# needs no job (dip/workflow_config.py): a bad value stops the run here, in one line naming its key.
+if not workflow.modifier.skip_validation:
+    try:
+        check_config(
+            config,
+            workflow.source_path("../schemas/config.schema.yaml"),
+            workflow.config_settings.overwrite_config,
+        )
+    except ConfigError as error:
+        raise WorkflowError(f"Invalid configuration: {error}") from None
+
+# Every job writes a directory: its results, or a failure record (dip/failures.py) that the later steps pass on, so
+# that one bad image or diverged fit still leaves the summary, tables, figures and report of everything else.
+IMAGE_DIR = "results/{dataset}/images/{image}"
 OBSERVATION = "results/{dataset}/{task}/{level}/{image}/observation"
 DIP_RUN = "results/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}"
 BASELINE_RUN = "results/{dataset}/{task}/{level}/{image}/{method}"
+RUN = "results/{dataset}/{task}/{level}/{image}/{run}"
+METRICS = "results/metrics/{dataset}/{task}/{level}/{image}/{run}.json"
 CHECKPOINT = "results/.checkpoints/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.ckpt"
 
 
@@ -46,17 +63,6 @@ TASKS = {
     for task, levels in config["tasks"].items()
     if levels
 }
-if not TASKS:
-    raise config_error("tasks", "every task has an empty list of levels")
-for task in TASKS:
-    if task not in config["fit"]:
-        raise config_error(f"fit.{task}", "a benchmarked task needs DIP fit settings")
-    for variant in config["fit"][task]["variants"]:
-        if variant not in config["variants"]:
-            raise config_error(
-                f"fit.{task}.variants",
-                f"unknown variant {variant!r} (defined: {', '.join(config['variants'])})",
-            )
 
 IMAGES = {
     name: list_images(name, dataset) for name, dataset in config["datasets"].items()
@@ -64,13 +70,6 @@ IMAGES = {
 
 
 MASKS = {name: dataset.get("masks", {}) for name, dataset in config["datasets"].items()}
-for name, masks in MASKS.items():
-    unknown = sorted(set(masks) - set(IMAGES[name]))
-    if unknown:
-        raise config_error(
-            f"datasets.{name}.masks",
-            f"masks of images not in the dataset: {', '.join(unknown)}",
-        )
 
 
 def dataset_runs(dataset: str, task: str, level: str, image: str) -> bool:
@@ -154,16 +153,25 @@ wildcard_constraints:
 
 def degrade_inputs(wildcards) -> dict[str, str]:
     """The clean image of an observation, and its mask image for inpainting level `file`."""
-    inputs = {"image": f"results/{wildcards.dataset}/images/{wildcards.image}.png"}
+    inputs = {
+        "image": IMAGE_DIR.format(dataset=wildcards.dataset, image=wildcards.image)
+    }
     if wildcards.level == "file":
         mask = MASKS[wildcards.dataset][wildcards.image]
-        inputs["mask"] = f"results/{wildcards.dataset}/images/{mask}.png"
+        inputs["mask"] = IMAGE_DIR.format(dataset=wildcards.dataset, image=mask)
     return inputs
+
+
+def image_file(folder: str, image: str) -> str:
+    """The PNG that `dip datasets export` wrote into an image's folder."""
+    return os.path.join(folder, f"{image}.png")
 
 
 def degrade_flags(wildcards, input) -> str:
     """`--mask-file` for inpainting level `file`, nothing otherwise."""
-    return f"--mask-file {input.mask}" if "mask" in input.keys() else ""
+    if "mask" not in input.keys():
+        return ""
+    return f"--mask-file {image_file(input.mask, MASKS[wildcards.dataset][wildcards.image])}"
 
 
 def export_flags(wildcards) -> str:
@@ -186,13 +194,18 @@ def fit_flags(wildcards) -> str:
             continue
         flag = f"--{key.replace('_', '-')}"
         flags.append(flag if value is True else f"{flag} {value}")
+    if config.get("smoke_iterations"):
+        flags.append(f"--smoke-iterations {config['smoke_iterations']}")
     return " ".join(flags)
 
 
 def metrics_files() -> list[str]:
-    """Every `metrics.json` of the benchmark."""
-    return run_files(f"{DIP_RUN}/metrics.json", DIP_RUNS) + run_files(
-        f"{BASELINE_RUN}/metrics.json", BASELINE_RUNS
+    """Every run's metrics record (its scores, or its failure)."""
+    dip_runs = DIP_RUNS.assign(
+        run=[f"dip-{v}/seed{s}" for v, s in zip(DIP_RUNS.variant, DIP_RUNS.seed)]
+    )
+    return run_files(METRICS, dip_runs.drop(columns=["variant", "seed"])) + run_files(
+        METRICS, BASELINE_RUNS.rename(columns={"method": "run"})
     )
 
 
@@ -207,3 +220,19 @@ def all_targets() -> list[str]:
             figure=["psnr", "curves", "images"],
         ),
     ]
+
+
+def report_failures(summary_path: str) -> None:
+    """After a run: say how many runs failed, and where the tables list them (the jobs themselves succeeded)."""
+    if not os.path.exists(summary_path):
+        return
+    summary = pd.read_csv(summary_path, dtype=str)
+    if "status" not in summary:
+        return
+    failed = summary[summary.status == "failed"]
+    if failed.empty:
+        return
+    logger.warning(
+        f"{len(failed)} of {len(summary)} runs failed; the tables in results/tables/ list each with its error and "
+        f"log. First: {failed.error.iloc[0]}"
+    )

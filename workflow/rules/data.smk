@@ -1,6 +1,6 @@
 rule export_image:
     output:
-        "results/{dataset}/images/{image}.png",
+        directory(IMAGE_DIR),
     log:
         "results/logs/export_image/{dataset}/{image}.log",
     benchmark:
@@ -9,8 +9,7 @@ rule export_image:
         "../envs/dip.yaml"
     params:
         source=lambda wildcards: config["datasets"][wildcards.dataset]["source"],
-        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
         flags=export_flags,
     shell:
-        "dip datasets export {params.source:q} --images {wildcards.image} --out {params.out_dir}"
-        " {params.flags} > {log} 2>&1"
+        "dip datasets export {params.source:q} --images {wildcards.image} --out {output}"
+        " {params.flags} --record-failure {log} > {log} 2>&1"

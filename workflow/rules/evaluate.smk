@@ -1,26 +1,23 @@
 rule evaluate:
     input:
         observation=OBSERVATION,
-        restored="results/{dataset}/{task}/{level}/{image}/{run}/restored.png",
-        record="results/{dataset}/{task}/{level}/{image}/{run}/record.json",
+        run=RUN,
     output:
-        "results/{dataset}/{task}/{level}/{image}/{run}/metrics.json",
+        METRICS,
     log:
         "results/logs/evaluate/{dataset}/{task}/{level}/{image}/{run}.log",
     benchmark:
         "results/benchmarks/evaluate/{dataset}/{task}/{level}/{image}/{run}.tsv"
     conda:
         "../envs/dip.yaml"
-    params:
-        run_dir=lambda wildcards, input: os.path.dirname(input.record),
     shell:
-        "dip evaluate {params.run_dir} --observation {input.observation} --out {output} > {log} 2>&1"
+        "dip evaluate {input.run} --observation {input.observation} --out {output}"
+        " --record-failure {log} > {log} 2>&1"
 
 
 rule aggregate:
     input:
-        metrics=metrics_files(),
-        traces=run_files(f"{DIP_RUN}/trace.csv", DIP_RUNS),
+        metrics_files(),
     output:
         summary="results/summary.csv",
         traces="results/traces.csv",
@@ -31,4 +28,4 @@ rule aggregate:
     conda:
         "../envs/dip.yaml"
     shell:
-        "dip aggregate {input.metrics} --out {output.summary} --traces-out {output.traces} > {log} 2>&1"
+        "dip aggregate {input} --out {output.summary} --traces-out {output.traces} > {log} 2>&1"

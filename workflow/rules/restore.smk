@@ -2,9 +2,7 @@ rule restore:
     input:
         OBSERVATION,
     output:
-        restored=f"{DIP_RUN}/restored.png",
-        record=f"{DIP_RUN}/record.json",
-        trace=f"{DIP_RUN}/trace.csv",
+        directory(DIP_RUN),
     log:
         "results/logs/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.log",
     benchmark:
@@ -18,13 +16,12 @@ rule restore:
         mem_mb=config["resources"]["mem_mb"],
         runtime=config["resources"]["runtime"],
     params:
-        run_dir=lambda wildcards, output: os.path.dirname(output.record),
         arch=arch_json,
         fit=fit_flags,
         device=config["device"],
         checkpoint=CHECKPOINT,
     shell:
-        "dip restore {input} --out {params.run_dir} --variant {wildcards.variant}"
+        "dip restore {input} --out {output} --variant {wildcards.variant}"
         " --arch-json {params.arch:q} {params.fit}"
         " --seed {wildcards.seed} --device {params.device} --threads {threads}"
-        " --checkpoint {params.checkpoint} --quiet > {log} 2>&1"
+        " --checkpoint {params.checkpoint} --quiet --record-failure {log} > {log} 2>&1"

@@ -1,0 +1,385 @@
+"""Checks of the Snakemake workflow's configuration, made before any job runs.
+
+`check_config(config, schema, overrides)` applies the `--config` overrides, validates the config against the JSON
+schema (filling in its defaults, as `snakemake.utils.validate(..., set_default=True)`), then checks what the schema
+cannot: variants against their arch, datasets against their images, fit settings against each other and dataset crops
+against the nets. Each problem is a `ConfigError("<key.path>: <problem>")`, one line naming the offending key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import yaml
+
+from dip.errors import ConfigError, DipError
+
+KEY_SEPARATOR = re.compile(r"\.|__")
+"""Separates the parts of a nested `--config` key: `fit.denoising.iterations` or `fit__denoising__iterations`."""
+MAX_MESSAGE = 300
+MAX_LISTED = 12
+JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "string": (str,),
+    "array": (list,),
+    "object": (dict,),
+    "null": (type(None),),
+}
+
+
+def check_config(
+    config: dict[str, Any],
+    schema: Mapping[str, Any] | str | os.PathLike[str],
+    overrides: Mapping[str, Any] | None = None,
+) -> None:
+    """Every check of this module, in order; `config` gets the overrides and the schema's defaults in place."""
+    schema = load_schema(schema) if isinstance(schema, (str, os.PathLike)) else schema
+    apply_overrides(config, overrides or {}, schema)
+    validate_schema(config, schema)
+    check_tasks(config)
+    check_variants(config)
+    check_datasets(config)
+    check_crops(config)
+
+
+def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The schema in a YAML (or JSON) file, with its file URI as `$id` so that relative `$ref`s resolve next to it."""
+    path = Path(path).resolve()
+    schema = yaml.safe_load(path.read_text(encoding="utf-8"))
+    schema["$id"] = path.as_uri()
+    return schema
+
+
+# --- `--config` overrides -------------------------------------------------------------------------------------------
+
+
+def split_key(key: str) -> list[str]:
+    """The path of a `--config` key: `fit.denoising.iterations` and `fit__denoising__iterations` both name
+    `config["fit"]["denoising"]["iterations"]`."""
+    parts = KEY_SEPARATOR.split(key)
+    if not all(parts):
+        raise ConfigError(f"{key}: an empty part in a nested key (write KEY.SUBKEY or KEY__SUBKEY)")
+    return parts
+
+
+def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """Put the `--config KEY=VALUE` overrides in place in `config`, with the types the schema asks for.
+
+    `overrides` is what Snakemake parsed (`workflow.config_settings.overwrite_config`), which it has already merged into
+    `config`: a nested key (`fit__denoising__iterations=7`) as a top-level key, which is moved into place here, and
+    flow collections (`seeds=[0,1]`) with every scalar a string, which becomes the YAML value where the schema wants
+    a number, a boolean, a list or a mapping (a value still given as a string is parsed as YAML there).
+    """
+    for key, value in overrides.items():
+        path = split_key(key)
+        if len(path) > 1:
+            config.pop(key, None)
+        target = config
+        for depth, part in enumerate(path[:-1]):
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                where = ".".join(path[: depth + 1])
+                raise ConfigError(f"{key}: {where} is not a mapping, so it has no key {path[depth + 1]!r}")
+        value = _coerce(copy.deepcopy(value), _subschema(schema, path), ".".join(path), schema)
+        if isinstance(value, dict) and isinstance(target.get(path[-1]), dict):
+            _merge(target[path[-1]], value)  # as Snakemake merges a mapping into the config's
+        else:
+            target[path[-1]] = value
+
+
+def _merge(target: dict[str, Any], update: Mapping[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def _resolve_ref(root: Mapping[str, Any], schema: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """`schema` with a local `$ref` (`#/$defs/...`) replaced by its target, merged under the sibling keywords."""
+    while isinstance(schema, Mapping) and isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/"):
+        target: Any = root
+        for part in schema["$ref"][2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, Mapping) else {}
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema if isinstance(schema, Mapping) else None
+
+
+def _child(root: Mapping[str, Any], schema: Mapping[str, Any] | None, key: str | int) -> Mapping[str, Any] | None:
+    """The subschema of an object's property or an array's item (None where the schema says nothing)."""
+    schema = _resolve_ref(root, schema)
+    if schema is None:
+        return None
+    if isinstance(key, int):
+        items = schema.get("items")
+        return _resolve_ref(root, items) if isinstance(items, Mapping) else None
+    if key in schema.get("properties", {}):
+        return _resolve_ref(root, schema["properties"][key])
+    extra = schema.get("additionalProperties")
+    return _resolve_ref(root, extra) if isinstance(extra, Mapping) else None
+
+
+def _subschema(root: Mapping[str, Any], path: Iterable[str]) -> Mapping[str, Any] | None:
+    schema: Mapping[str, Any] | None = root
+    for part in path:
+        schema = _child(root, schema, part)
+    return _resolve_ref(root, schema)
+
+
+def _types(schema: Mapping[str, Any] | None) -> set[str]:
+    kind = (schema or {}).get("type", [])
+    return {kind} if isinstance(kind, str) else set(kind)
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    if isinstance(value, bool) and kind in ("integer", "number"):
+        return False
+    return isinstance(value, JSON_TYPES[kind])
+
+
+def _coerce(value: Any, schema: Mapping[str, Any] | None, key: str, root: Mapping[str, Any]) -> Any:
+    """`value` with its strings read as YAML where the schema wants no string (see `_read_string`); `root` is the whole
+    schema, which `$ref`s point into."""
+    if isinstance(value, str):
+        value = _read_string(value, schema, key)
+    if isinstance(value, dict):
+        return {k: _coerce(v, _child(root, schema, str(k)), f"{key}.{k}", root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_coerce(v, _child(root, schema, i), f"{key}[{i}]", root) for i, v in enumerate(value)]
+    return value
+
+
+def _read_string(value: str, schema: Mapping[str, Any] | None, key: str) -> Any:
+    """The YAML value of a string where its type is not a string (a YAML error there is a ConfigError), where its enum
+    lists the YAML value but not the string, and where the schema says nothing (e.g. a variant's hyper-parameters)."""
+    types, enum = _types(schema), (schema or {}).get("enum")
+    if ("string" in types) if types else (enum is not None and value in enum):
+        return value
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        if not types:
+            return value
+        problem = str(getattr(error, "problem", None) or error).splitlines()[0]
+        raise ConfigError(f"{key}: {value!r} is not a YAML value ({problem})") from None
+    if isinstance(parsed, str) and "number" in types:
+        with contextlib.suppress(ValueError):
+            parsed = float(parsed)  # YAML 1.1 reads 1e-3 as a string
+    if types:
+        return parsed if any(_is_type(parsed, kind) for kind in types) else value
+    return parsed if enum is None or parsed in enum else value
+
+
+# --- the schema -----------------------------------------------------------------------------------------------------
+
+
+def validate_schema(config: dict[str, Any], schema: Mapping[str, Any]) -> None:
+    """Validate `config` against the JSON schema (draft 2020-12), filling in defaults as Snakemake's `validate` does:
+    a property's `default` is set where the property is missing, before the property itself is validated."""
+    from jsonschema import Draft202012Validator, validators
+    from jsonschema.exceptions import best_match
+    from referencing import Registry, Resource
+
+    def retrieve(uri: str) -> Resource:
+        text = Path(url2pathname(urlparse(uri).path)).read_text(encoding="utf-8")
+        return Resource.from_contents(yaml.safe_load(text))
+
+    validate_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, subschema):
+        if validator.is_type(instance, "object"):
+            for name, property_schema in properties.items():
+                if isinstance(property_schema, Mapping) and "default" in property_schema:
+                    instance.setdefault(name, copy.deepcopy(property_schema["default"]))
+        yield from validate_properties(validator, properties, instance, subschema)
+
+    validator_class = validators.extend(Draft202012Validator, {"properties": set_defaults})
+    validator = validator_class(schema, registry=Registry(retrieve=retrieve))
+    errors = list(validator.iter_errors(config))
+    if errors:
+        error = best_match(errors)
+        others = len(errors) - 1
+        more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
+        raise ConfigError(_describe(error) + more)
+
+
+def _key_path(parts: Iterable[str | int]) -> str:
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+
+
+def _listing(names: Iterable[Any]) -> str:
+    names = [str(name) for name in names]
+    shown = ", ".join(names[:MAX_LISTED])
+    return shown + (f", … ({len(names)} in all)" if len(names) > MAX_LISTED else "")
+
+
+def _describe(error: Any) -> str:
+    """`<key.path>: <problem>` for a jsonschema ValidationError (a missing or unknown key is named in the path)."""
+    path = list(error.absolute_path)
+    instance, schema = error.instance, error.schema
+    if error.validator == "required" and isinstance(instance, Mapping):
+        missing = [name for name in error.validator_value if name not in instance]
+        if missing:
+            return _shorten(f"{_key_path([*path, missing[0]])}: required, but missing")
+    if error.validator == "additionalProperties" and isinstance(instance, Mapping) and error.validator_value is False:
+        known = list(schema.get("properties", {}))
+        unknown = [name for name in instance if name not in known]
+        if unknown:
+            return _shorten(f"{_key_path([*path, unknown[0]])}: unknown key (known: {_listing(known)})")
+    return _shorten(f"{_key_path(path) or 'config'}: {error.message}")
+
+
+# --- checks the schema cannot make ----------------------------------------------------------------------------------
+
+
+def benchmarked_tasks(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The tasks that are run, each with its levels as strings (a task with no levels is not run)."""
+    return {task: [str(level) for level in levels] for task, levels in config["tasks"].items() if levels}
+
+
+def check_tasks(config: Mapping[str, Any]) -> None:
+    """Every task that is run has fit settings naming defined variants; `es_continue` comes with a stopping rule."""
+    tasks = benchmarked_tasks(config)
+    if not tasks:
+        raise ConfigError("tasks: every task has an empty list of levels")
+    for task in tasks:
+        if task not in config["fit"]:
+            raise ConfigError(f"fit.{task}: a benchmarked task needs DIP fit settings")
+    for task, settings in config["fit"].items():
+        for variant in settings["variants"]:
+            if variant not in config["variants"]:
+                raise ConfigError(
+                    f"fit.{task}.variants: unknown variant {variant!r} (defined: {', '.join(config['variants'])})"
+                )
+        if settings.get("es_continue") and settings.get("stopping", "fixed") == "fixed":
+            raise ConfigError(
+                f"fit.{task}.es_continue: watches an early-stopping rule, but fit.{task} has none: "
+                "set `stopping: es-wmv` as well"
+            )
+
+
+def check_variants(config: Mapping[str, Any]) -> None:
+    """Each variant is a valid model spec: its preset's arch takes every key it overrides, with a valid value."""
+    from dip.models import resolve_spec
+
+    for name, spec in config["variants"].items():
+        try:
+            resolve_spec(spec)
+        except ConfigError as error:
+            raise ConfigError(f"variants.{name}: {error}") from None
+
+
+def dataset_images(name: str, dataset: Mapping[str, Any]) -> list[str] | None:
+    """All image names of a dataset's source (None for a zip that is not fetched yet: they are not known)."""
+    from dip.datasets import get_dataset, list_images
+
+    try:
+        source = get_dataset(dataset["source"])
+    except ConfigError as error:
+        raise ConfigError(f"datasets.{name}.source: {error}") from None
+    try:
+        return list_images(source)
+    except ConfigError as error:
+        if source.kind == "archive" and "images" in dataset:
+            return None  # `dip datasets fetch` makes them known; the jobs check the configured names then
+        raise ConfigError(f"datasets.{name}.source: {error}") from None
+
+
+def used_images(dataset: Mapping[str, Any], images: list[str] | None) -> list[str]:
+    """The images a dataset runs: the configured ones, else all of them, cut to `limit`."""
+    chosen = dataset.get("images", images or [])
+    return list(chosen)[: dataset.get("limit")]
+
+
+def check_datasets(config: Mapping[str, Any]) -> None:
+    """Each source is a registered dataset or an existing folder, and the images and masks it names are in it."""
+    for name, dataset in config["datasets"].items():
+        images = dataset_images(name, dataset)
+        if images is not None and "images" in dataset:
+            unknown = [image for image in dataset["images"] if image not in images]
+            if unknown:
+                raise ConfigError(
+                    f"datasets.{name}.images: not in {dataset['source']}: {', '.join(unknown)} "
+                    f"(its images: {_listing(images)})"
+                )
+        masks = dataset.get("masks", {})
+        unknown = sorted(set(masks) - set(used_images(dataset, images)))
+        if unknown:
+            raise ConfigError(f"datasets.{name}.masks: masks of images not in the dataset: {', '.join(unknown)}")
+        if images is not None:
+            missing = sorted({mask for mask in masks.values() if mask not in images})
+            if missing:
+                raise ConfigError(
+                    f"datasets.{name}.masks: mask images not in {dataset['source']}: {', '.join(missing)}"
+                )
+
+
+def restored_side(task: str, level: str, crop: int) -> int:
+    """The side of the image a DIP fit restores when `dip degrade` gets a `crop` × `crop` image (it crops it to what
+    the task and level need); a ConfigError if it cannot."""
+    import numpy as np
+
+    from dip.io import write_image
+    from dip.operators import make_operator
+
+    image = np.zeros((crop, crop, 1), np.float32)
+    with tempfile.TemporaryDirectory() as folder:
+        mask_path = None
+        if level == "file":  # a mask of the image's size, as the dataset's mask image is
+            mask_path = str(Path(folder) / "mask.png")
+            write_image(mask_path, np.ones_like(image))
+        operator = make_operator(task, level, mask_path=mask_path)
+        try:
+            observation = operator.observe(image, 0)
+        except DipError as error:
+            raise ConfigError(str(error)) from None
+    return min(operator.output_shape(observation))
+
+
+def check_crops(config: Mapping[str, Any]) -> None:
+    """A dataset's `crop` leaves images that every variant fitted on the tasks it runs can restore: sides that divide
+    by the net's `required_multiple` and are at least its `minimum_side`."""
+    from dip.models import minimum_side, required_multiple
+
+    tasks = benchmarked_tasks(config)
+    for name, dataset in config["datasets"].items():
+        crop = dataset.get("crop")
+        if crop is None:
+            continue
+        for task in dataset.get("tasks", tasks):
+            for level in tasks.get(task, []):
+                if level == "file" and not dataset.get("masks"):
+                    continue  # no image of this dataset gets the level
+                try:
+                    side = restored_side(task, level, crop)
+                except ConfigError as error:
+                    problem = f"{crop} is too small for {task} {level}: {error}"
+                    raise ConfigError(f"datasets.{name}.crop: {problem}") from None
+                for variant in config["fit"][task]["variants"]:
+                    spec = config["variants"][variant]
+                    multiple, shortest = required_multiple(spec), minimum_side(spec)
+                    if side % multiple or side < shortest:
+                        raise ConfigError(
+                            f"datasets.{name}.crop: {crop} leaves {side}×{side} images to restore for {task} {level}, "
+                            f"but variant {variant!r} (fit.{task}.variants) needs sides that divide by {multiple} "
+                            f"and are at least {shortest}"
+                        )

@@ -1,0 +1,420 @@
+"""Tests of dip.workflow_config: `--config` overrides, the schema's one-line errors and defaults, and the checks of
+variants, datasets, fit settings and crops that the workflow makes before any job."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from snakemake.utils import validate as snakemake_validate
+
+from dip.errors import ConfigError
+from dip.io import write_image
+from dip.workflow_config import (
+    apply_overrides,
+    check_config,
+    check_crops,
+    check_datasets,
+    check_tasks,
+    check_variants,
+    load_schema,
+    split_key,
+    validate_schema,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = REPO / "workflow/schemas/config.schema.yaml"
+SCHEMA = load_schema(SCHEMA_PATH)
+TEST_CONFIG = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
+
+
+@pytest.fixture(autouse=True)
+def empty_cache(monkeypatch, tmp_path):
+    """A fresh dataset cache: no zip dataset is fetched."""
+    monkeypatch.setenv("DIP_DATA_DIR", str(tmp_path / "cache"))
+
+
+def config(change=None) -> dict:
+    """A copy of the test configuration, changed by `change` (a function of the copy)."""
+    result = copy.deepcopy(TEST_CONFIG)
+    if change is not None:
+        change(result)
+    return result
+
+
+def checked(change=None, overrides=None) -> dict:
+    """The test configuration changed by `change`, as `check_config` leaves it."""
+    result = config(change)
+    check_config(result, SCHEMA, overrides)
+    return result
+
+
+def error_of(change=None, overrides=None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        checked(change, overrides)
+    message = str(caught.value)
+    assert "\n" not in message and len(message) < 400, message
+    return message
+
+
+# --- the schema -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [".test/config/config.yaml", "config/config.yaml", "config/paper.yaml"])
+def test_defaults_are_filled_in_as_snakemake_validate_fills_them(name: str) -> None:
+    ours = yaml.safe_load((REPO / name).read_text())
+    theirs = copy.deepcopy(ours)
+    validate_schema(ours, SCHEMA)
+    snakemake_validate(theirs, str(SCHEMA_PATH))
+    assert ours == theirs
+    assert ours["resources"]["retries"] == 1 and ours["seeds"] == [0]
+
+
+def test_defaults_are_copies_of_the_schemas() -> None:
+    first, second = config(), config()
+    validate_schema(first, SCHEMA)
+    validate_schema(second, SCHEMA)
+    first["seeds"].append(1)
+    assert second["seeds"] == [0] and SCHEMA["properties"]["seeds"]["default"] == [0]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c["fit"]["denoising"].update(iterations=-3),
+            "fit.denoising.iterations: -3 is less than the minimum of 1",
+        ),
+        (lambda c: c["tasks"].update(denoising=["30"]), "tasks.denoising[0]: '30' is not one of"),
+        (lambda c: c["tasks"].update(deblurring=["1"]), "tasks.deblurring: unknown key (known: denoising,"),
+        (lambda c: c.update(colour=True), "colour: unknown key (known: datasets, tasks,"),
+        (lambda c: c["datasets"]["samples"].pop("source"), "datasets.samples.source: required, but missing"),
+        (lambda c: c.pop("variants"), "variants: required, but missing"),
+        (lambda c: c["datasets"]["samples"].update(crop="big"), "datasets.samples.crop: 'big' is not of type"),
+        (lambda c: c.update(device="gpu"), "device: 'gpu' does not match"),
+    ],
+    ids=[
+        "minimum",
+        "enum",
+        "unknown-key",
+        "unknown-top-level-key",
+        "required",
+        "required-top-level",
+        "type",
+        "pattern",
+    ],
+)
+def test_a_schema_error_is_one_line_naming_the_key(change, message: str) -> None:
+    assert error_of(change).startswith(message)
+
+
+def test_several_schema_errors_report_one_and_count_the_others() -> None:
+    def change(c):
+        c["fit"]["denoising"]["iterations"] = 0
+        c["fit"]["inpainting"]["iterations"] = 0
+
+    def change_more(c):
+        change(c)
+        c["seeds"] = [-1]
+
+    assert error_of(change).endswith("(and 1 more problem)")
+    assert error_of(change_more).endswith("(and 2 more problems)")
+
+
+def test_a_huge_value_is_cut_short() -> None:
+    message = error_of(lambda c: c.update(seeds={f"seed{i}": i for i in range(200)}))
+    assert message.startswith("seeds: {") and message.endswith("…")
+
+
+# --- `--config` overrides -------------------------------------------------------------------------------------------
+
+
+def test_split_key() -> None:
+    assert split_key("seeds") == ["seeds"]
+    assert split_key("fit.denoising.iterations") == split_key("fit__denoising__iterations")
+    assert split_key("datasets__my-set__crop") == ["datasets", "my-set", "crop"]
+    with pytest.raises(ConfigError, match=r"^fit\.\.lr: an empty part"):
+        split_key("fit..lr")
+
+
+def snakemake_merged(overrides: dict) -> dict:
+    """The test configuration as Snakemake leaves it for `--config` overrides: merged in, dotted keys and all."""
+    from snakemake.utils import update_config
+
+    result = config()
+    update_config(result, copy.deepcopy(overrides))
+    return result
+
+
+@pytest.mark.parametrize(
+    ("overrides", "where", "value"),
+    [
+        ({"seeds": ["0", "1"]}, ("seeds",), [0, 1]),  # `seeds=[0,1]`: Snakemake reads flow scalars as strings
+        ({"seeds": "[0, 1]"}, ("seeds",), [0, 1]),
+        ({"fit__denoising__iterations": 7}, ("fit", "denoising", "iterations"), 7),
+        ({"fit.denoising.iterations": "7"}, ("fit", "denoising", "iterations"), 7),
+        ({"datasets__samples__crop": 48}, ("datasets", "samples", "crop"), 48),
+        ({"fit__denoising__lr": "1e-3"}, ("fit", "denoising", "lr"), 0.001),
+        ({"fit__denoising__channels_last": "true"}, ("fit", "denoising", "channels_last"), True),
+        ({"tasks": {"denoising": ["25", "50"]}}, ("tasks", "denoising"), ["25", "50"]),
+        ({"tasks": {"denoising": ["25"]}}, ("tasks", "super-resolution"), ["2"]),  # merged, as Snakemake does
+        ({"datasets": {"samples": {"images": ["001"]}}}, ("datasets", "samples", "images"), ["001"]),
+        ({"device": "cuda:0"}, ("device",), "cuda:0"),
+        ({"variants__wide": {"preset": "tiny", "channels_down": ["8", "8", "8"]}}, ("variants", "wide"), None),
+        ({"resources": {"mem_mb": "8000"}}, ("resources", "mem_mb"), 8000),
+    ],
+)
+def test_overrides_are_put_in_place_with_the_schemas_types(overrides: dict, where: tuple, value) -> None:
+    result = snakemake_merged(overrides)
+    apply_overrides(result, overrides, SCHEMA)
+    assert not any("__" in key or "." in key for key in result)
+    found = result
+    for key in where:
+        found = found[key]
+    if value is None:
+        assert found == {"preset": "tiny", "channels_down": [8, 8, 8]}
+    else:
+        assert found == value and type(found) is type(value)
+    validate_schema(result, SCHEMA)
+
+
+def test_overrides_leave_the_rest_of_the_config_alone() -> None:
+    overrides = {"fit__denoising__iterations": 7}
+    result = snakemake_merged(overrides)
+    apply_overrides(result, overrides, SCHEMA)
+    expected = config(lambda c: c["fit"]["denoising"].update(iterations=7))
+    assert result == expected
+    assert overrides == {"fit__denoising__iterations": 7}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"seeds": "[0, 1"}, "seeds: '[0, 1' is not a YAML value (expected ',' or ']'"),
+        ({"seeds__first": 1}, "seeds__first: seeds is not a mapping, so it has no key 'first'"),
+        ({"fit__denoising__iterations": -3}, "fit.denoising.iterations: -3 is less than the minimum of 1"),
+        ({"fit__denosing__iterations": 3}, "fit.denosing: unknown key"),
+        ({"seeds": ["zero"]}, "seeds[0]: 'zero' is not of type 'integer'"),
+    ],
+)
+def test_a_bad_override_is_one_line_naming_the_key(overrides: dict, message: str) -> None:
+    result = snakemake_merged(overrides)
+    with pytest.raises(ConfigError) as caught:
+        check_config(result, SCHEMA, overrides)
+    assert str(caught.value).startswith(message)
+
+
+# --- tasks, fit settings and variants -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["fit"]["denoising"].update(es_continue=True), "fit.denoising.es_continue: watches an early-stop"),
+        (
+            lambda c: c["fit"]["inpainting"].update(es_continue=True, stopping="fixed"),
+            "fit.inpainting.es_continue:",
+        ),
+        (lambda c: c["fit"]["inpainting"].update(variants=["huge"]), "fit.inpainting.variants: unknown variant 'huge'"),
+        (lambda c: c["fit"].pop("inpainting"), "fit.inpainting: a benchmarked task needs DIP fit settings"),
+        (lambda c: c.update(tasks={"denoising": []}), "tasks: every task has an empty list of levels"),
+    ],
+)
+def test_fit_settings_errors(change, message: str) -> None:
+    result = config(change)
+    validate_schema(result, SCHEMA)
+    with pytest.raises(ConfigError) as caught:
+        check_tasks(result)
+    assert str(caught.value).startswith(message)
+
+
+def test_es_continue_with_es_wmv_and_a_task_not_run_without_fit_settings_pass() -> None:
+    def change(c):
+        c["fit"]["denoising"].update(es_continue=True, stopping="es-wmv")
+        c["tasks"]["inpainting"] = []
+        c["fit"].pop("inpainting")
+
+    checked(change)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"preset": "tiny", "channels": [8]}, "variants.bad: model key 'channels' is not a parameter of arch 'skip'"),
+        ({"preset": "decoder", "channels_down": [8]}, "variants.bad: model key 'channels_down' is not a parameter"),
+        ({"preset": "tiny", "channels_up": [8, 8]}, "variants.bad: model key 'channels_up' has 2 entries"),
+        ({"preset": "tiny", "filter_size_down": 2}, "variants.bad: model key 'filter_size_down' must be an odd"),
+        ({"preset": "tiny", "arch": "unet"}, "variants.bad: model key 'arch' = 'unet' conflicts with preset 'tiny'"),
+    ],
+)
+def test_a_variant_key_its_arch_does_not_take_is_named(spec: dict, message: str) -> None:
+    result = config(lambda c: c["variants"].update(bad=spec))
+    with pytest.raises(ConfigError) as caught:
+        check_variants(result)
+    assert str(caught.value).startswith(message)
+
+
+# --- datasets -------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """A folder of three 40×40 images a, b, c, a mask image a_mask and a file that is no image."""
+    folder = tmp_path / "photos"
+    for name in ("a", "b", "c", "a_mask"):
+        write_image(folder / f"{name}.png", np.full((40, 40, 3), 0.5, dtype=np.float32))
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def with_dataset(**dataset):
+    return lambda c: c.update(datasets={"set": dataset})
+
+
+@pytest.mark.parametrize(
+    ("dataset", "message"),
+    [
+        (
+            {"source": "skimage-samples", "images": ["astronaut", "lena"]},
+            "datasets.set.images: not in skimage-samples: lena (its images: astronaut, chelsea,",
+        ),
+        ({"source": "set5", "images": ["baby", "lenna"]}, "datasets.set.images: not in set5: lenna (its images: baby"),
+        ({"source": "data/no-such-folder"}, "datasets.set.source: unknown dataset 'data/no-such-folder'"),
+        ({"source": "set14"}, "datasets.set.source: dataset 'set14' is a zip"),
+        (
+            {"source": "skimage-samples", "images": ["astronaut"], "masks": {"coffee": "astronaut"}},
+            "datasets.set.masks: masks of images not in the dataset: coffee",
+        ),
+        (
+            {"source": "skimage-samples", "limit": 1, "masks": {"coffee": "astronaut"}},
+            "datasets.set.masks: masks of images not in the dataset: coffee",
+        ),
+        (
+            {"source": "skimage-samples", "images": ["astronaut"], "masks": {"astronaut": "astronaut_mask"}},
+            "datasets.set.masks: mask images not in skimage-samples: astronaut_mask",
+        ),
+    ],
+)
+def test_dataset_errors(dataset: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_datasets(config(with_dataset(**dataset)))
+    assert str(caught.value).startswith(message)
+
+
+def test_a_folder_dataset_is_checked_against_its_files(photos: Path) -> None:
+    check_datasets(config(with_dataset(source=str(photos), images=["c", "a"], masks={"a": "a_mask"})))
+    with pytest.raises(ConfigError, match=r"^datasets\.set\.images: not in .*photos: d \(its images: a, a_mask, b, c"):
+        check_datasets(config(with_dataset(source=str(photos), images=["a", "d"])))
+    with pytest.raises(ConfigError, match=r"^datasets\.set\.source: dataset folder .*empty: no images"):
+        (photos.parent / "empty").mkdir()
+        check_datasets(config(with_dataset(source=str(photos.parent / "empty"))))
+
+
+def test_a_relative_folder_is_found_from_the_working_directory(photos: Path, monkeypatch) -> None:
+    monkeypatch.chdir(photos.parent)
+    check_datasets(config(with_dataset(source="photos", images=["b"])))
+
+
+def test_the_image_names_of_a_zip_not_fetched_yet_are_taken_as_given() -> None:
+    check_datasets(config(with_dataset(source="set14", images=["anything"])))
+
+
+# --- crops ----------------------------------------------------------------------------------------------------------
+
+
+def with_variant(spec: dict, tasks=("denoising", "super-resolution", "inpainting")):
+    def change(c):
+        c["variants"]["net"] = spec
+        for task in tasks:
+            c["fit"][task]["variants"] = ["net"]
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("crop", "spec", "message"),
+    [
+        (
+            32,
+            {"preset": "paper"},
+            "datasets.samples.crop: 32 leaves 32×32 images to restore for denoising 25, but variant 'net' "
+            "(fit.denoising.variants) needs sides that divide by 32 and are at least 64",
+        ),
+        (
+            48,
+            {"preset": "light"},
+            "datasets.samples.crop: 48 leaves 32×32 images to restore for denoising 25, but variant 'net' "
+            "(fit.denoising.variants) needs sides that divide by 32 and are at least 64",
+        ),
+        (
+            96,
+            {"preset": "tiny", "channels_down": [8] * 6, "channels_up": [8] * 6, "channels_skip": [4] * 6},
+            "datasets.samples.crop: 96 leaves 96×96 images to restore for denoising 25, but variant 'net' "
+            "(fit.denoising.variants) needs sides that divide by 64 and are at least 128",
+        ),
+    ],
+)
+def test_a_crop_too_small_for_a_net_is_named(crop: int, spec: dict, message: str) -> None:
+    def change(c):
+        with_variant(spec)(c)
+        c["datasets"]["samples"]["crop"] = crop
+
+    assert error_of(change) == message
+
+
+def test_a_crop_is_checked_against_each_level() -> None:
+    def change(c):
+        c["tasks"]["super-resolution"] = ["3"]
+        c["datasets"]["samples"]["crop"] = 64
+
+    assert error_of(change).startswith("datasets.samples.crop: 64 is too small for super-resolution 3: image is 64×64")
+
+
+def test_a_crop_large_enough_passes() -> None:
+    checked(lambda c: with_variant({"preset": "paper"})(c) or c["datasets"]["samples"].update(crop=64))
+    checked(lambda c: with_variant({"preset": "decoder"})(c))  # its input is 1 pixel at 32 × 32
+
+
+def test_a_crop_is_checked_only_for_the_variants_of_the_tasks_a_dataset_runs() -> None:
+    def change(c):
+        with_variant({"preset": "paper"}, tasks=["inpainting"])(c)
+        c["datasets"]["samples"]["tasks"] = ["denoising", "super-resolution"]
+
+    result = checked(change)
+    check_crops(result)
+    result["datasets"]["samples"]["tasks"].append("inpainting")
+    with pytest.raises(ConfigError, match=r"^datasets\.samples\.crop: 32 leaves 32×32 images to restore for inpaint"):
+        check_crops(result)
+
+
+def test_a_crop_for_level_file_is_checked_where_the_dataset_has_masks() -> None:
+    def change(c):
+        c["tasks"] = {"inpainting": ["file"]}
+        c["datasets"]["samples"].update(images=["astronaut", "coffee"], masks={"astronaut": "coffee"})
+        with_variant({"preset": "paper"}, tasks=["inpainting"])(c)
+
+    assert error_of(change).startswith("datasets.samples.crop: 32 leaves 32×32 images to restore for inpainting file")
+
+
+# --- the repository's configurations --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [".test/config/config.yaml", "config/config.yaml"])
+def test_the_repositorys_configs_pass(name: str) -> None:
+    check_config(yaml.safe_load((REPO / name).read_text()), SCHEMA_PATH)
+
+
+def test_the_paper_config_passes_with_its_folder_and_set14s_names(tmp_path: Path, monkeypatch) -> None:
+    paper = yaml.safe_load((REPO / "config/paper.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^datasets\.set14\.source: dataset 'set14' is a zip"):
+        check_config(copy.deepcopy(paper), SCHEMA_PATH)
+    paper["datasets"]["set14"]["images"] = [f"image{i:02d}" for i in range(14)]
+    with pytest.raises(ConfigError, match=r"^datasets\.cbm3d-color9\.source: unknown dataset 'data/cbm3d-color9'"):
+        check_config(copy.deepcopy(paper), SCHEMA_PATH)
+    for image in paper["datasets"]["cbm3d-color9"]["images"]:
+        write_image(tmp_path / "data/cbm3d-color9" / f"{image}.png", np.zeros((64, 64, 3), np.float32))
+    check_config(paper, SCHEMA_PATH)
