@@ -9,6 +9,7 @@ folder ``dip-bench`` (``~/.cache/dip-bench`` on Linux). ``$DIP_DATA_MIRROR`` rep
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -179,6 +180,10 @@ def get_dataset(name: str) -> Dataset:
     raise ConfigError(f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}, or the path of a folder of images")
 
 
+SOURCES_FILE = "sources.json"
+"""Beside exported images: which file each one copies."""
+
+
 def cache_dir() -> Path:
     """Where downloads and exported samples are kept: `$DIP_DATA_DIR`, else the user cache `dip-bench`."""
     env = os.environ.get("DIP_DATA_DIR")
@@ -336,3 +341,19 @@ def _download_errors(dataset: Dataset, url: str, sha256: str) -> Iterator[None]:
             "folder and pass that folder as the dataset (any folder of images is a dataset), or set "
             "DIP_DATA_MIRROR to a mirror"
         ) from None
+
+
+def record_sources(out: Path, sources: dict[str, str]) -> None:
+    """Record in OUT/sources.json which file each exported image copies, so that messages name the user's file."""
+    path = out / SOURCES_FILE
+    known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    path.write_text(json.dumps({**known, **sources}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def exported_source(image: Path) -> str:
+    """The user's file that `image` was exported from (OUT/sources.json), or `image` itself."""
+    path = image.parent / SOURCES_FILE
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8"))[image.name])
+    except (OSError, ValueError, KeyError, TypeError):
+        return str(image)

@@ -133,6 +133,11 @@ class Operator(ABC):
         """The model preset the authors use for this task and level."""
 
     @property
+    def needs_mask_file(self) -> bool:
+        """Whether each image needs a mask file of its own (inpainting level 'file')."""
+        return False
+
+    @property
     def metric_protocol(self) -> str:
         """The protocol of the tables: the paper's for this task."""
         return self.protocols[0]
@@ -181,7 +186,10 @@ class Operator(ABC):
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, not {seed!r}")
         clean = np.asarray(clean, dtype=np.float32)
-        crop, box = crop_to_multiple(clean, self._multiple(multiple))
+        try:
+            crop, box = crop_to_multiple(clean, self._multiple(multiple))
+        except ImageError as error:
+            raise ImageError(f"{source}: {error}" if source else str(error)) from None
         observed, mask, extra = self._degrade(crop, np.random.default_rng(seed), box, clean.shape[:2])
         meta = {
             "task": self.task,
@@ -393,6 +401,10 @@ class Inpainting(Operator):
             return {"iterations": 11000, "lr": 0.001, "reg_noise_std": 0.03, "ema": 0.0, "backtrack_db": 5.0}
         iterations = 5001 if self.kind == "box" else 6001
         return {"iterations": iterations, "lr": 0.01, "reg_noise_std": 0.03, "ema": 0.0, "backtrack_db": None}
+
+    @property
+    def needs_mask_file(self) -> bool:
+        return self.kind == "file"
 
     @property
     def paper_preset(self) -> str:

@@ -256,25 +256,42 @@ def benchmarked_tasks(config: Mapping[str, Any]) -> dict[str, list[str]]:
     return {task: [str(level) for level in levels] for task, levels in config["tasks"].items() if levels}
 
 
+def level_fit(config: Mapping[str, Any], task: str, level: str) -> dict[str, Any]:
+    """The fit settings of one task and level: `fit.<task>` overridden by its `levels.<level>` entry."""
+    settings = dict(config["fit"][task])
+    override = settings.pop("levels", {}).get(level, {})
+    return {**settings, **override}
+
+
 def check_tasks(config: Mapping[str, Any]) -> None:
-    """Every task that is run has fit settings naming defined variants; `es_continue` comes with a stopping rule."""
+    """Every task that is run has fit settings naming defined variants; `es_continue` comes with a stopping rule;
+    `fit.<task>.levels` names levels of the task and nests no further."""
     tasks = benchmarked_tasks(config)
     if not tasks:
         raise ConfigError("tasks: every task has an empty list of levels")
     for task in tasks:
         if task not in config["fit"]:
             raise ConfigError(f"fit.{task}: a benchmarked task needs DIP fit settings")
-    for task, settings in config["fit"].items():
-        for variant in settings["variants"]:
-            if variant not in config["variants"]:
+    for task, task_settings in config["fit"].items():
+        overrides = task_settings.get("levels", {})
+        for level, override in overrides.items():
+            if "levels" in override:
+                raise ConfigError(f"fit.{task}.levels.{level}.levels: level settings do not nest")
+            if task in tasks and level not in tasks[task]:
+                raise ConfigError(f"fit.{task}.levels.{level}: not a level of tasks.{task} ({', '.join(tasks[task])})")
+        for level in [None, *overrides]:
+            key = f"fit.{task}" if level is None else f"fit.{task}.levels.{level}"
+            settings = task_settings if level is None else level_fit(config, task, level)
+            for variant in settings["variants"]:
+                if variant not in config["variants"]:
+                    raise ConfigError(
+                        f"{key}.variants: unknown variant {variant!r} (defined: {', '.join(config['variants'])})"
+                    )
+            if settings.get("es_continue") and settings.get("stopping", "fixed") == "fixed":
                 raise ConfigError(
-                    f"fit.{task}.variants: unknown variant {variant!r} (defined: {', '.join(config['variants'])})"
+                    f"{key}.es_continue: watches an early-stopping rule, but {key} has none: "
+                    "set `stopping: es-wmv` as well"
                 )
-        if settings.get("es_continue") and settings.get("stopping", "fixed") == "fixed":
-            raise ConfigError(
-                f"fit.{task}.es_continue: watches an early-stopping rule, but fit.{task} has none: "
-                "set `stopping: es-wmv` as well"
-            )
 
 
 def check_variants(config: Mapping[str, Any]) -> None:
@@ -344,7 +361,7 @@ def restored_side(task: str, level: str, crop: int) -> int:
     image = np.zeros((crop, crop, 1), np.float32)
     with tempfile.TemporaryDirectory() as folder:
         mask_path = None
-        if level == "file":  # a mask of the image's size, as the dataset's mask image is
+        if make_operator(task, level).needs_mask_file:  # a mask of the image's size, as the dataset's mask image is
             mask_path = str(Path(folder) / "mask.png")
             write_image(mask_path, np.ones_like(image))
         operator = make_operator(task, level, mask_path=mask_path)
@@ -359,6 +376,7 @@ def check_crops(config: Mapping[str, Any]) -> None:
     """A dataset's `crop` leaves images that every variant fitted on the tasks it runs can restore: sides that divide
     by the net's `required_multiple` and are at least its `minimum_side`."""
     from dip.models import minimum_side, required_multiple
+    from dip.operators import make_operator
 
     tasks = benchmarked_tasks(config)
     for name, dataset in config["datasets"].items():
@@ -367,19 +385,21 @@ def check_crops(config: Mapping[str, Any]) -> None:
             continue
         for task in dataset.get("tasks", tasks):
             for level in tasks.get(task, []):
-                if level == "file" and not dataset.get("masks"):
+                if make_operator(task, level).needs_mask_file and not dataset.get("masks"):
                     continue  # no image of this dataset gets the level
                 try:
                     side = restored_side(task, level, crop)
                 except ConfigError as error:
                     problem = f"{crop} is too small for {task} {level}: {error}"
                     raise ConfigError(f"datasets.{name}.crop: {problem}") from None
-                for variant in config["fit"][task]["variants"]:
+                levels = config["fit"][task].get("levels", {})
+                where = f"fit.{task}.levels.{level}" if "variants" in levels.get(level, {}) else f"fit.{task}"
+                for variant in level_fit(config, task, level)["variants"]:
                     spec = config["variants"][variant]
                     multiple, shortest = required_multiple(spec), minimum_side(spec)
                     if side % multiple or side < shortest:
                         raise ConfigError(
                             f"datasets.{name}.crop: {crop} leaves {side}×{side} images to restore for {task} {level}, "
-                            f"but variant {variant!r} (fit.{task}.variants) needs sides that divide by {multiple} "
+                            f"but variant {variant!r} ({where}.variants) needs sides that divide by {multiple} "
                             f"and are at least {shortest}"
                         )

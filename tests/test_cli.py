@@ -368,3 +368,13 @@ def test_a_transparent_image_is_refused_with_a_fix_that_exists(tmp_path, capsys)
     assert run_dip("degrade", source, "--task", "denoising", "--level", "25", "--out", tmp_path / "obs") == 2
     line = error_line(capsys, "degrade")
     assert str(source) in line and "alpha channel" in line and "alpha=" not in line
+
+
+def test_messages_name_the_users_file_not_its_exported_copy(tiny_png, tmp_path, capsys):
+    assert run_dip("datasets", "export", tiny_png.parent, "--images", "tiny", "--out", tmp_path / "copy") == 0
+    copy = tmp_path / "copy" / "tiny.png"
+    assert (
+        run_dip("degrade", copy, "--task", "denoising", "--level", "25", "--multiple", 64, "--out", tmp_path / "o") == 2
+    )
+    err = capsys.readouterr().err
+    assert err.startswith(f"dip degrade: error: {tiny_png}: image is 32×32") and str(copy) not in err

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from dip.workflow_config import level_fit
 from tests.test_workflow import ENV, REPO, snakemake, workflow_copy
 
 SMOKE_ITERATIONS = 2
@@ -84,8 +85,14 @@ def test_the_whole_paper_grid_runs_in_smoke_mode(shared_dir: Path, tmp_path: Pat
     assert {task: set(summary.level[summary.task == task]) for task in grid} == grid
     dip_runs = summary[summary.variant.fillna("") != ""]
     assert dip_runs.iterations.eq(SMOKE_ITERATIONS).all() and dip_runs.smoke_iterations.eq(SMOKE_ITERATIONS).all()
-    fitted = {(task, variant) for task, variant in zip(dip_runs.task, dip_runs.variant, strict=True)}
-    assert fitted == {(task, v) for task, fit in config["fit"].items() for v in fit["variants"]}
+    fitted = set(zip(dip_runs.task, dip_runs.level, dip_runs.variant, strict=True))
+    assert fitted == {
+        (task, level, variant)
+        for task, levels in grid.items()
+        for level in levels
+        for variant in level_fit(config, task, level)["variants"]
+    }
+    assert ("inpainting", "random50", "paper") in fitted  # restoration.ipynb's net for Table 1
 
     # Smoke mode changes the iteration count and nothing else: the rest is the task's paper settings.
     record = json.loads(

@@ -25,13 +25,17 @@ def sr_row(image: str, level: str, method: str, psnr: float, seed: int = 0, **ex
         "psnr": psnr,
         "psnr_y_matlab": psnr - 0.1,
         "ssim": 0.9,
+        "iterations": 2000 if method.startswith("dip") else 0,
         **extra,
     }
 
 
 def test_reference_figures_are_complete_and_consistent() -> None:
     refs = reference_figures()
-    assert set(refs.columns) == {"set", "task", "level", "image", "images", "method", "protocol", "psnr", "origin"}
+    columns = {"set", "task", "level", "image", "images", "method", "protocol", "psnr", "iterations", "origin"}
+    assert set(refs.columns) == columns
+    dip = refs.method.str.startswith("dip")
+    assert refs.iterations[dip].notna().all() and refs.iterations[~dip].isna().all()
     assert (refs.images[refs.image != "mean"] == 1).all()
     assert not refs.duplicated(["set", "task", "level", "image", "method", "protocol"]).any()
     per_image = refs[(refs.set == "set5") & (refs.level == "4") & (refs.image != "mean")]
@@ -53,12 +57,13 @@ def test_paper_comparison_rows_differences_and_lr() -> None:
     assert table is not None and table.header == HEADER
     rows = {(r[1], r[3], r[4], r[5]): r for r in table.rows}
     bird = rows[("4", "dip-paper", "bird", "y-dip")]
-    assert bird[2] == "PIL Lanczos" and bird[6:10] == ["31.80", "31.80", "+0.00", "1/1"]
+    assert bird[2] == "PIL Lanczos" and bird[6:12] == ["31.80", "31.80", "+0.00", "1/1", "2000", "2000"]
     mean = rows[("4", "dip-paper", "mean", "y-dip")]
     assert mean[6:10] == ["29.13", "29.90", "–", "2/5"]  # (31.80 + 26.46) / 2: no Δ with 2 of the 5 images
     assert table.rows.index(mean) > table.rows.index(bird), "a set mean comes after its images"
     matlab = rows[("4-bicubic", "bicubic", "bird", "y-matlab")]
     assert matlab[2] == "MATLAB bicubic" and matlab[6:9] == ["30.10", "30.18", "-0.08"]
+    assert matlab[10:12] == ["–", "–"], "a baseline has no iterations"
     assert not any(r[3] == "lanczos" for r in table.rows)
 
 

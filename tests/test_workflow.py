@@ -96,12 +96,20 @@ def test_dry_run_plans_the_whole_grid(grid_dry_run: str) -> None:
     }
 
 
+def checkpoint_of(command: str) -> str:
+    return re.search(r"--checkpoint (\S+)", command).group(1)
+
+
 def test_dip_command_lines_carry_the_variant_and_fit_settings(grid_dry_run: str) -> None:
     commands = re.findall(r"^Shell command: (dip restore .*)$", grid_dry_run, re.MULTILINE)
     small = next(c for c in commands if "/photos/denoising/50/a/" in c and "--variant small" in c and "--seed 1" in c)
     assert """--arch-json '{"channels_down": [8, 8, 8], "preset": "tiny"}'""" in small
     assert "--iterations 30 --trace-every 5" in small
-    assert "--checkpoint results/.checkpoints/photos/denoising/50/a/dip-small/seed1.ckpt" in small
+    assert re.search(
+        r"--checkpoint results/.checkpoints/photos/denoising/50/a/dip-small/seed1-[0-9a-f]{12}\.ckpt", small
+    )
+    tiny = next(c for c in commands if "/photos/denoising/50/a/" in c and "--variant tiny" in c and "--seed 1" in c)
+    assert checkpoint_of(tiny) != checkpoint_of(small)  # named by the settings: another fit never meets it
     assert "--device cpu --threads 1" in small
     assert "--channels-last" not in small and "--precision" not in small
     fast = next(c for c in commands if "/super-resolution/" in c)
@@ -120,12 +128,13 @@ def test_paper_config_plans_the_papers_grid(tmp_path: Path) -> None:
     result = snakemake(folder, "--configfile", "config/paper.yaml", "-n", "-p")
     assert result.returncode == 0, result.stderr + result.stdout
     # observations: SR (5 + 14) × 4 levels, denoising 9 × 2, inpainting 3 × (random50, file) = 100; DIP: SR 76 +
-    # denoising 18 + inpainting 6 × 2 nets; baselines: SR 76 × 2 + denoising 18 × 2 + inpainting 6.
+    # denoising 18 + inpainting 3 (random50: the paper net) + 3 × 2 (file: the text and region nets); baselines:
+    # SR 76 × 2 + denoising 18 × 2 + inpainting 6.
     counts = job_counts(result.stdout)
     assert {rule: counts[rule] for rule in ("export_image", "degrade", "restore", "baseline")} == {
         "export_image": 5 + 14 + 9 + 3 + 3,
         "degrade": 100,
-        "restore": 106,
+        "restore": 103,
         "baseline": 194,
     }
     commands = re.findall(r"^Shell command: (dip \w+ .*)$", result.stdout, re.MULTILINE)
@@ -136,6 +145,8 @@ def test_paper_config_plans_the_papers_grid(tmp_path: Path) -> None:
     )
     assert "--level 8-bicubic" in bicubic_lr and "--label source=set5" in bicubic_lr
     fits = [c for c in commands if c.startswith("dip restore")]
+    random50 = [c for c in fits if "/inpainting/random50/" in c]
+    assert len(random50) == 3 and all("--variant paper" in c for c in random50)
     assert not any("--iterations" in c or "--reg-noise" in c for c in fits), "the paper's per-level defaults apply"
     assert not any("samples" in c for c in commands), "the default config must not be merged into a given one"
 

@@ -20,6 +20,7 @@ from dip.workflow_config import (
     check_datasets,
     check_tasks,
     check_variants,
+    level_fit,
     load_schema,
     split_key,
     validate_schema,
@@ -418,3 +419,35 @@ def test_the_paper_config_passes_with_its_folder_and_set14s_names(tmp_path: Path
     for image in paper["datasets"]["cbm3d-color9"]["images"]:
         write_image(tmp_path / "data/cbm3d-color9" / f"{image}.png", np.zeros((64, 64, 3), np.float32))
     check_config(paper, SCHEMA_PATH)
+
+
+# --- settings of single levels ------------------------------------------------------------------------------------
+def with_levels(levels: dict):
+    def change(c: dict) -> None:
+        c["tasks"]["inpainting"] = ["random50", "text"]
+        c["variants"]["paper"] = {"preset": "paper"}
+        c["fit"]["inpainting"]["levels"] = levels
+        c["datasets"]["samples"]["crop"] = 64
+
+    return change
+
+
+def test_a_level_overrides_its_tasks_fit_settings() -> None:
+    result = checked(with_levels({"random50": {"variants": ["paper"], "iterations": 7}}))
+    task = {key: value for key, value in result["fit"]["inpainting"].items() if key != "levels"}
+    assert level_fit(result, "inpainting", "random50") == {**task, "variants": ["paper"], "iterations": 7}
+    assert level_fit(result, "inpainting", "text")["variants"] == ["tiny"]
+
+
+@pytest.mark.parametrize(
+    ("levels", "message"),
+    [
+        ({"box25": {"iterations": 3}}, "fit.inpainting.levels.box25: not a level of tasks.inpainting"),
+        ({"random50": {"variants": ["huge"]}}, "fit.inpainting.levels.random50.variants: unknown variant 'huge'"),
+        ({"random50": {"es_continue": True}}, "fit.inpainting.levels.random50.es_continue: watches"),
+        ({"random50": {"levels": {}}}, "fit.inpainting.levels.random50.levels: level settings do not nest"),
+        ({"random50": {"iterations": 0}}, "fit.inpainting.levels.random50.iterations"),
+    ],
+)
+def test_bad_level_settings_name_their_key(levels: dict, message: str) -> None:
+    assert message in error_of(with_levels(levels))

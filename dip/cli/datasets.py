@@ -33,7 +33,7 @@ def export(name: str, out: Path, images: list[str] | None, crop: int | None) -> 
     if crop is not None and crop < 1:
         raise ConfigError(f"--crop must be ≥ 1, got {crop}")
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, sources = [], {}
     for image_name in images or datasets.list_images(name):
         target = out / f"{image_name}.png"
         source = datasets.image_path(name, image_name)
@@ -45,6 +45,8 @@ def export(name: str, out: Path, images: list[str] | None, crop: int | None) -> 
                 image, _ = center_crop(image, min(crop, image.shape[0]), min(crop, image.shape[1]))
             write_image(target, image)
         written.append(target)
+        sources[target.name] = str(source)
+    datasets.record_sources(out, sources)
     return written
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dip.datasets import exported_source
 from dip.errors import ConfigError
 from dip.failures import check_upstream, write_failure
 from dip.io import read_image
@@ -48,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
             check_upstream(path)
     operator = make_operator(args.task, args.level, mask_path=args.mask_file)
     clean = read_image(args.image)
-    observation = operator.observe(clean, args.seed, multiple=args.multiple, source=str(args.image), labels=labels)
+    source = exported_source(args.image)
+    observation = operator.observe(clean, args.seed, multiple=args.multiple, source=source, labels=labels)
     save_observation(observation, args.out)
     return 0
 

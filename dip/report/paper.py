@@ -13,7 +13,21 @@ from dip.report.table import Table
 LR_NAMES = {"lanczos": "PIL Lanczos", "bicubic": "MATLAB bicubic"}
 PSNR_COLUMN = {"y-matlab": "psnr_y_matlab"}
 """Where a protocol's PSNR lives in the summary when it is not the run's main protocol."""
-HEADER = ["set", "level", "LR", "method", "image", "protocol", "ours", "paper", "Δ dB", "images", "paper source"]
+HEADER = [
+    "set",
+    "level",
+    "LR",
+    "method",
+    "image",
+    "protocol",
+    "ours",
+    "paper",
+    "Δ dB",
+    "images",
+    "iterations (ours)",
+    "iterations (paper)",
+    "paper source",
+]
 
 
 def reference_figures() -> pd.DataFrame:
@@ -37,6 +51,12 @@ def _ours(runs: pd.DataFrame, protocol: str) -> pd.Series | None:
     if column is None or column not in runs or runs[column].isna().any():
         return None
     return runs.groupby("image")[column].mean()
+
+
+def _iterations(runs: pd.DataFrame) -> str:
+    """The iteration counts of the runs behind a figure ('–' for baselines, which have none)."""
+    counts = sorted({int(n) for n in runs.iterations.dropna() if n > 0}) if "iterations" in runs else []
+    return "/".join(str(n) for n in counts) or "–"
 
 
 def paper_comparison(summary: pd.DataFrame, task: str) -> Table | None:
@@ -78,6 +98,8 @@ def paper_comparison(summary: pd.DataFrame, task: str) -> Table | None:
                 f"{ref.psnr:.2f}",
                 f"{round(ours - ref.psnr, 2) + 0.0:+.2f}" if complete else "–",  # + 0.0: no "-0.00"
                 f"{len(per_image)}/{ref.images}",
+                _iterations(runs),
+                "–" if pd.isna(ref.iterations) else f"{int(ref.iterations)}",
                 ref.origin,
             ]
         )

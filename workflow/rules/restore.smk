@@ -19,7 +19,7 @@ rule restore:
         arch=arch_json,
         fit=fit_flags,
         device=config["device"],
-        checkpoint=CHECKPOINT,
+        checkpoint=checkpoint_file,
     shell:
         "dip restore {input} --out {output} --variant {wildcards.variant}"
         " --arch-json {params.arch:q} {params.fit}"
