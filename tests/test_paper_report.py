@@ -16,7 +16,7 @@ def sr_row(image: str, level: str, method: str, psnr: float, seed: int = 0, **ex
         "source": "set5",
         "task": "super-resolution",
         "level": level,
-        "lr": "bicubic" if level.endswith("bicubic") else "lanczos",
+        "lr_convention": "bicubic" if level.endswith("bicubic") else "lanczos",
         "image": image,
         "method": method,
         "variant": "paper" if method.startswith("dip") else "",

@@ -113,19 +113,25 @@ def test_orders_are_natural_and_baselines_come_first(summary: pd.DataFrame) -> N
     assert method_order(summary) == ["bm3d", "dip-tiny"]
 
 
-def test_comparison_gives_mean_std_and_bold_best(summary: pd.DataFrame) -> None:
+def test_comparison_gives_means_over_images_the_spread_over_seeds_n_and_bold_best(summary: pd.DataFrame) -> None:
     table = comparison(summary, "denoising", "psnr")
     assert table.header == ["method", "σ=25", "σ=50"]
-    assert table.rows == [["bm3d", "31.00 ± 1.41", "28.00 ± 0.00"], ["dip-tiny", "33.00 ± 1.63", "26.50 ± 0.71"]]
-    assert table.best == [[False, False, True], [False, True, False]]
+    # dip-tiny σ=25: images a (31, 33) and b (33, 35): mean 33, each image's seeds 1.41 apart; not ± across images
+    assert table.rows == [
+        ["bm3d", "31.00 (n=2)", "28.00 (n=2)"],
+        ["dip-tiny", "33.00 ± 1.41 (n=2×2)", "26.50 ± 0.71 (n=1×2)"],
+        ["observed input", "20.00 (n=2)", "20.00 (n=2)"],
+    ]
+    assert table.best == [[False, False, True], [False, True, False], [False, False, False]]
+    assert "n = images × seeds" in table.title
 
 
 def test_comparison_marks_a_missing_cell_and_a_single_run(summary: pd.DataFrame) -> None:
     partial = summary[~((summary.method == "bm3d") & (summary.level == "50"))]
     partial = partial[~((partial.method == "dip-tiny") & (partial.level == "25") & (partial.seed == 1))]
     table = comparison(partial[partial.image == "a"], "denoising", "psnr")
-    assert table.rows == [["bm3d", "30.00", "–"], ["dip-tiny", "31.00", "26.50 ± 0.71"]]
-    assert table.best == [[False, False, False], [False, True, True]]
+    assert table.rows[:2] == [["bm3d", "30.00 (n=1)", "–"], ["dip-tiny", "31.00 (n=1)", "26.50 ± 0.71 (n=1×2)"]]
+    assert table.best[:2] == [[False, False, False], [False, True, True]]
 
 
 def test_written_tables_carry_the_bold_best(summary: pd.DataFrame, tmp_path: Path) -> None:
@@ -133,16 +139,19 @@ def test_written_tables_carry_the_bold_best(summary: pd.DataFrame, tmp_path: Pat
     assert [p.name for p in paths] == ["denoising.md", "denoising.tex", "denoising.html"]
     markdown, latex, page = (p.read_text(encoding="utf-8") for p in paths)
     dip_row = next(line for line in markdown.splitlines() if "dip-tiny" in line)
-    assert [cell.strip() for cell in dip_row.strip("|").split("|")] == ["dip-tiny", "**33.00 ± 1.63**", "26.50 ± 0.71"]
-    assert r"dip-tiny & \textbf{33.00 $\pm$ 1.63} & 26.50 $\pm$ 0.71 \\" in latex
+    cells = [cell.strip() for cell in dip_row.strip("|").split("|")]
+    assert cells == ["dip-tiny", "**33.00 ± 1.41 (n=2×2)**", "26.50 ± 0.71 (n=1×2)"]
+    assert r"dip-tiny & \textbf{33.00 $\pm$ 1.41 (n=2$\times$2)} & 26.50 $\pm$ 0.71 (n=1$\times$2) \\" in latex
     assert r"method & $\sigma$=25 & $\sigma$=50 \\" in latex
     root = ET.fromstring(page.removeprefix("<!DOCTYPE html>\n"))
     tables = root.findall(".//table")
-    assert [t.findtext("caption") for t in tables] == ["denoising: PSNR (dB)", "denoising: SSIM"]
+    suffix = "; mean over images, ± the spread over seeds, n = images × seeds"
+    assert [t.findtext("caption") for t in tables] == [f"denoising: PSNR (dB){suffix}", f"denoising: SSIM{suffix}"]
     rows = tables[0].findall("./tbody/tr")
     assert [[cell.findtext("strong") for cell in row.findall("td")] for row in rows] == [
-        [None, "28.00 ± 0.00"],
-        ["33.00 ± 1.63", None],
+        [None, "28.00 (n=2)"],
+        ["33.00 ± 1.41 (n=2×2)", None],
+        [None, None],
     ]
 
 

@@ -244,7 +244,7 @@ def test_tiny_run_end_to_end_and_report(tmp_path: Path) -> None:
     }
     assert summary.dataset.eq("samples").all() and summary.image.eq("astronaut").all()
     assert summary.source.eq("skimage-samples").all()
-    assert set(summary.lr[summary.task == "super-resolution"]) == {"lanczos"}
+    assert set(summary.lr_convention[summary.task == "super-resolution"]) == {"lanczos"}
     assert summary.psnr.between(5, 60).all()
     traces = pd.read_csv(results / "traces.csv")
     assert set(traces.task) == {"denoising", "super-resolution", "inpainting"}

@@ -16,7 +16,8 @@ from dip.metrics import PROTOCOLS, evaluate
 from dip.operators import load_observation, operator_for
 from dip.record import read_json, write_json
 
-RECORDED_META = ("task", "level", "factor", "lr", "sigma")
+RECORDED_META = {"task": "task", "level": "level", "factor": "factor", "lr": "lr_convention", "sigma": "sigma"}
+"""Observation meta → metrics column (`lr`, how the LR image was made, is `lr_convention`: not the learning rate)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     arguments = operator.metric_arguments()
     protocol = operator.metric_protocol if args.protocol == "auto" else args.protocol
     scores = evaluate(restored, observation.clean, protocol=protocol, **arguments)
-    metrics = {key: meta[key] for key in RECORDED_META if key in meta}
+    metrics = {column: meta[key] for key, column in RECORDED_META.items() if key in meta}
     metrics.update(meta.get("labels", {}))
     metrics.update(
         method=record["method"],
@@ -50,9 +51,14 @@ def run(args: argparse.Namespace) -> int:
         ssim_window=scores["ssim_window"],
         iterations=record.get("iterations", 0),
         smoke_iterations=record.get("smoke_iterations"),
+        selected_iteration=record.get("selected_iteration"),
         seconds=record.get("seconds"),
         device=record.get("device", ""),
         run_dir=str(args.run),
+    )
+    early_stop = record.get("early_stop") or {}
+    metrics.update(
+        {f"es_{key}": early_stop[key] for key in ("stop_iteration", "selected_iteration") if key in early_stop}
     )
     for other in operator.protocols[1:]:
         extra = evaluate(restored, observation.clean, protocol=other, **arguments)

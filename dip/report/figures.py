@@ -18,42 +18,74 @@ from dip.report.notes import finished, run_notes
 from dip.report.tables import task_runs
 from dip.resampling import pil_resize
 
-CURVES = {"psnr_gt": "to ground truth", "psnr_obs": "to observation"}
+CURVES = {
+    "psnr_gt": "to ground truth, current output",
+    "psnr_gt_avg": "to ground truth, averaged output",
+    "psnr_obs": "to observation (data term)",
+}
+TRACE_PROTOCOL = "rgb"
+"""The protocol of the traces' PSNR (dip.fit: all channels, the whole image)."""
 PANEL_INCHES = 1.8
 
 
-def psnr_bars(summary: pd.DataFrame, task: str) -> Figure:
-    """Bars of the mean PSNR per method and level (one panel per dataset), single runs as points."""
+def method_palette(summary: pd.DataFrame) -> dict[str, tuple[float, float, float]]:
+    """One colour per method of the whole summary (every task), so that a method has the same colour in every
+    figure of a run: the baselines, then the DIP variants, from seaborn's colour-blind palette."""
+    methods = method_order(summary)
+    return dict(zip(methods, sns.color_palette("colorblind", len(methods)), strict=True))
+
+
+def psnr_points(summary: pd.DataFrame, task: str, palette: dict) -> Figure:
+    """The mean PSNR per method and level (a marker with the runs as dots; one panel per dataset). No bars: the
+    axis starts near the lowest run, said in its label, so that no length suggests a ratio."""
     runs = task_runs(summary, task).assign(setting=lambda f: [level_label(task, lv) for lv in f.level])
     datasets = sorted(runs.dataset.unique())
     methods = method_order(runs)
+    protocol = runs.protocol.iloc[0] if "protocol" in runs and runs.protocol.nunique() == 1 else "per run"
+    bottom = max(0.0, float(np.floor(runs.psnr.min())) - 1)
     figure = Figure(figsize=(2.5 + 1.2 * len(methods) * runs.level.nunique(), 3.5), layout="constrained")
     axes = figure.subplots(1, len(datasets), squeeze=False, sharey=True)[0]
     for index, (ax, dataset) in enumerate(zip(axes, datasets, strict=True)):
         data = runs[runs.dataset == dataset]
         order = [level_label(task, lv) for lv in level_order(data.level)]
         common = {"data": data, "x": "setting", "y": "psnr", "hue": "method", "order": order, "hue_order": methods}
-        sns.barplot(**common, errorbar=None, alpha=0.85, ax=ax, legend=index == len(datasets) - 1)
-        sns.stripplot(**common, dodge=True, palette=dict.fromkeys(methods, "black"), size=3, legend=False, ax=ax)
-        ax.set(title=f"{task}: {dataset}" if dataset else task, xlabel="level", ylabel="PSNR (dB)")
-    axes[0].set_ylim(bottom=max(0.0, np.floor(runs.psnr.min()) - 2))
-    sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1, 1), title="method", frameon=False)
+        sns.stripplot(**common, dodge=True, palette=palette, size=3, alpha=0.5, legend=False, ax=ax)
+        sns.pointplot(
+            **common,
+            dodge=0.8 - 0.8 / len(methods),
+            palette=palette,
+            errorbar=None,
+            markers="D",
+            linestyle="none",
+            legend=index == len(datasets) - 1,
+            ax=ax,
+        )
+        ax.set(title=f"{task}: {dataset}" if dataset else task, xlabel="level", ylabel="")
+    axes[0].set_ylim(bottom=bottom)
+    axes[0].set_ylabel(f"PSNR (dB), {protocol} protocol\n(axis from {bottom:g} dB)")
+    sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1, 1), title="method (◆ mean, · runs)", frameon=False)
     return figure
 
 
-def psnr_curves(traces: pd.DataFrame, task: str) -> Figure:
-    """PSNR against iteration of each DIP variant, to the ground truth and to the observation, per dataset and level."""
+def psnr_curves(traces: pd.DataFrame, task: str, palette: dict, summary: pd.DataFrame | None = None) -> Figure:
+    """PSNR against iteration of each DIP variant (mean over images and seeds), to the ground truth (the current
+    and, where the fit averages, the averaged output) and to the observation, per dataset and level; where a run's
+    record says so, ▼ marks the iteration its output was selected at (e.g. ES-WMV's pick). The traces' PSNR is RGB
+    over the whole image: the label says so, and which protocol the tables use."""
     data = traces[traces.task == task]
     if data.empty:
         raise DipError(f"no DIP traces of task {task!r}")
+    curves = [c for c in CURVES if c in data and data[c].notna().any()]
     long = data.melt(
         id_vars=["dataset", "level", "method", "image", "seed", "iteration"],
-        value_vars=list(CURVES),
+        value_vars=curves,
         var_name="curve",
         value_name="psnr",
     ).assign(curve=lambda f: f.curve.map(CURVES))
     datasets = sorted(long.dataset.unique())
     levels = level_order(long.level)
+    runs = None if summary is None else finished(summary)[lambda f: (f.task == task) & (f.variant != "")]
+    tables = runs.protocol.iloc[0] if runs is not None and "protocol" in runs and len(runs) else TRACE_PROTOCOL
     figure = Figure(figsize=(1.5 + 3.2 * len(levels), 0.5 + 2.8 * len(datasets)), layout="constrained")
     axes = figure.subplots(len(datasets), len(levels), squeeze=False, sharex=True)
     for row, dataset in enumerate(datasets):
@@ -66,18 +98,39 @@ def psnr_curves(traces: pd.DataFrame, task: str) -> Figure:
                 x="iteration",
                 y="psnr",
                 hue="method",
-                hue_order=method_order(data),
+                hue_order=[m for m in palette if m in set(data.method)],
+                palette=palette,
                 style="curve",
-                style_order=list(CURVES.values()),
+                style_order=[CURVES[c] for c in curves],
                 errorbar=None,
                 legend=last,
                 ax=ax,
             )
+            if runs is not None and "selected_iteration" in runs:
+                _mark_selections(ax, runs[(runs.dataset == dataset) & (runs.level == level)], palette)
             title = level_label(task, level)
-            ax.set(title=f"{dataset} {title}" if len(datasets) > 1 else title, ylabel="PSNR (dB)")
+            ylabel = f"PSNR (dB), {TRACE_PROTOCOL}" + ("" if tables == TRACE_PROTOCOL else f"\n(tables: {tables})")
+            ax.set(title=f"{dataset} {title}" if len(datasets) > 1 else title, ylabel=ylabel if column == 0 else "")
             if last:
                 sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), frameon=False)
     return figure
+
+
+def _mark_selections(ax, runs: pd.DataFrame, palette: dict) -> None:
+    """At the top of the panel, per run: ▼ where its output was selected (an early stop's pick) when not its last
+    iteration; with a watched early stop (`es_continue`), ▽ where the rule would have picked and | where it fired."""
+    top = ax.get_ylim()[1]
+    marks = [("selected_iteration", "v", True), ("es_selected_iteration", "v", False), ("es_stop_iteration", "|", True)]
+    for column, marker, filled in marks:
+        if column not in runs:
+            continue
+        for run in runs[runs[column].notna()].itertuples(index=False):
+            at = getattr(run, column)
+            if column == "selected_iteration" and at >= run.iterations - 1:
+                continue
+            colour = palette.get(run.method, "black")
+            face = colour if filled else "none"
+            ax.plot(at, top, marker=marker, color=colour, markerfacecolor=face, clip_on=False, markersize=7)
 
 
 def _resized(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -87,13 +140,13 @@ def _resized(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return pil_resize(image, (shape[0], shape[1]), "nearest")
 
 
-def _show(ax, image: np.ndarray, title: str = "") -> None:
+def _show(ax, image: np.ndarray, title: str = "", colour: object = "black") -> None:
     ax.imshow(image.squeeze(-1) if image.shape[2] == 1 else image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set(xticks=[], yticks=[])
-    ax.set_title(title, fontsize=8)
+    ax.set_title(title, fontsize=8, color=colour)
 
 
-def image_grid(summary: pd.DataFrame, task: str, max_examples: int = 3, zoom: int = 4) -> Figure:
+def image_grid(summary: pd.DataFrame, task: str, palette: dict, max_examples: int = 3, zoom: int = 4) -> Figure:
     """Clean, observed and each method's output (first seed) for a few images, each above a zoomed centre crop.
 
     Needs the column `observation_dir` (the label that the workflow gives `dip degrade`).
@@ -127,7 +180,7 @@ def image_grid(summary: pd.DataFrame, task: str, max_examples: int = 3, zoom: in
         size_h, size_w = max(8, height // zoom), max(8, width // zoom)
         top, left = (height - size_h) // 2, (width - size_w) // 2
         for column, (title, image) in enumerate(panels):
-            _show(axes[2 * index][column], image, title)
+            _show(axes[2 * index][column], image, title, palette.get(columns[column], "black"))
             _show(axes[2 * index + 1][column], image[top : top + size_h, left : left + size_w])
         box = Rectangle((left - 0.5, top - 0.5), size_w, size_h, fill=False, edgecolor="red", linewidth=1)
         axes[2 * index][0].add_patch(box)
@@ -142,10 +195,13 @@ def write_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str,
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     notes = run_notes(summary, task)
-    makers = {"psnr": lambda: psnr_bars(summary, task), "images": lambda: image_grid(summary, task)}
+    palette = method_palette(summary)
+    makers = {"psnr": lambda: psnr_points(summary, task, palette), "images": lambda: image_grid(summary, task, palette)}
     if traces is not None:
         has_traces = (traces.task == task).any()
-        makers["curves"] = lambda: psnr_curves(traces, task) if has_traces else _notes_page(["no DIP run finished."])
+        makers["curves"] = lambda: (
+            psnr_curves(traces, task, palette, summary) if has_traces else _notes_page(["no DIP run finished."])
+        )
     has_runs = not finished(summary)[lambda f: f.task == task].empty
     paths = []
     for name, make in makers.items():

@@ -85,7 +85,7 @@ def paper_comparison(summary: pd.DataFrame, task: str) -> Table | None:
             continue
         ours = float(per_image.mean())
         complete = len(per_image) == ref.images
-        lr = runs["lr"].dropna().unique() if "lr" in runs else []
+        lr = runs["lr_convention"].dropna().unique() if "lr_convention" in runs else []
         rows.append(
             [
                 ref.set,

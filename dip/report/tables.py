@@ -35,34 +35,62 @@ def task_runs(summary: pd.DataFrame, task: str) -> pd.DataFrame:
 
 
 def comparison(summary: pd.DataFrame, task: str, metric: str) -> Table:
-    """Mean ± std of `metric` per method and (dataset, level); the best mean of each column flagged."""
+    """`metric` per method and (dataset, level): the mean over images of each image's mean over seeds, ± the spread
+    over seeds (their std, averaged over images) where a method ran several, and n = images × seeds; the best mean of
+    each column flagged; for PSNR, the observed input as a row of its own."""
     name, decimals = METRICS[metric]
     runs = task_runs(summary, task)
     if metric in ("psnr", "ssim") and "protocol" in runs and runs.protocol.nunique() == 1:
         name = f"{name}, {runs.protocol.iloc[0]} protocol"
-    stats = runs.groupby(["dataset", "level", "method"])[metric].agg(["mean", "std", "count"])
+    per_image = runs.groupby(["dataset", "level", "method", "image"])[metric].agg(["mean", "std", "count"])
+    stats = per_image.groupby(level=["dataset", "level", "method"]).agg(
+        mean=("mean", "mean"), spread=("std", "mean"), images=("mean", "size"), seeds=("count", "max")
+    )
     top = stats["mean"].groupby(level=["dataset", "level"]).max()
     datasets = sorted(runs.dataset.unique())
     columns = [(d, lv) for d in datasets for lv in level_order(runs.level[runs.dataset == d])]
-    methods = method_order(runs)
     rows, best = [], []
-    for method in methods:
+    for method in method_order(runs):
         cells, flags = [method], [False]
         for dataset, level in columns:
             if (dataset, level, method) not in stats.index:
                 cells.append("–")
                 flags.append(False)
                 continue
-            mean, std, count = stats.loc[(dataset, level, method)]
-            text = f"{mean:.{decimals}f}"
-            cells.append(text if count < 2 else f"{text} ± {std:.{decimals}f}")
-            flags.append(round(mean, decimals) == round(top[(dataset, level)], decimals))
+            cell = stats.loc[(dataset, level, method)]
+            text = f"{cell['mean']:.{decimals}f}"
+            if cell.seeds > 1:
+                text += f" ± {cell.spread:.{decimals}f} (n={cell.images:.0f}×{cell.seeds:.0f})"
+            else:
+                text += f" (n={cell.images:.0f})"
+            cells.append(text)
+            flags.append(round(cell["mean"], decimals) == round(top[(dataset, level)], decimals))
         rows.append(cells)
         best.append(flags)
+    observed = _observed_row(runs, columns, decimals) if metric == "psnr" else None
+    if observed is not None:
+        rows.append(observed)
+        best.append([False] * len(observed))
     header = ["method"] + [
         level_label(task, lv) if len(datasets) == 1 else f"{d} {level_label(task, lv)}" for d, lv in columns
     ]
-    return Table(f"{task}: {name}", header, rows, best)
+    title = f"{task}: {name}; mean over images, ± the spread over seeds, n = images × seeds"
+    return Table(title, header, rows, best)
+
+
+def _observed_row(runs: pd.DataFrame, columns: list[tuple[str, str]], decimals: int) -> list[str] | None:
+    """The PSNR of the observed input itself per column (where it has the clean image's size), or None."""
+    if "psnr_observed" not in runs or runs.psnr_observed.isna().all():
+        return None
+    per_image = runs.groupby(["dataset", "level", "image"]).psnr_observed.first()
+    means = per_image.groupby(level=["dataset", "level"]).agg(["mean", "size"])
+    cells = ["observed input"]
+    for column in columns:
+        if column not in means.index or pd.isna(means.loc[column, "mean"]):
+            cells.append("–")
+        else:
+            cells.append(f"{means.loc[column, 'mean']:.{decimals}f} (n={means.loc[column, 'size']:.0f})")
+    return cells
 
 
 def to_markdown(tables: list[Table], notes: Sequence[str] = ()) -> str:
