@@ -22,6 +22,7 @@ include: "workflow/rules/restore.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/viewer.smk"
 
 
 localrules:
@@ -29,6 +30,7 @@ localrules:
     export_image,
     aggregate,
     render,
+    viewer,
 
 
 rule all:

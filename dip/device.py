@@ -45,9 +45,10 @@ def select_device(name: str = "auto") -> torch.device:
 
 
 def describe_device(device: torch.device) -> str:
-    """A human-readable name of the device, for records (e.g. 'cuda: NVIDIA H100', 'cpu: 2 threads')."""
+    """A human-readable name of the device, for records (e.g. 'cuda: NVIDIA H100', 'cuda:1: NVIDIA H100',
+    'cpu: 2 threads')."""
     if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
+        return f"{device}: {torch.cuda.get_device_name(device)}"
     if device.type == "cpu":
         return f"cpu: {torch.get_num_threads()} threads"
     return device.type

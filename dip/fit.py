@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from dip.device import autocast
 from dip.errors import ConfigError, DipError, DivergenceError, OutputError
+from dip.frames import Frame, FrameRecorder, check_frames
 from dip.stopping import make_stopping_rule
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ class FitSettings:
     checkpoint_every: int = 200
     precision: str = "fp32"
     channels_last: bool = False
+    frames: int = 0
+    """Snapshots of the net's output kept along the fit (`dip.frames`), at geometrically spaced iterations."""
+    frame_side: int = 256
+    """Frames larger than this are shrunk to at most this many pixels on their longer side."""
 
     def __post_init__(self) -> None:
         positive = {
@@ -74,6 +79,7 @@ class FitSettings:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, not {self.seed!r}")
         make_stopping_rule(self.stopping, window=self.es_window, patience=self.es_patience)
+        check_frames(self.frames, self.frame_side)
         if self.es_continue and self.stopping == "fixed":
             raise ConfigError("es_continue watches an early-stopping rule: set stopping (e.g. 'es-wmv') as well")
 
@@ -108,6 +114,8 @@ class FitResult:
     """Warnings about the fit (e.g. a data term that ended worse than it began), also logged."""
     checkpoint: Path | None = None
     """The checkpoint holding the final state: the one given, unless it belonged to another fit (then left alone)."""
+    frames: list[Frame] = field(default_factory=list)
+    """The snapshots of the output along the fit (`FitSettings.frames` of them, fewer when it stopped early)."""
 
 
 class FitInterrupted(DipError):
@@ -242,6 +250,7 @@ def fit(
     early_stop: dict[str, Any] | None = None
     snapshot_psnr = -math.inf
     resumed_from = None
+    recorder = FrameRecorder(settings.iterations, settings.frames, settings.frame_side)
     state = _load_checkpoint(checkpoint, device) if checkpoint else None
     if state is not None and not _belongs_to(state, fingerprint):
         log.warning("checkpoint %s belongs to another fit: leaving it as it is; this fit runs without one", checkpoint)
@@ -260,10 +269,18 @@ def fit(
             scaler.load_state_dict(state["scaler"])
         snapshot = _Snapshot.from_state(state["snapshot"])
         snapshot_psnr = state["snapshot_psnr"]
+        recorder.load_state_dict(state.get("frames", []))
         resumed_from = start
         log.info("resuming from %s at iteration %d", checkpoint, start)
     else:
         snapshot = _Snapshot(net, optimizer, ema)
+
+    def take_frame(iteration: int, output: torch.Tensor, loss: torch.Tensor) -> None:
+        """Keep this output as a frame; its PSNRs are read here (a host sync on N iterations only)."""
+        psnr_gt = math.nan
+        if problem.clean is not None:
+            psnr_gt = _psnr_from_mse(float(torch.mean((output.clamp(0, 1) - problem.clean) ** 2)))
+        recorder.capture(iteration, output, _psnr_from_mse(float(loss.detach())), psnr_gt)
 
     def checkpoint_state(iteration: int) -> dict[str, Any]:
         return {
@@ -286,6 +303,7 @@ def fit(
             "stop_reason": stop_reason,
             "snapshot": snapshot.state_dict(),
             "snapshot_psnr": snapshot_psnr,
+            "frames": recorder.state_dict(),
             "settings": asdict(settings),
         }
 
@@ -351,6 +369,8 @@ def fit(
         detached = output.detach()
         if settings.ema > 0:
             ema = detached.clone() if ema is None else ema.mul_(settings.ema).add_(detached, alpha=1 - settings.ema)
+        if recorder.due(iteration):
+            take_frame(iteration, detached, loss)
         step = stopping.update(iteration, detached)
         if step is not None:  # device-side selection: no host sync here
             keep = ema if ema is not None else detached
@@ -379,6 +399,8 @@ def fit(
             if firing is not None and settings.es_continue:
                 early_stop = _early_stop_record(firing[0] + 1, firing[1], fired_output, problem.clean)
             elif firing is not None:
+                if settings.frames and not recorder.has(iteration - 1):
+                    take_frame(iteration - 1, detached, loss)  # the last output of a fit stopped early
                 stop_reason = (
                     f"{settings.stopping} (no new variance minimum for {settings.es_patience} iterations; "
                     f"fired after {firing[0] + 1})"
@@ -419,6 +441,7 @@ def fit(
         early_stop=early_stop,
         notes=notes,
         checkpoint=checkpoint,
+        frames=recorder.frames,
     )
 
 

@@ -63,6 +63,15 @@ def build_problem(
     )
 
 
+def fit_identity(settings: FitSettings) -> dict[str, Any]:
+    """The settings that identify a fit for its fingerprint: all of them, less the frame settings when it saves no
+    frame (so that a checkpoint written before frames existed still resumes)."""
+    identity = dict(settings.__dict__)
+    if not settings.frames:
+        del identity["frames"], identity["frame_side"]
+    return identity
+
+
 def restore(
     observation: Observation,
     operator: Operator,
@@ -79,6 +88,6 @@ def restore(
     problem = build_problem(
         observation, operator, spec, seed=settings.seed, device=device, use_ground_truth=use_ground_truth
     )
-    key = fingerprint(spec, settings.__dict__, observation.meta, observation.observed)
+    key = fingerprint(spec, fit_identity(settings), observation.meta, observation.observed)
     result = fit(problem, settings, fingerprint=key, checkpoint=checkpoint, stop_event=stop_event, progress=progress)
     return result, {"parameters": count_parameters(problem.net), "fingerprint": key}

@@ -42,11 +42,16 @@ def check_config(
     config: dict[str, Any],
     schema: Mapping[str, Any] | str | os.PathLike[str],
     overrides: Mapping[str, Any] | None = None,
+    full: bool = True,
 ) -> None:
-    """Every check of this module, in order; `config` gets the overrides and the schema's defaults in place."""
+    """Every check of this module, in order; `config` gets the overrides and the schema's defaults in place. With
+    `full=False` (the Snakemake of one job on a cluster, after the main one checked it all) only the schema's checks:
+    the others build every variant's net, seconds per job."""
     schema = load_schema(schema) if isinstance(schema, (str, os.PathLike)) else schema
     apply_overrides(config, overrides or {}, schema)
     validate_schema(config, schema)
+    if not full:
+        return
     check_tasks(config)
     check_variants(config)
     check_datasets(config)

@@ -254,7 +254,7 @@ def test_restore_refuses_an_unwritable_destination_before_fitting(
     tiny_png, tmp_path, capsys, monkeypatch, unwritable, option
 ):
     obs = degrade(tiny_png, tmp_path / "obs")
-    monkeypatch.setattr("dip.cli.restore.restore", lambda *args, **kwargs: pytest.fail("the fit started"))
+    monkeypatch.setattr("dip.restoration.restore", lambda *args, **kwargs: pytest.fail("the fit started"))
     out = unwritable if option == "--out" else tmp_path / "run"
     checkpoint = unwritable / "fit.pt" if option == "--checkpoint" else tmp_path / "ckpt" / "fit.pt"
     capsys.readouterr()
@@ -281,7 +281,7 @@ def test_outputs_that_cannot_be_written_keep_the_final_checkpoint(tiny_png, tmp_
 
     capsys.readouterr()
     with monkeypatch.context() as patch:
-        patch.setattr("dip.cli.restore.write_image", out_folder_removed)
+        patch.setattr("dip.api.write_image", out_folder_removed)
         assert run_dip(*command) == 2
     line = error_line(capsys, "restore")
     assert "restored.png" in line and str(checkpoint) in line and checkpoint.exists()

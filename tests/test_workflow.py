@@ -91,8 +91,9 @@ def test_dry_run_plans_the_whole_grid(grid_dry_run: str) -> None:
         "evaluate": 4 * 20,
         "aggregate": 1,
         "render": 3,
+        "viewer": 1,
         "all": 1,
-        "total": 189,
+        "total": 190,
     }
 
 
@@ -267,7 +268,15 @@ def test_tiny_run_end_to_end_and_report(tmp_path: Path) -> None:
     changed = copy.deepcopy(TEST_CONFIG)
     changed["fit"]["denoising"]["lr"] = 0.02
     (folder / "config/config.yaml").write_text(yaml.safe_dump(changed))
-    assert planned_jobs(folder) == {"restore": 1, "evaluate": 1, "aggregate": 1, "render": 3, "all": 1, "total": 7}
+    assert planned_jobs(folder) == {
+        "restore": 1,
+        "evaluate": 1,
+        "aggregate": 1,
+        "render": 3,
+        "viewer": 1,
+        "all": 1,
+        "total": 8,
+    }
 
 
 def test_a_killed_fit_resumes_from_its_checkpoint(tmp_path: Path) -> None:

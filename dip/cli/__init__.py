@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "datasets": "list, download and export datasets",
     "aggregate": "gather metrics.json files into one summary CSV",
     "render": "render tables and figures from a summary CSV",
+    "viewer": "write a static viewer of the results (comparison, restoration process)",
 }
 
 

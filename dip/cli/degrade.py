@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dip.datasets import exported_source
+from dip import api
 from dip.errors import ConfigError
-from dip.failures import check_upstream, write_failure
-from dip.io import read_image
-from dip.operators import TASKS, make_operator, save_observation
+from dip.failures import write_failure
+from dip.operators import TASKS
 
 
 def parse_labels(pairs: list[str]) -> dict[str, str]:
@@ -41,17 +40,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.multiple < 1:
-        raise ConfigError(f"--multiple must be ≥ 1, got {args.multiple}")
-    labels = parse_labels(args.label)
-    for path in (args.image, args.mask_file):
-        if path is not None:
-            check_upstream(path)
-    operator = make_operator(args.task, args.level, mask_path=args.mask_file)
-    clean = read_image(args.image)
-    source = exported_source(args.image)
-    observation = operator.observe(clean, args.seed, multiple=args.multiple, source=source, labels=labels)
-    save_observation(observation, args.out)
+    api.degrade(
+        args.image,
+        args.task,
+        args.level,
+        seed=args.seed,
+        mask_file=args.mask_file,
+        multiple=args.multiple,
+        labels=parse_labels(args.label),
+        out=args.out,
+    )
     return 0
 
 

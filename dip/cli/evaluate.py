@@ -9,15 +9,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dip.errors import ConfigError
-from dip.failures import check_upstream, observation_identity, read_failure
-from dip.io import read_image
-from dip.metrics import PROTOCOLS, evaluate
-from dip.operators import load_observation, operator_for
+from dip import api
+from dip.failures import observation_identity, read_failure
+from dip.metrics import PROTOCOLS
 from dip.record import read_json, write_json
-
-RECORDED_META = {"task": "task", "level": "level", "factor": "factor", "lr": "lr_convention", "sigma": "sigma"}
-"""Observation meta → metrics column (`lr`, how the LR image was made, is `lr_convention`: not the learning rate)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,46 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_upstream(args.run)
-    observation = load_observation(args.observation)
-    if not (args.run / "record.json").is_file():
-        raise ConfigError(f"{args.run}: not a run directory (no record.json)")
-    record = read_json(args.run / "record.json")
-    restored = read_image(args.run / "restored.png")
-    meta = observation.meta
-    operator = operator_for(observation)
-    arguments = operator.metric_arguments()
-    protocol = operator.metric_protocol if args.protocol == "auto" else args.protocol
-    scores = evaluate(restored, observation.clean, protocol=protocol, **arguments)
-    metrics = {column: meta[key] for key, column in RECORDED_META.items() if key in meta}
-    metrics.update(meta.get("labels", {}))
-    metrics.update(
-        method=record["method"],
-        variant=record.get("variant", ""),
-        seed=record.get("seed", 0),
-        protocol=protocol,
-        psnr=scores["psnr"],
-        ssim=scores["ssim"],
-        ssim_window=scores["ssim_window"],
-        iterations=record.get("iterations", 0),
-        smoke_iterations=record.get("smoke_iterations"),
-        selected_iteration=record.get("selected_iteration"),
-        seconds=record.get("seconds"),
-        device=record.get("device", ""),
-        run_dir=str(args.run),
-    )
-    early_stop = record.get("early_stop") or {}
-    metrics.update(
-        {f"es_{key}": early_stop[key] for key in ("stop_iteration", "selected_iteration") if key in early_stop}
-    )
-    for other in operator.protocols[1:]:
-        extra = evaluate(restored, observation.clean, protocol=other, **arguments)
-        suffix = other.replace("-", "_")
-        metrics.update({f"psnr_{suffix}": extra["psnr"], f"ssim_{suffix}": extra["ssim"]})
-    if observation.observed.shape == observation.clean.shape:
-        observed = evaluate(observation.observed, observation.clean, protocol=protocol, **arguments)
-        metrics["psnr_observed"] = observed["psnr"]
-    write_json(args.out, metrics)
+    api.evaluate(args.run, args.observation, protocol=args.protocol, out=args.out)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Restore an observation with Deep Image Prior; writes restored.png, record.json and trace.csv.
+"""Restore an observation with Deep Image Prior; writes restored.png, record.json and trace.csv (and, with
+--frames N, frames.webp and frames.json: N snapshots of the net's output along the fit, for `dip viewer`).
 
 Defaults of the fit follow the paper's notebook for the observation's task and level (see PROTOCOL.md); every flag
 overrides them. With --checkpoint, the fit saves its state every --checkpoint-every iterations and when it gets
@@ -16,28 +17,12 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
-from dip.device import (
-    DEVICES,
-    PRECISIONS,
-    check_precision,
-    configure_threads,
-    describe_device,
-    enable_cuda_speedups,
-    select_device,
-    set_deterministic,
-    tune_cpu_allocator,
-)
-from dip.errors import ConfigError, OutputError
+from dip import api
+from dip.device import DEVICES, PRECISIONS
+from dip.errors import ConfigError
 from dip.failures import observation_identity, write_failure
-from dip.fit import FitSettings
-from dip.io import check_writable, to_numpy, write_image
-from dip.models import resolve_spec
-from dip.operators import Operator, load_observation, operator_for
-from dip.record import versions, write_json, write_trace
-from dip.restoration import restore
 from dip.stopping import STOPPING_RULES
 
 
@@ -71,6 +56,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     fit.add_argument("--seed", type=int, default=0, help="seed of the net's initialisation, z and reg-noise")
     fit.add_argument("--trace-every", type=int, default=10)
+    fit.add_argument(
+        "--frames",
+        type=int,
+        default=0,
+        metavar="N",
+        help="save N snapshots of the net's output at geometrically spaced iterations (frames.webp, frames.json); "
+        "they change no number of the fit",
+    )
+    fit.add_argument(
+        "--frame-side", type=int, default=256, metavar="PX", help="shrink frames to at most PX on the longer side"
+    )
     run = parser.add_argument_group("execution")
     run.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} or cuda:N")
     run.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
@@ -83,43 +79,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def fit_settings(args: argparse.Namespace, operator: Operator) -> FitSettings:
-    """The paper's settings for the task and level, overridden by the flags given (and by --smoke-iterations)."""
-    overrides = {
-        "iterations": args.smoke_iterations or args.iterations,
-        "lr": args.lr,
-        "reg_noise_std": args.reg_noise,
-        "ema": args.ema,
-        "backtrack_db": args.backtrack_db,
-    }
-    merged = {**operator.paper_fit(), **{k: v for k, v in overrides.items() if v is not None}}
-    if merged["backtrack_db"] == 0:
-        merged["backtrack_db"] = None
-    return FitSettings(
-        **merged,
-        stopping=args.stopping,
-        es_window=args.es_window,
-        es_patience=args.es_patience,
-        es_continue=args.es_continue,
-        seed=args.seed,
-        trace_every=args.trace_every,
-        checkpoint_every=args.checkpoint_every,
-        precision=args.precision,
-        channels_last=args.channels_last,
-    )
-
-
-def model_spec(args: argparse.Namespace, operator: Operator) -> dict:
-    """The full model spec from --arch / --arch-json, or the paper's net for the task."""
-    if args.arch_json:
-        try:
-            requested = json.loads(args.arch_json)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"--arch-json is not valid JSON: {error}") from error
-        if not isinstance(requested, dict):
-            raise ConfigError("--arch-json must be a JSON object")
-        return resolve_spec(requested)
-    return resolve_spec(args.arch or operator.paper_preset)
+def arch_of(args: argparse.Namespace) -> str | dict | None:
+    """The net asked for: a preset name (--arch), a model spec (--arch-json) or None (the paper's for the task)."""
+    if not args.arch_json:
+        return args.arch
+    try:
+        requested = json.loads(args.arch_json)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"--arch-json is not valid JSON: {error}") from error
+    if not isinstance(requested, dict):
+        raise ConfigError("--arch-json must be a JSON object")
+    return requested
 
 
 @contextlib.contextmanager
@@ -140,73 +110,39 @@ def stop_on_signals(event: threading.Event) -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    observation = load_observation(args.observation)
-    operator = operator_for(observation)
-    spec = model_spec(args, operator)
-    settings = fit_settings(args, operator)
-    device = select_device(args.device)
-    check_precision(args.precision, device)
-    configure_threads(args.threads)
-    set_deterministic(args.deterministic)
-    if not args.deterministic:
-        enable_cuda_speedups(device)
-    if device.type == "cpu":
-        tune_cpu_allocator()
-    if args.checkpoint and args.checkpoint.resolve().is_relative_to(args.out.resolve()):
-        raise ConfigError("--checkpoint must lie outside --out (a workflow deletes a job's outputs before it starts)")
-    check_writable(args.out, "--out")
-    if args.checkpoint:
-        check_writable(args.checkpoint.parent, f"--checkpoint {args.checkpoint}")
-
     stop_event = threading.Event()
     with stop_on_signals(stop_event):
-        result, facts = restore(
-            observation,
-            operator,
-            spec,
-            settings,
-            device=device,
+        api.restore(
+            args.observation,
+            arch=arch_of(args),
+            method=args.method,
+            variant=args.variant,
+            device=args.device,
+            threads=args.threads,
+            deterministic=args.deterministic,
             checkpoint=args.checkpoint,
-            stop_event=stop_event,
+            out=args.out,
             use_ground_truth=not args.no_ground_truth,
             progress=False if args.quiet else None,
+            smoke_iterations=args.smoke_iterations,
+            stop_event=stop_event,
+            iterations=args.iterations,
+            lr=args.lr,
+            reg_noise_std=args.reg_noise,
+            ema=args.ema,
+            backtrack_db=args.backtrack_db,
+            stopping=args.stopping,
+            es_window=args.es_window,
+            es_patience=args.es_patience,
+            es_continue=args.es_continue,
+            seed=args.seed,
+            trace_every=args.trace_every,
+            checkpoint_every=args.checkpoint_every,
+            frames=args.frames,
+            frame_side=args.frame_side,
+            precision=args.precision,
+            channels_last=args.channels_last,
         )
-    preset = spec.get("preset") or spec["arch"]
-    variant = args.variant or preset
-    record = {
-        "method": args.method or f"dip-{variant}",
-        "variant": variant,
-        "model": spec,
-        "parameters": facts["parameters"],
-        "fit": asdict(settings),
-        "seed": settings.seed,
-        "iterations": result.iterations,
-        "smoke_iterations": args.smoke_iterations,
-        "selected_iteration": result.selected_iteration,
-        "output": result.output_kind,
-        "stop_reason": result.stop_reason,
-        "early_stop": result.early_stop,
-        "backtracks": result.backtracks,
-        "resumed_from": result.resumed_from,
-        "seconds": result.seconds,
-        "seconds_per_iteration": result.seconds / max(1, result.iterations),
-        "device": describe_device(device),
-        "observation": observation.meta,
-        "versions": versions(),
-        "fingerprint": facts["fingerprint"],
-        "warnings": result.notes,
-    }
-    try:
-        write_image(args.out / "restored.png", to_numpy(result.output))
-        write_trace(args.out / "trace.csv", result.trace)
-        write_json(args.out / "record.json", record)
-    except OSError as error:
-        kept = result.checkpoint
-        after = f"the fit is kept in {kept}: run the same command again" if kept else "no checkpoint kept the fit"
-        raise OutputError(f"cannot write {error.filename or args.out} ({error.strerror or error}); {after}") from None
-    if result.checkpoint:
-        result.checkpoint.unlink(missing_ok=True)
-    logging.getLogger(__name__).info("wrote %s (%d iterations, %.1f s)", args.out, result.iterations, result.seconds)
     return 0
 
 

@@ -1,5 +1,6 @@
 """Configuration, the benchmark grid and the target list: everything the rules derive from `config`."""
 
+import hashlib
 import json
 import os
 import re
@@ -9,7 +10,8 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 
 from dip.errors import ConfigError
-from dip.workflow_config import check_config
+from dip.operators import make_operator
+from dip.workflow_config import check_config, level_fit
 
 # The `--config` overrides put in place, the schema's checks and defaults, and every other check of the config that
 # needs no job (dip/workflow_config.py): a bad value stops the run here, in one line naming its key.
@@ -19,6 +21,7 @@ if not workflow.modifier.skip_validation:
             config,
             workflow.source_path("../schemas/config.schema.yaml"),
             workflow.config_settings.overwrite_config,
+            full=workflow.is_main_process,
         )
     except ConfigError as error:
         raise WorkflowError(f"Invalid configuration: {error}") from None
@@ -31,7 +34,7 @@ DIP_RUN = "results/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}"
 BASELINE_RUN = "results/{dataset}/{task}/{level}/{image}/{method}"
 RUN = "results/{dataset}/{task}/{level}/{image}/{run}"
 METRICS = "results/metrics/{dataset}/{task}/{level}/{image}/{run}.json"
-CHECKPOINT = "results/.checkpoints/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.ckpt"
+CHECKPOINT = "results/.checkpoints/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}-{settings}.ckpt"
 
 
 def config_error(key: str, problem: str) -> WorkflowError:
@@ -75,7 +78,8 @@ MASKS = {name: dataset.get("masks", {}) for name, dataset in config["datasets"].
 def dataset_runs(dataset: str, task: str, level: str, image: str) -> bool:
     """Whether the grid has this observation: the dataset runs the task, and level `file` has a mask."""
     tasks = config["datasets"][dataset].get("tasks", TASKS)
-    return task in tasks and (level != "file" or image in MASKS[dataset])
+    needs_mask = make_operator(task, level).needs_mask_file
+    return task in tasks and (not needs_mask or image in MASKS[dataset])
 
 
 OBSERVATIONS = pd.DataFrame(
@@ -96,14 +100,15 @@ if OBSERVATIONS.empty:
 DIP_RUNS = OBSERVATIONS.merge(
     pd.DataFrame(
         [
-            (task, variant, seed)
-            for task in TASKS
-            for variant in config["fit"][task]["variants"]
+            (task, level, variant, seed)
+            for task, levels in TASKS.items()
+            for level in levels
+            for variant in level_fit(config, task, level)["variants"]
             for seed in config["seeds"]
         ],
-        columns=["task", "variant", "seed"],
+        columns=["task", "level", "variant", "seed"],
     ),
-    on="task",
+    on=["task", "level"],
 )
 BASELINE_RUNS = OBSERVATIONS.merge(
     pd.DataFrame(
@@ -156,7 +161,7 @@ def degrade_inputs(wildcards) -> dict[str, str]:
     inputs = {
         "image": IMAGE_DIR.format(dataset=wildcards.dataset, image=wildcards.image)
     }
-    if wildcards.level == "file":
+    if make_operator(wildcards.task, wildcards.level).needs_mask_file:
         mask = MASKS[wildcards.dataset][wildcards.image]
         inputs["mask"] = IMAGE_DIR.format(dataset=wildcards.dataset, image=mask)
     return inputs
@@ -186,8 +191,8 @@ def arch_json(wildcards) -> str:
 
 
 def fit_flags(wildcards) -> str:
-    """The configured fit settings of a task as `dip restore` flags (the others take the paper's defaults)."""
-    settings = config["fit"][wildcards.task]
+    """The configured fit settings of a task and level as `dip restore` flags (the others take the paper's defaults)."""
+    settings = level_fit(config, wildcards.task, wildcards.level)
     flags = []
     for key, value in sorted(settings.items()):
         if key == "variants" or value is False:
@@ -197,6 +202,14 @@ def fit_flags(wildcards) -> str:
     if config.get("smoke_iterations"):
         flags.append(f"--smoke-iterations {config['smoke_iterations']}")
     return " ".join(flags)
+
+
+def checkpoint_file(wildcards) -> str:
+    """A fit's checkpoint, named by a digest of its settings: a fit whose config changed never meets (nor leaves
+    alone, unused) the checkpoint of the old settings."""
+    settings = [arch_json(wildcards), fit_flags(wildcards), config["degradation_seed"]]
+    digest = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:12]
+    return CHECKPOINT.format(**wildcards, settings=digest)
 
 
 def metrics_files() -> list[str]:
@@ -210,9 +223,10 @@ def metrics_files() -> list[str]:
 
 
 def all_targets() -> list[str]:
-    """The final outputs: the summary, and the tables and figures of every task."""
+    """The final outputs: the summary, the tables and figures of every task, and the viewer."""
     return [
         "results/summary.csv",
+        "results/viewer",
         *expand("results/tables/{task}.{ext}", task=TASKS, ext=["md", "tex", "html"]),
         *expand(
             "results/figures/{task}-{figure}.png",

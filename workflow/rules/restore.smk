@@ -12,7 +12,7 @@ rule restore:
         "../envs/dip.yaml"
     threads: config["threads"]
     resources:
-        gpu=1,
+        gpu=config["resources"]["gpu"],
         mem_mb=config["resources"]["mem_mb"],
         runtime=config["resources"]["runtime"],
     params:

@@ -1,0 +1,38 @@
+# The README's two commands: `make run` (the default benchmark) and `make test` (lint and the tests). Each creates
+# the virtual environment $(VENV) first when it is missing or older than pyproject.toml: torch first, as $(TORCH)
+# says (a CPU or CUDA wheel, whichever pip picks for this machine), then the package with every extra.
+#   make run GPUS=4                     four fits at once, each on a GPU of its own
+#   make run ARGS="--configfile config/paper.yaml"
+#   make test VENV=.venv-cu126 TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+EXTRAS ?= bm3d,workflow,dev
+CORES ?= all
+GPUS ?= 1
+ARGS ?=
+
+BIN := $(abspath $(VENV))/bin
+# Jobs and the workflow call `dip`: the environment's scripts come first, whether or not it is activated.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: run test setup
+.DELETE_ON_ERROR:
+
+run: $(VENV)/.installed
+	snakemake --cores $(CORES) --resources gpu=$(GPUS) $(ARGS)
+
+test: $(VENV)/.installed
+	ruff check .
+	ruff format --check .
+	python -m pytest -q $(ARGS)
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	python -m pip install --quiet --upgrade pip
+	python -m pip install --quiet $(TORCH)
+	python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@

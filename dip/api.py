@@ -1,0 +1,298 @@
+"""The Python API: each use case of the `dip` command as one function, over arrays and objects as well as files.
+
+>>> import numpy as np
+>>> import dip
+>>> clean = np.random.default_rng(0).random((64, 64, 3), dtype=np.float32)
+>>> observation = dip.degrade(clean, "denoising", "25", seed=0)
+>>> result = dip.restore(observation, arch="tiny", iterations=5)
+>>> result.output.shape
+(64, 64, 3)
+>>> scores = dip.evaluate(result.output, observation)
+>>> scores["protocol"], scores["psnr"] > 0
+('rgb', True)
+>>> bm = dip.baseline(observation, "tv")
+>>> bm.output.shape == clean.shape
+True
+
+Each function also takes paths (an image file, an observation or run directory) and, given `out`, writes what the
+matching `dip` command writes, so a notebook and a workflow job produce the same files.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dip.datasets import exported_source
+from dip.errors import ConfigError, OutputError
+from dip.failures import check_upstream
+from dip.io import check_writable, read_image, write_image
+from dip.metrics import evaluate as score
+from dip.operators import Observation, load_observation, make_operator, operator_for, save_observation
+from dip.record import read_json, versions, write_json, write_trace
+
+log = logging.getLogger(__name__)
+
+RECORDED_META = {"task": "task", "level": "level", "factor": "factor", "lr": "lr_convention", "sigma": "sigma"}
+"""Observation meta → metrics key (`lr`, how the LR image was made, is `lr_convention`: not the learning rate)."""
+FIT_OVERRIDES = ("iterations", "lr", "reg_noise_std", "ema", "backtrack_db")
+"""The settings a task object's paper values give, which a caller may override."""
+
+
+@dataclass
+class Restoration:
+    """A restored image (float32 (H, W, C) in [0, 1]) and its run record; DIP runs also carry their trace."""
+
+    output: np.ndarray
+    record: dict[str, Any]
+    trace: list[dict[str, float]] = field(default_factory=list)
+
+
+def _observation(observation: Observation | str | Path) -> Observation:
+    return observation if isinstance(observation, Observation) else load_observation(observation)
+
+
+def degrade(
+    image: np.ndarray | str | Path,
+    task: str,
+    level: str,
+    *,
+    seed: int = 0,
+    mask_file: str | Path | None = None,
+    multiple: int = 32,
+    labels: dict[str, str] | None = None,
+    out: str | Path | None = None,
+) -> Observation:
+    """The observation x0 of a clean image (an array, or an image file) for a task and level; written to `out`."""
+    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
+        raise ConfigError(f"multiple must be ≥ 1, got {multiple}")
+    source = None
+    for path in (image, mask_file):
+        if isinstance(path, str | Path):
+            check_upstream(Path(path))
+    if isinstance(image, str | Path):
+        source = exported_source(Path(image))
+        image = read_image(image)
+    operator = make_operator(task, level, mask_path=None if mask_file is None else str(mask_file))
+    observation = operator.observe(image, seed, multiple=multiple, source=source, labels=labels)
+    if out is not None:
+        save_observation(observation, out)
+    return observation
+
+
+def restore(
+    observation: Observation | str | Path,
+    *,
+    arch: str | dict[str, Any] | None = None,
+    method: str | None = None,
+    variant: str | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    deterministic: bool = False,
+    checkpoint: str | Path | None = None,
+    out: str | Path | None = None,
+    use_ground_truth: bool = True,
+    progress: bool | None = False,
+    smoke_iterations: int | None = None,
+    stop_event: threading.Event | None = None,
+    **settings: Any,
+) -> Restoration:
+    """Restore an observation with Deep Image Prior.
+
+    `arch`: a preset name or a model spec (default: the authors' net for the task and level). `settings`: fields of
+    `dip.fit.FitSettings`; those the task's paper values cover (iterations, lr, reg_noise_std, ema, backtrack_db; 0
+    turns backtracking off) default to them. `smoke_iterations` caps the iterations and marks the record. With
+    `checkpoint`, the fit saves and resumes its state there; with `out`, restored.png, trace.csv, the frames and
+    record.json are written, and the checkpoint is deleted once they are.
+    """
+    from dip.device import (
+        check_precision,
+        configure_threads,
+        describe_device,
+        enable_cuda_speedups,
+        select_device,
+        set_deterministic,
+        tune_cpu_allocator,
+    )
+    from dip.fit import FitSettings
+    from dip.frames import write_frames
+    from dip.gpu_slots import claim as claim_gpu
+    from dip.io import to_numpy
+    from dip.models import resolve_spec
+    from dip.restoration import restore as fit_observation
+
+    observation = _observation(observation)
+    operator = operator_for(observation)
+    spec = resolve_spec(arch if arch is not None else operator.paper_preset)
+    given = {key: value for key, value in settings.items() if value is not None}
+    merged = {**operator.paper_fit(), **given}
+    if smoke_iterations:
+        merged["iterations"] = smoke_iterations
+    if merged["backtrack_db"] == 0:
+        merged["backtrack_db"] = None
+    try:
+        fit_settings = FitSettings(**merged)
+    except TypeError as error:
+        raise ConfigError(f"unknown fit setting: {error}") from None
+    device_, gpu_slot = claim_gpu(select_device(device))  # several GPUs: a free one of its own
+    check_precision(fit_settings.precision, device_)
+    configure_threads(threads)
+    set_deterministic(deterministic)
+    if not deterministic:
+        enable_cuda_speedups(device_)
+    if device_.type == "cpu":
+        tune_cpu_allocator()
+    out = None if out is None else Path(out)
+    checkpoint = None if checkpoint is None else Path(checkpoint)
+    if checkpoint and out and checkpoint.resolve().is_relative_to(out.resolve()):
+        raise ConfigError("--checkpoint must lie outside --out (a workflow deletes a job's outputs before it starts)")
+    if out is not None:
+        check_writable(out, "--out")
+    if checkpoint is not None:
+        check_writable(checkpoint.parent, f"--checkpoint {checkpoint}")
+
+    result, facts = fit_observation(
+        observation,
+        operator,
+        spec,
+        fit_settings,
+        device=device_,
+        checkpoint=checkpoint,
+        stop_event=stop_event,
+        use_ground_truth=use_ground_truth,
+        progress=progress,
+    )
+    variant = variant or spec.get("preset") or spec["arch"]
+    record = {
+        "method": method or f"dip-{variant}",
+        "variant": variant,
+        "model": spec,
+        "parameters": facts["parameters"],
+        "fit": asdict(fit_settings),
+        "seed": fit_settings.seed,
+        "iterations": result.iterations,
+        "smoke_iterations": smoke_iterations,
+        "selected_iteration": result.selected_iteration,
+        "output": result.output_kind,
+        "stop_reason": result.stop_reason,
+        "early_stop": result.early_stop,
+        "backtracks": result.backtracks,
+        "resumed_from": result.resumed_from,
+        "seconds": result.seconds,
+        "seconds_per_iteration": result.seconds / max(1, result.iterations),
+        "device": describe_device(device_),
+        "gpu_slot": gpu_slot,
+        "observation": observation.meta,
+        "versions": versions(),
+        "fingerprint": facts["fingerprint"],
+        "warnings": result.notes,
+    }
+    restored = to_numpy(result.output)
+    if out is not None:
+        try:
+            write_image(out / "restored.png", restored)
+            write_trace(out / "trace.csv", result.trace)
+            write_frames(out, result.frames, restored.shape[:2])
+            write_json(out / "record.json", record)
+        except OSError as error:
+            kept = result.checkpoint
+            after = f"the fit is kept in {kept}: run the same command again" if kept else "no checkpoint kept the fit"
+            raise OutputError(f"cannot write {error.filename or out} ({error.strerror or error}); {after}") from None
+        log.info("wrote %s (%d iterations, %.1f s)", out, result.iterations, result.seconds)
+    if result.checkpoint:
+        result.checkpoint.unlink(missing_ok=True)
+    return Restoration(restored, record, result.trace)
+
+
+def baseline(observation: Observation | str | Path, method: str, *, out: str | Path | None = None) -> Restoration:
+    """Restore an observation with a classical baseline of its task; written to `out` (restored.png, record.json)."""
+    from dip.baselines import run_baseline
+
+    observation = _observation(observation)
+    operator = operator_for(observation)
+    if method not in operator.baselines:
+        raise ConfigError(f"no baseline {method!r} for {operator.task}; choose one of: {', '.join(operator.baselines)}")
+    start = time.perf_counter()
+    restored = run_baseline(method, observation.observed, **operator.baseline_arguments(observation))
+    meta = observation.meta
+    record = {
+        "method": method,
+        "variant": "",
+        "seed": meta.get("seed", 0),
+        "iterations": 0,
+        "seconds": time.perf_counter() - start,
+        "device": "cpu",
+        "observation": meta,
+        "versions": versions(),
+    }
+    if out is not None:
+        write_image(Path(out) / "restored.png", restored)
+        write_json(Path(out) / "record.json", record)
+    return Restoration(restored, record)
+
+
+def evaluate(
+    restored: np.ndarray | Restoration | str | Path,
+    observation: Observation | str | Path,
+    *,
+    protocol: str = "auto",
+    record: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+) -> dict[str, Any]:
+    """PSNR and SSIM of a restored image (an array, a `Restoration`, or a run directory) against the observation's
+    clean image, under the task's protocol (`auto`) or the one named, with the task's other protocols too; the flat
+    metrics record of `dip evaluate`, written to `out`."""
+    run_dir = None
+    if isinstance(restored, str | Path):
+        run_dir = Path(restored)
+        check_upstream(run_dir)
+        if not (run_dir / "record.json").is_file():
+            raise ConfigError(f"{run_dir}: not a run directory (no record.json)")
+        record, restored = read_json(run_dir / "record.json"), read_image(run_dir / "restored.png")
+    elif isinstance(restored, Restoration):
+        record, restored = restored.record, restored.output
+    observation = _observation(observation)
+    record = record or {}
+    meta = observation.meta
+    operator = operator_for(observation)
+    arguments = operator.metric_arguments()
+    protocol = operator.metric_protocol if protocol == "auto" else protocol
+    scores = score(restored, observation.clean, protocol=protocol, **arguments)
+    metrics = {column: meta[key] for key, column in RECORDED_META.items() if key in meta}
+    metrics.update(meta.get("labels", {}))
+    metrics.update(
+        method=record.get("method", ""),
+        variant=record.get("variant", ""),
+        seed=record.get("seed", 0),
+        protocol=protocol,
+        psnr=scores["psnr"],
+        ssim=scores["ssim"],
+        ssim_window=scores["ssim_window"],
+        iterations=record.get("iterations", 0),
+        smoke_iterations=record.get("smoke_iterations"),
+        selected_iteration=record.get("selected_iteration"),
+        seconds=record.get("seconds"),
+        device=record.get("device", ""),
+        run_dir=None if run_dir is None else str(run_dir),
+    )
+    early_stop = record.get("early_stop") or {}
+    metrics.update(
+        {f"es_{key}": early_stop[key] for key in ("stop_iteration", "selected_iteration") if key in early_stop}
+    )
+    for other in operator.protocols[1:]:
+        extra = score(restored, observation.clean, protocol=other, **arguments)
+        suffix = other.replace("-", "_")
+        metrics.update({f"psnr_{suffix}": extra["psnr"], f"ssim_{suffix}": extra["ssim"]})
+    if observation.observed.shape == observation.clean.shape:
+        metrics["psnr_observed"] = score(observation.observed, observation.clean, protocol=protocol, **arguments)[
+            "psnr"
+        ]
+    if out is not None:
+        write_json(Path(out), metrics)
+    return metrics

@@ -1,0 +1,84 @@
+"""One GPU per fit on a machine with several: a fit takes a free GPU under a file lock and holds it until it exits.
+
+`snakemake --resources gpu=N` runs N fits at once, each asking for `cuda`; without this, all of them would land on
+`cuda:0`. Each visible device has a lock file in a directory shared by the fits of the machine ($DIP_GPU_SLOT_DIR,
+default `<tmp>/dip-gpu-slots`), named by the device's entry in CUDA_VISIBLE_DEVICES (or its index when that is unset),
+so two fits never hold one physical GPU whatever each sees. The lock is an `flock`: the operating system drops it
+when the process ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SLOT_DIR_VARIABLE = "DIP_GPU_SLOT_DIR"
+_held: list[Slot] = []
+
+
+@dataclass
+class Slot:
+    """A held GPU: `index` is the device `cuda:<index>` of this process, `fd` the open, locked lock file."""
+
+    index: int
+    fd: int
+
+    def release(self) -> None:
+        os.close(self.fd)
+
+
+def slot_directory() -> Path:
+    """The directory of the lock files, created world-writable (like /tmp) so every user's fits share it."""
+    directory = Path(os.environ.get(SLOT_DIR_VARIABLE) or Path(tempfile.gettempdir()) / "dip-gpu-slots")
+    if not directory.is_dir():
+        directory.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(PermissionError):  # another user's fit made it first
+            directory.chmod(0o1777)
+    return directory
+
+
+def device_names(count: int) -> list[str]:
+    """A name per visible CUDA device, the same in every process that sees that physical device."""
+    visible = [name.strip() for name in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if name.strip()]
+    return visible[:count] if len(visible) >= count else [str(index) for index in range(count)]
+
+
+def acquire(names: list[str], directory: Path, poll_seconds: float = 1.0) -> Slot:
+    """Lock the first free device of `names` (waiting, with one warning, while all are taken)."""
+    warned = False
+    while True:
+        for index, name in enumerate(names):
+            path = directory / f"gpu-{name.replace('/', '_')}.lock"
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            return Slot(index, fd)
+        if not warned:
+            log.warning("all %d GPUs are taken by other fits (locks in %s): waiting for one", len(names), directory)
+            warned = True
+        time.sleep(poll_seconds)
+
+
+def claim(device: torch.device) -> tuple[torch.device, int | None]:
+    """This fit's own GPU when `device` is `cuda` without an index and several CUDA devices are visible: the device
+    `cuda:<slot>` and the slot, held until the process exits. Any other device is returned as it is, with None."""
+    count = torch.cuda.device_count() if device.type == "cuda" and device.index is None else 0
+    if count < 2:
+        return device, None
+    slot = acquire(device_names(count), slot_directory())
+    _held.append(slot)
+    log.info("GPU slot %d of %d", slot.index, count)
+    return torch.device("cuda", slot.index), slot.index

@@ -1,0 +1,305 @@
+"""The results viewer: a static page (works from file://, offline) comparing every method on each observation and
+stepping through each DIP fit's frames beside its PSNR curve.
+
+`write_viewer(summary, out, caps)` writes OUT/index.html, viewer.js, viewer.css (package data, `viewer_page/`),
+viewer-data.js (`window.DIP_VIEWER_DATA = {...}`: the page's data, loaded by a plain <script>, as file:// allows no
+fetch) and OUT/assets/ (the images, and one frame sprite per DIP run).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dip import __version__
+from dip.errors import ConfigError, DipError
+from dip.failures import FAILED
+from dip.record import read_json
+from dip.report.aggregate import level_label, method_order
+from dip.report.notes import run_notes, smoke_iterations
+from dip.report.viewer_caps import ViewerCaps
+from dip.report.viewer_images import copy_image, image_shape, write_frame_sprite
+
+PAGE_FILES = ("index.html", "viewer.js", "viewer.css")
+DATA_FILE = "viewer-data.js"
+ASSETS = "assets"
+OBSERVATION_KEYS = ["dataset", "task", "level", "image"]
+OBSERVATION_LABELS = {
+    "denoising": "noisy observation",
+    "super-resolution": "low-resolution input",
+    "inpainting": "masked observation",
+}
+
+
+def write_viewer(summary: pd.DataFrame, out: Path, caps: ViewerCaps) -> dict[str, Any]:
+    """Write the viewer of `summary` (a table of `dip aggregate`) into `out`; returns the page's data."""
+    if "observation_dir" not in summary:
+        raise DipError(
+            "the summary has no observation_dir column (label the observations: --label observation_dir=DIR)"
+        )
+    check_folders(summary)
+    prepare(out)
+    data = {
+        "title": "dip-bench results viewer",
+        "generator": f"dip-bench {__version__}",
+        "smoke_iterations": _smoke(summary),
+        "notes": _notes(summary),
+        "observations": [],
+        "runs": [],
+    }
+    identified = summary[summary.task != ""]
+    for key, rows in identified.groupby(OBSERVATION_KEYS, sort=False):
+        data["observations"].append(_observation(dict(zip(OBSERVATION_KEYS, key, strict=True)), rows, out, caps, data))
+    script = "window.DIP_VIEWER_DATA = " + json.dumps(data, separators=(",", ":"), allow_nan=False) + ";\n"
+    (out / DATA_FILE).write_text(script.replace("</", "<\\/"), encoding="utf-8")
+    page = resources.files("dip.report") / "viewer_page"
+    for name in PAGE_FILES:
+        (out / name).write_bytes((page / name).read_bytes())
+    return data
+
+
+def check_folders(summary: pd.DataFrame) -> None:
+    """Refuse a summary none of whose run folders exists here (its paths are relative to where the workflow ran)."""
+    folders = [_text(folder) for folder in summary.run_dir if _text(folder)] if "run_dir" in summary else []
+    if folders and not any(Path(folder).is_dir() for folder in folders):
+        raise DipError(
+            f"none of the summary's run folders exists here (e.g. {folders[0]}): run `dip viewer` in the folder "
+            "that the workflow ran in"
+        )
+
+
+def prepare(out: Path) -> None:
+    """Make `out` ready for a viewer: new, empty, or an earlier viewer (whose assets are removed)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: a file, not a directory")
+    ours = {*PAGE_FILES, DATA_FILE, ASSETS, ".snakemake_timestamp"}
+    others = sorted(path.name for path in out.iterdir() if path.name not in ours) if out.is_dir() else []
+    if others:
+        listed = ", ".join(others[:5])
+        raise ConfigError(f"--out {out}: holds files that are not a viewer's ({listed}); give a new or empty folder")
+    shutil.rmtree(out / ASSETS, ignore_errors=True)
+    try:
+        (out / ASSETS).mkdir(parents=True)
+    except OSError as error:
+        raise ConfigError(f"--out {out}: cannot write there ({error.strerror or error})") from None
+
+
+def _smoke(summary: pd.DataFrame) -> int | None:
+    counts = [smoke_iterations(summary, task) for task in summary.task.unique()]
+    counts = [count for count in counts if count is not None]
+    return max(counts) if counts else None
+
+
+def _notes(summary: pd.DataFrame) -> list[str]:
+    """Each failed run once (the notes of the tables), without the smoke marker (the page shows it itself)."""
+    notes: list[str] = []
+    for task in sorted(summary.task.unique()):
+        notes += [note for note in run_notes(summary, task) if not note.startswith("SMOKE") and note not in notes]
+    return notes
+
+
+def _observation(
+    key: dict[str, str], rows: pd.DataFrame, out: Path, caps: ViewerCaps, data: dict[str, Any]
+) -> dict[str, Any]:
+    """One observation of the page: the ground truth, the observation and one entry per run, in display order."""
+    index = len(data["observations"])
+    folder = f"{ASSETS}/o{index}"
+    obs_dir = _observation_dir(rows)
+    clean = obs_dir / "clean.png" if obs_dir is not None else None
+    has_truth = clean is not None and clean.is_file()
+    ok = rows[rows.status != FAILED] if "status" in rows else rows
+    reference = clean if has_truth else _first_restored(ok)
+    height, width = image_shape(reference) if reference is not None else (0, 0)
+    scale = min(1.0, caps.image_side / max(height, width, 1))
+    entries = []
+    if has_truth:
+        copy_image(clean, out / folder / "truth.png", scale)
+        entries.append(_entry("truth", "ground truth", "truth", f"{folder}/truth.png"))
+    if obs_dir is not None and (obs_dir / "observed.png").is_file():
+        copy_image(obs_dir / "observed.png", out / folder / "observation.png", scale)
+        metrics = _observed_metrics(ok)
+        label = OBSERVATION_LABELS.get(key["task"], "observation")
+        entries.append(_entry("observation", label, "observation", f"{folder}/observation.png", metrics))
+    for position, row in enumerate(_ordered(rows).to_dict("records")):
+        entries.append(_run_entry(row, f"{folder}/m{position}", out, scale, caps, data, index))
+    return {
+        **key,
+        "level_label": level_label(key["task"], key["level"]),
+        "height": round(height * scale),
+        "width": round(width * scale),
+        "has_truth": has_truth,
+        "seeds": sorted({int(seed) for seed in rows.seed[rows.variant != ""]}),
+        "entries": entries,
+    }
+
+
+def _observed_metrics(rows: pd.DataFrame) -> dict[str, Any] | None:
+    """The observation's PSNR to the ground truth (where sizes agree), under the protocol of its runs."""
+    for row in rows.to_dict("records"):
+        psnr = _number(row.get("psnr_observed"))
+        if psnr is not None:
+            return _metrics(psnr, None, _text(row.get("protocol")))
+    return None
+
+
+def _observation_dir(rows: pd.DataFrame) -> Path | None:
+    folders = [_text(folder) for folder in rows.observation_dir if _text(folder)]
+    return Path(folders[0]) if folders and Path(folders[0]).is_dir() else None
+
+
+def _first_restored(rows: pd.DataFrame) -> Path | None:
+    for folder in rows.run_dir:
+        path = Path(_text(folder)) / "restored.png"
+        if _text(folder) and path.is_file():
+            return path
+    return None
+
+
+def _ordered(rows: pd.DataFrame) -> pd.DataFrame:
+    """The runs: baselines, then DIP variants (each alphabetically), seeds in order."""
+    order = {method: position for position, method in enumerate(method_order(rows))}
+    return rows.assign(_order=rows.method.map(order)).sort_values(["_order", "seed"]).drop(columns="_order")
+
+
+def _entry(
+    key: str, label: str, kind: str, src: str | None, metrics: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {"key": key, "label": label, "kind": kind, "src": src, "metrics": metrics, **extra}
+
+
+def _run_entry(
+    row: dict[str, Any], stem: str, out: Path, scale: float, caps: ViewerCaps, data: dict[str, Any], obs: int
+) -> dict[str, Any]:
+    """A run's entry: its image and scores, or what failed; a DIP run also gets its process data (`runs`)."""
+    is_dip = bool(row["variant"])
+    extra = {"variant": row["variant"], "seed": int(row["seed"])} if is_dip else {}
+    key = f"{row['method']}/seed{row['seed']}" if is_dip else row["method"]
+    kind = "dip" if is_dip else "baseline"
+    run_dir = Path(_text(row.get("run_dir")))
+    restored = run_dir / "restored.png"
+    if row.get("status") == FAILED or not _text(row.get("run_dir")) or not restored.is_file():
+        error = _text(row.get("error")) or f"no restored image in {run_dir}"
+        missing = {"stage": _text(row.get("stage")), "error": error, "log": _text(row.get("log"))}
+        return _entry(key, row["method"], kind, None, None, missing=missing, **extra)
+    copy_image(restored, out / f"{stem}.png", scale)
+    metrics = _metrics(_number(row.get("psnr")), _number(row.get("ssim")), _text(row.get("protocol")))
+    entry = _entry(key, row["method"], kind, f"{stem}.png", metrics, **extra)
+    if is_dip:
+        entry["run"] = len(data["runs"])
+        data["runs"].append(_process(row, run_dir, f"{stem}-frames.webp", out, caps, obs))
+    return entry
+
+
+def _metrics(psnr: float | None, ssim: float | None, protocol: str) -> dict[str, Any] | None:
+    """PSNR and SSIM under their protocol; None without a PSNR (no ground truth)."""
+    if psnr is None:
+        return None
+    return {"psnr": round(psnr, 2), "ssim": None if ssim is None else round(ssim, 4), "protocol": protocol}
+
+
+def _process(row: dict[str, Any], run_dir: Path, sprite: str, out: Path, caps: ViewerCaps, obs: int) -> dict[str, Any]:
+    """A DIP run's restoration process: its trace, frames, and what the stopping rule did."""
+    record = _record(run_dir)
+    trace = _trace(run_dir)
+    frames = write_frame_sprite(run_dir, out / sprite, caps.frame_side, caps.max_frames)
+    if frames is not None:
+        frames["src"] = sprite
+    iterations = int(record.get("iterations") or (trace["iteration"][-1] + 1 if trace else 0))
+    return {
+        "observation": obs,
+        "label": row["method"],
+        "seed": int(row["seed"]),
+        "iterations": iterations,
+        "selected_iteration": record.get("selected_iteration"),
+        "output": _text(record.get("output")),
+        "stop_reason": _text(record.get("stop_reason")),
+        "smoke": bool(record.get("smoke_iterations")),
+        "stopping": _stopping(record, iterations),
+        "best": _best(trace),
+        "trace": trace,
+        "frames": frames,
+    }
+
+
+def _record(run_dir: Path) -> dict[str, Any]:
+    try:
+        return read_json(run_dir / "record.json")
+    except (OSError, ValueError):
+        return {}
+
+
+def _trace(run_dir: Path) -> dict[str, Any] | None:
+    """The run's PSNR curves (NaN as None; a curve without a finite value as None); None without a trace."""
+    path = run_dir / "trace.csv"
+    try:
+        trace = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    if trace.empty or "iteration" not in trace:
+        return None
+    curves = {"iteration": [int(i) for i in trace.iteration]}
+    for column in ("psnr_obs", "psnr_gt", "psnr_gt_avg"):
+        values = pd.to_numeric(trace[column], errors="coerce").to_numpy(float) if column in trace else np.array([])
+        curves[column] = _finite_or_none(values) if values.size else None
+    return curves
+
+
+def _finite_or_none(values: np.ndarray) -> list[float | None] | None:
+    finite = np.isfinite(values)
+    if not finite.any():
+        return None
+    return [round(float(v), 3) if ok else None for v, ok in zip(values, finite, strict=True)]
+
+
+def _stopping(record: dict[str, Any], iterations: int) -> dict[str, Any] | None:
+    """What an early-stopping rule did: where it fired (None: never), what it picked, that output's PSNR."""
+    rule = (record.get("fit") or {}).get("stopping", "fixed")
+    if rule == "fixed":
+        return None
+    early = record.get("early_stop")
+    if early:  # es_continue: the fit went on; the record says where the rule would have stopped
+        return {
+            "rule": rule,
+            "continued": True,
+            "stop_iteration": early.get("stop_iteration"),
+            "selected_iteration": early.get("selected_iteration"),
+            "psnr_gt": _number(early.get("psnr_gt")),
+        }
+    fired = record.get("stop_reason", "iterations") != "iterations"
+    return {
+        "rule": rule,
+        "continued": False,
+        "stop_iteration": iterations if fired else None,
+        "selected_iteration": record.get("selected_iteration"),
+        "psnr_gt": None,
+    }
+
+
+def _best(trace: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The traced iteration whose output was closest to the ground truth (an oracle, for the plot only)."""
+    if trace is None or trace["psnr_gt"] is None:
+        return None
+    values = [-math.inf if v is None else v for v in trace["psnr_gt"]]
+    best = int(np.argmax(values))
+    return {"iteration": trace["iteration"][best], "psnr_gt": trace["psnr_gt"][best]}
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None (NaN, empty, text)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _text(value: Any) -> str:
+    """A text cell of the summary, '' for an empty one (NaN)."""
+    return value if isinstance(value, str) else ""

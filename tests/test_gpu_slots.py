@@ -1,0 +1,123 @@
+"""One GPU per fit (dip/gpu_slots.py), with the CUDA devices faked on a CPU machine: the first free one is taken, a
+device another process holds is skipped, a fit waits while all are taken, and a lock dies with its process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dip import gpu_slots
+from dip.cli import main
+from dip.device import select_device
+from dip.io import write_image
+
+HOLD = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture(autouse=True)
+def slot_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A lock directory of this test's own; no slot stays held after it."""
+    directory = tmp_path / "slots"
+    monkeypatch.setenv(gpu_slots.SLOT_DIR_VARIABLE, str(directory))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    yield directory
+    while gpu_slots._held:
+        gpu_slots._held.pop().release()
+
+
+def fake_gpus(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+
+
+@pytest.fixture
+def holder(slot_dir: Path) -> Iterator[Callable[[str], subprocess.Popen]]:
+    """Start a process that holds the lock of a device name until the test ends."""
+    processes = []
+
+    def hold(name: str) -> subprocess.Popen:
+        slot_dir.mkdir(exist_ok=True)
+        process = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(slot_dir / f"gpu-{name}.lock")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        processes.append(process)
+        assert process.stdout.readline().strip() == "held"
+        return process
+
+    yield hold
+    for process in processes:
+        process.stdin.close()
+        process.wait(timeout=30)
+
+
+def test_one_device_or_none_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert gpu_slots.claim(torch.device("cpu")) == (torch.device("cpu"), None)
+    fake_gpus(monkeypatch, 1)
+    assert gpu_slots.claim(select_device("auto")) == (torch.device("cuda"), None)
+    fake_gpus(monkeypatch, 4)
+    assert gpu_slots.claim(select_device("cuda:2")) == (torch.device("cuda", 2), None)  # asked for by name
+
+
+def test_each_fit_gets_a_gpu_of_its_own(monkeypatch: pytest.MonkeyPatch, holder) -> None:
+    fake_gpus(monkeypatch, 4)
+    holder("0")
+    assert gpu_slots.claim(select_device("auto")) == (torch.device("cuda", 1), 1)
+    assert gpu_slots.claim(select_device("cuda")) == (torch.device("cuda", 2), 2)  # a second fit in this process
+
+
+def test_slots_follow_the_physical_devices_of_cuda_visible_devices(monkeypatch: pytest.MonkeyPatch, holder) -> None:
+    """A fit that sees GPUs 2 and 3 of the machine skips GPU 2 when a fit that sees other devices holds it."""
+    fake_gpus(monkeypatch, 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    holder("2")
+    assert gpu_slots.claim(select_device("auto")) == (torch.device("cuda", 1), 1)
+    assert sorted(path.name for path in gpu_slots.slot_directory().iterdir()) == ["gpu-2.lock", "gpu-3.lock"]
+
+
+def test_a_fit_waits_while_every_gpu_is_taken(slot_dir: Path) -> None:
+    slot_dir.mkdir()
+    names = ["0", "1"]
+    first, second = gpu_slots.acquire(names, slot_dir), gpu_slots.acquire(names, slot_dir)
+    assert (first.index, second.index) == (0, 1)
+    threading.Timer(0.5, second.release).start()
+    started = time.monotonic()
+    third = gpu_slots.acquire(names, slot_dir, poll_seconds=0.05)
+    assert third.index == 1 and time.monotonic() - started >= 0.4
+    first.release()
+    third.release()
+
+
+def test_a_slot_is_free_again_once_its_process_ends(monkeypatch: pytest.MonkeyPatch, holder) -> None:
+    fake_gpus(monkeypatch, 2)
+    process = holder("0")
+    process.stdin.close()
+    process.wait(timeout=30)
+    assert gpu_slots.claim(select_device("auto")) == (torch.device("cuda", 0), 0)
+
+
+def test_restore_records_its_slot(tmp_path: Path) -> None:
+    image = tmp_path / "tiny.png"
+    write_image(image, np.full((32, 32, 3), 0.5, dtype=np.float32))
+    assert main(["degrade", str(image), "--task", "denoising", "--level", "25", "--out", str(tmp_path / "obs")]) == 0
+    fit = ["--arch", "tiny", "--iterations", "2", "--device", "cpu", "--threads", "1", "--quiet"]
+    assert main(["restore", str(tmp_path / "obs"), *fit, "--out", str(tmp_path / "run")]) == 0
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    assert record["gpu_slot"] is None and record["device"].startswith("cpu")

@@ -1,0 +1,120 @@
+"""The workflow on a real SLURM cluster (tests/slurm_cluster.py: one node on localhost, partitions `cpu` and `gpu`):
+the tiny test grid through `--profile profiles/slurm` to completion, DIP fits on `gpu` and everything else on `cpu`
+(as sacct saw them), the same results as a local run, and a fit cancelled mid-way with `scancel` that Snakemake's
+retry resumes from its checkpoint to the same restored.png. Skipped where the SLURM daemons cannot run."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.slurm_cluster import Cluster, ClusterUnavailable, start_cluster
+from tests.test_workflow import ENV, TEST_CONFIG, workflow_copy
+
+# The node has no GPU: the fits go to the `gpu` partition without asking for one (`resources.gpu` 0). Status checks
+# start 2 s after a submission or a finished job, not the 40 s a real cluster gets.
+SLURM_ARGS = ("--profile", "profiles/slurm", "--config", "resources__gpu=0")
+SLURM_ARGS += ("--slurm-init-seconds-before-status-checks", "2")
+DENOISING_FIT = "rule_restore_wildcards_samples_denoising_25_astronaut_tiny_0"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    try:
+        running = start_cluster(tmp_path_factory.mktemp("slurm"))
+    except ClusterUnavailable as error:
+        pytest.skip(f"no SLURM cluster here: {error}")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def start(cwd: Path, args: tuple[str, ...], env: dict[str, str]) -> subprocess.Popen:
+    command = [sys.executable, "-m", "snakemake", *args]
+    return subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float) -> str:
+    """The output of a run, once it has ended; a run still going after `timeout` is interrupted and fails the test."""
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+        pytest.fail(f"snakemake still running after {timeout} s:\n{output[-5000:]}")
+    assert process.returncode == 0, output[-5000:]
+    return output
+
+
+def cancel_after_first_checkpoint(cluster: Cluster, checkpoints: Path, run: subprocess.Popen) -> str:
+    """`scancel` the denoising fit once it has saved a checkpoint; returns its SLURM job id."""
+    deadline = time.monotonic() + 300
+    while not list(checkpoints.rglob("*.ckpt")):
+        assert run.poll() is None and time.monotonic() < deadline, "the denoising fit wrote no checkpoint"
+        time.sleep(0.2)
+    queue = cluster.command("squeue", "--noheader", "--format=%i|%k").stdout.splitlines()
+    (job,) = [line.split("|")[0] for line in queue if line.endswith(f"|{DENOISING_FIT}")]
+    assert cluster.command("scancel", job).returncode == 0
+    return job
+
+
+def accounting(cluster: Cluster) -> pd.DataFrame:
+    """sacct's record of every job of the cluster: rule (from the job comment), partition, state."""
+    rows = cluster.command("sacct", "-X", "--parsable2", "--noheader", "--format=JobID,Partition,State,Comment")
+    jobs = pd.DataFrame(
+        [line.split("|") for line in rows.stdout.splitlines()], columns=["id", "partition", "state", "comment"]
+    )
+    return jobs.assign(rule=jobs.comment.str.extract(r"^rule_([a-z_]+?)(?:_wildcards_|$)")[0])
+
+
+def restored_images(results: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(results)): path.read_bytes() for path in sorted(results.rglob("restored.png"))}
+
+
+@pytest.mark.slow
+def test_tiny_grid_on_slurm(cluster: Cluster, tmp_path: Path) -> None:
+    config = copy.deepcopy(TEST_CONFIG)
+    config["fit"]["denoising"].update(iterations=300, checkpoint_every=10)  # long enough to be cancelled mid-way
+    local, remote = workflow_copy(tmp_path / "local", config), workflow_copy(tmp_path / "slurm", config)
+    slurm_run = start(remote, SLURM_ARGS, {**ENV, "SLURM_CONF": cluster.env["SLURM_CONF"]})
+    # meanwhile, the same grid down to the summary on this machine: the cluster's jobs mostly wait for status checks
+    local_run = start(local, ("--cores", "2", "results/summary.csv"), ENV)
+    try:
+        cancelled = cancel_after_first_checkpoint(cluster, remote / "results/.checkpoints/samples/denoising", slurm_run)
+        finish(local_run, timeout=400)
+        finish(slurm_run, timeout=400)
+    finally:
+        for run in (slurm_run, local_run):
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+
+    jobs = accounting(cluster)
+    assert jobs.rule.notna().all(), jobs
+    fits, others = jobs[jobs.rule == "restore"], jobs[jobs.rule != "restore"]
+    assert set(fits.partition) == {"gpu"} and set(others.partition) == {"cpu"}, jobs
+    assert set(others.rule) == {"degrade", "baseline", "evaluate"} and set(others.state) == {"COMPLETED"}, jobs
+    states = dict(zip(fits.id, fits.state, strict=True))
+    assert states.pop(cancelled).startswith("CANCELLED"), jobs  # "CANCELLED by <uid>"
+    assert list(states.values()) == ["COMPLETED"] * 3, jobs  # the three fits, one of them the cancelled one's retry
+
+    results = remote / "results"
+    record = json.loads((results / "samples/denoising/25/astronaut/dip-tiny/seed0/record.json").read_text())
+    assert record["resumed_from"] > 0 and record["iterations"] == 300
+    assert restored_images(results) == restored_images(local / "results") and len(restored_images(results)) == 6
+    scores = ["dataset", "task", "level", "image", "method", "psnr", "ssim"]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(results / "summary.csv")[scores], pd.read_csv(local / "results/summary.csv")[scores]
+    )
