@@ -47,8 +47,8 @@ def start(cwd: Path, args: tuple[str, ...], env: dict[str, str]) -> subprocess.P
     )
 
 
-def finish(process: subprocess.Popen, timeout: float) -> str:
-    """The output of a run, once it has ended; a run still going after `timeout` is interrupted and fails the test."""
+def finish(process: subprocess.Popen, timeout: float) -> None:
+    """Wait for a run to succeed; one still going after `timeout` is interrupted and fails the test."""
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -56,7 +56,6 @@ def finish(process: subprocess.Popen, timeout: float) -> str:
         output, _ = process.communicate(timeout=60)
         pytest.fail(f"snakemake still running after {timeout} s:\n{output[-5000:]}")
     assert process.returncode == 0, output[-5000:]
-    return output
 
 
 def cancel_after_first_checkpoint(cluster: Cluster, checkpoints: Path, run: subprocess.Popen) -> str:

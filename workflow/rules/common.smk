@@ -26,6 +26,15 @@ if not workflow.modifier.skip_validation:
     except ConfigError as error:
         raise WorkflowError(f"Invalid configuration: {error}") from None
 
+# The checkout that the rules' conda environment installs (workflow/envs/dip.yaml): this one, whatever the working
+# directory, also when the workflow is a module of another.
+os.environ.setdefault(
+    "DIP_BENCH_SOURCE",
+    os.path.abspath(
+        workflow.current_basedir.join("../..").get_path_or_uri(secret_free=True)
+    ),
+)
+
 # Every job writes a directory: its results, or a failure record (dip/failures.py) that the later steps pass on, so
 # that one bad image or diverged fit still leaves the summary, tables, figures and report of everything else.
 IMAGE_DIR = "results/{dataset}/images/{image}"
