@@ -8,6 +8,7 @@ import contextlib
 import getpass
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -39,7 +40,8 @@ class Cluster:
         return subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=timeout)
 
     def stop(self) -> None:
-        """Cancel every job, then stop the daemons, the last started first; SIGKILL what does not stop in 10 s."""
+        """Cancel every job, then stop the daemons, the last started first; SIGKILL what does not stop in 10 s, and
+        any process of a job still alive (one whose parent died before it, which no SLURM plugin here tracks)."""
         if "slurmd" in self.processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.command("scancel", "--full", f"--user={getpass.getuser()}")
@@ -55,6 +57,19 @@ class Cluster:
                     process.kill()
                     process.wait(timeout=10)
         self.processes.clear()
+        for pid in self.leftovers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def leftovers(self) -> list[int]:
+        """Processes started by this cluster: they have its SLURM_CONF in their environment."""
+        marker = f"SLURM_CONF={self.env['SLURM_CONF']}".encode()
+        pids = []
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError):
+                if entry.name.isdigit() and marker in (entry / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(entry.name))
+        return pids
 
 
 def missing_programs() -> list[str]:
@@ -99,7 +114,7 @@ def write_configs(root: Path, ports: dict[str, int]) -> Path:
         f"StateSaveLocation={state / 'ctld'}\nSlurmdSpoolDir={state / 'd'}\n"
         f"SlurmctldPidFile={state / 'slurmctld.pid'}\nSlurmdPidFile={state / 'slurmd.pid'}\n"
         f"SlurmctldLogFile={log / 'slurmctld.log'}\nSlurmdLogFile={log / 'slurmd.log'}\n"
-        "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nJobAcctGatherType=jobacct_gather/none\n"
+        "ProctrackType=proctrack/pgid\nTaskPlugin=task/none\nJobAcctGatherType=jobacct_gather/none\n"
         "MpiDefault=none\nSwitchType=switch/none\nSchedulerType=sched/backfill\n"
         "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core\nSlurmdParameters=config_overrides\n"
         "ReturnToService=2\nMinJobAge=300\nKillWait=5\nInactiveLimit=0\nMailProg=/bin/true\n"

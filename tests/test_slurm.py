@@ -1,7 +1,7 @@
 """The workflow on a real SLURM cluster (tests/slurm_cluster.py: one node on localhost, partitions `cpu` and `gpu`):
 the tiny test grid through `--profile profiles/slurm` to completion, DIP fits on `gpu` and everything else on `cpu`
-(as sacct saw them), the same results as a local run, and a fit cancelled mid-way with `scancel` that Snakemake's
-retry resumes from its checkpoint to the same restored.png. Skipped where the SLURM daemons cannot run."""
+(as sacct saw them), the same restored images as a local run, and a fit cancelled mid-way with `scancel` that
+Snakemake's retry resumes from its checkpoint to the same restored.png. Skipped where the SLURM daemons cannot run."""
 
 from __future__ import annotations
 
@@ -26,6 +26,12 @@ from tests.test_workflow import ENV, TEST_CONFIG, workflow_copy
 SLURM_ARGS = ("--profile", "profiles/slurm", "--config", "resources__gpu=0")
 SLURM_ARGS += ("--slurm-init-seconds-before-status-checks", "2")
 DENOISING_FIT = "rule_restore_wildcards_samples_denoising_25_astronaut_tiny_0"
+# The test grid's runs (one image, one level per task, the DIP variant `tiny` and one baseline per task).
+RUN_DIRS = [
+    f"results/samples/{task}/{levels[0]}/astronaut/{run}"
+    for task, levels in TEST_CONFIG["tasks"].items()
+    for run in ["dip-tiny/seed0", *TEST_CONFIG["baselines"][task]]
+]
 
 
 @pytest.fixture(scope="module")
@@ -79,18 +85,18 @@ def accounting(cluster: Cluster) -> pd.DataFrame:
     return jobs.assign(rule=jobs.comment.str.extract(r"^rule_([a-z_]+?)(?:_wildcards_|$)")[0])
 
 
-def restored_images(results: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(results)): path.read_bytes() for path in sorted(results.rglob("restored.png"))}
+def restored_images(workdir: Path) -> list[bytes]:
+    return [(workdir / run / "restored.png").read_bytes() for run in RUN_DIRS]
 
 
 @pytest.mark.slow
 def test_tiny_grid_on_slurm(cluster: Cluster, tmp_path: Path) -> None:
     config = copy.deepcopy(TEST_CONFIG)
-    config["fit"]["denoising"].update(iterations=300, checkpoint_every=10)  # long enough to be cancelled mid-way
+    config["fit"]["denoising"].update(iterations=200, checkpoint_every=5)  # long enough to be cancelled mid-way
     local, remote = workflow_copy(tmp_path / "local", config), workflow_copy(tmp_path / "slurm", config)
     slurm_run = start(remote, SLURM_ARGS, {**ENV, "SLURM_CONF": cluster.env["SLURM_CONF"]})
-    # meanwhile, the same grid down to the summary on this machine: the cluster's jobs mostly wait for status checks
-    local_run = start(local, ("--cores", "2", "results/summary.csv"), ENV)
+    # meanwhile, the same runs on this machine: the cluster's jobs mostly wait for status checks
+    local_run = start(local, ("--cores", "2", *RUN_DIRS), ENV)
     try:
         cancelled = cancel_after_first_checkpoint(cluster, remote / "results/.checkpoints/samples/denoising", slurm_run)
         finish(local_run, timeout=400)
@@ -109,11 +115,8 @@ def test_tiny_grid_on_slurm(cluster: Cluster, tmp_path: Path) -> None:
     assert states.pop(cancelled).startswith("CANCELLED"), jobs  # "CANCELLED by <uid>"
     assert list(states.values()) == ["COMPLETED"] * 3, jobs  # the three fits, one of them the cancelled one's retry
 
-    results = remote / "results"
-    record = json.loads((results / "samples/denoising/25/astronaut/dip-tiny/seed0/record.json").read_text())
-    assert record["resumed_from"] > 0 and record["iterations"] == 300
-    assert restored_images(results) == restored_images(local / "results") and len(restored_images(results)) == 6
-    scores = ["dataset", "task", "level", "image", "method", "psnr", "ssim"]
-    pd.testing.assert_frame_equal(
-        pd.read_csv(results / "summary.csv")[scores], pd.read_csv(local / "results/summary.csv")[scores]
-    )
+    record = json.loads((remote / RUN_DIRS[0] / "record.json").read_text())
+    assert record["resumed_from"] > 0 and record["iterations"] == 200
+    assert restored_images(remote) == restored_images(local)
+    summary = pd.read_csv(remote / "results/summary.csv")
+    assert len(summary) == len(RUN_DIRS) and summary.status.eq("ok").all()
