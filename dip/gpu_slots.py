@@ -20,10 +20,11 @@ from pathlib import Path
 
 import torch
 
+from dip.errors import OutputError
+
 log = logging.getLogger(__name__)
 
 SLOT_DIR_VARIABLE = "DIP_GPU_SLOT_DIR"
-_held: list[Slot] = []
 
 
 @dataclass
@@ -35,6 +36,9 @@ class Slot:
 
     def release(self) -> None:
         os.close(self.fd)
+
+
+_held: list[Slot] = []  # this process's slots: their locks last as long as it does
 
 
 def slot_directory() -> Path:
@@ -78,7 +82,13 @@ def claim(device: torch.device) -> tuple[torch.device, int | None]:
     count = torch.cuda.device_count() if device.type == "cuda" and device.index is None else 0
     if count < 2:
         return device, None
-    slot = acquire(device_names(count), slot_directory())
+    try:
+        slot = acquire(device_names(count), slot_directory())
+    except OSError as error:
+        raise OutputError(
+            f"cannot lock a GPU slot in {error.filename} ({error.strerror}): set {SLOT_DIR_VARIABLE} to a folder that"
+            " every fit of this machine can write"
+        ) from None
     _held.append(slot)
     log.info("GPU slot %d of %d", slot.index, count)
     return torch.device("cuda", slot.index), slot.index

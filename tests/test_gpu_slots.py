@@ -18,6 +18,7 @@ import torch
 from dip import gpu_slots
 from dip.cli import main
 from dip.device import select_device
+from dip.errors import OutputError
 from dip.io import write_image
 
 HOLD = """
@@ -111,6 +112,14 @@ def test_a_slot_is_free_again_once_its_process_ends(monkeypatch: pytest.MonkeyPa
     process.stdin.close()
     process.wait(timeout=30)
     assert gpu_slots.claim(select_device("auto")) == (torch.device("cuda", 0), 0)
+
+
+def test_a_slot_folder_that_cannot_be_made_is_one_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake_gpus(monkeypatch, 2)
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(gpu_slots.SLOT_DIR_VARIABLE, str(tmp_path / "a-file" / "slots"))
+    with pytest.raises(OutputError, match=rf"cannot lock a GPU slot in {tmp_path}/a-file/slots \(.*\): set "):
+        gpu_slots.claim(select_device("auto"))
 
 
 def test_restore_records_its_slot(tmp_path: Path) -> None:
