@@ -19,6 +19,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/degrade.smk"
 include: "workflow/rules/restore.smk"
+include: "workflow/rules/combine.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
@@ -28,6 +29,8 @@ include: "workflow/rules/viewer.smk"
 localrules:
     all,
     export_image,
+    last_output,
+    seed_mean,
     aggregate,
     render,
     viewer,

@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 RECORDED_META = {"task": "task", "level": "level", "factor": "factor", "lr": "lr_convention", "sigma": "sigma"}
 """Observation meta → metrics key (`lr`, how the LR image was made, is `lr_convention`: not the learning rate)."""
+RESTORED, LAST, RECORD = "restored.png", "last.png", "record.json"
+"""A run directory's files: its restored image, a DIP fit's last output (when it chose another), its record."""
+COMBINED_OUTPUTS = {"restored": RESTORED, "last": LAST}
+"""What `combine` takes from each run: its chosen output, or a DIP fit's last output."""
 FIT_OVERRIDES = ("iterations", "lr", "reg_noise_std", "ema", "backtrack_db")
 """The settings a task object's paper values give, which a caller may override."""
 
@@ -52,6 +56,17 @@ class Restoration:
     output: np.ndarray
     record: dict[str, Any]
     trace: list[dict[str, float]] = field(default_factory=list)
+
+
+def _read_run(run_dir: Path, image: str = RESTORED) -> tuple[dict[str, Any], np.ndarray]:
+    """A run directory's record and one of its images; a failed run's record raises `UpstreamFailure`."""
+    check_upstream(run_dir)
+    if not (run_dir / RECORD).is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (no {RECORD})")
+    record = read_json(run_dir / RECORD)
+    if not (run_dir / image).is_file():
+        raise ConfigError(f"{run_dir}: the run has no {image} ({record.get('output') or 'no such output'})")
+    return record, read_image(run_dir / image)
 
 
 def _observation(observation: Observation | str | Path) -> Observation:
@@ -120,7 +135,7 @@ def restore(
         set_deterministic,
         tune_cpu_allocator,
     )
-    from dip.fit import FitSettings
+    from dip.fit import LAST_OUTPUT, FitSettings
     from dip.frames import write_frames
     from dip.gpu_slots import claim as claim_gpu
     from dip.io import to_numpy
@@ -196,7 +211,9 @@ def restore(
     restored = to_numpy(result.output)
     if out is not None:
         try:
-            write_image(out / "restored.png", restored)
+            write_image(out / RESTORED, restored)
+            if record["output"] != LAST_OUTPUT:
+                write_image(out / LAST, to_numpy(result.last_output))
             write_trace(out / "trace.csv", result.trace)
             write_frames(out, result.frames, restored.shape[:2])
             write_json(out / "record.json", record)
@@ -232,8 +249,55 @@ def baseline(observation: Observation | str | Path, method: str, *, out: str | P
         "versions": versions(),
     }
     if out is not None:
-        write_image(Path(out) / "restored.png", restored)
-        write_json(Path(out) / "record.json", record)
+        write_image(Path(out) / RESTORED, restored)
+        write_json(Path(out) / RECORD, record)
+    return Restoration(restored, record)
+
+
+def combine(
+    runs: list[str | Path],
+    *,
+    output: str = "restored",
+    method: str | None = None,
+    out: str | Path | None = None,
+) -> Restoration:
+    """The pixel mean of some runs of one observation: e.g. the averaged outputs of two DIP fits with different seeds
+    (the paper's denoising "averaged over two optimization runs"), or, with `output="last"` and one run, a DIP fit's
+    last output where it chose another (the paper's "after 1800 optimization steps"). Written to `out` as a run
+    directory (restored.png, record.json) that `evaluate` scores like any other; `method` names its table row."""
+    if output not in COMBINED_OUTPUTS:
+        raise ConfigError(f"output must be one of {', '.join(COMBINED_OUTPUTS)}, got {output!r}")
+    if not runs:
+        raise ConfigError("combine needs at least one run directory")
+    if out is not None:
+        check_writable(Path(out), "--out")
+    read = [_read_run(Path(run), COMBINED_OUTPUTS[output]) for run in runs]
+    records, images = [record for record, _ in read], [image for _, image in read]
+    first = records[0]
+    for run, record, image in zip(runs[1:], records[1:], images[1:], strict=True):
+        if record.get("observation") != first.get("observation") or image.shape != images[0].shape:
+            raise ConfigError(f"{run}: restores another observation than {runs[0]}; only runs of one can be combined")
+    what = "last output" if output == "last" else "chosen output"
+    seeds = [record.get("seed", 0) for record in records]
+    restored = np.mean(np.stack(images), axis=0, dtype=np.float64).astype(np.float32)
+    record = {
+        "method": method or first["method"] + ("-last" if output == "last" else f"-mean{len(runs)}"),
+        "variant": first.get("variant", ""),
+        "seed": seeds[0],
+        "seeds": seeds,
+        "iterations": max(record.get("iterations", 0) for record in records),
+        "smoke_iterations": first.get("smoke_iterations"),
+        "selected_iteration": first.get("iterations", 1) - 1 if output == "last" else None,
+        "output": f"{what} of {runs[0]}" if len(runs) == 1 else f"mean of the {what}s of {len(runs)} runs",
+        "combined_from": [str(run) for run in runs],
+        "seconds": sum(record.get("seconds") or 0 for record in records),
+        "device": first.get("device", ""),
+        "observation": first.get("observation", {}),
+        "versions": versions(),
+    }
+    if out is not None:
+        write_image(Path(out) / RESTORED, restored)
+        write_json(Path(out) / RECORD, record)
     return Restoration(restored, record)
 
 
@@ -251,10 +315,7 @@ def evaluate(
     run_dir = None
     if isinstance(restored, str | Path):
         run_dir = Path(restored)
-        check_upstream(run_dir)
-        if not (run_dir / "record.json").is_file():
-            raise ConfigError(f"{run_dir}: not a run directory (no record.json)")
-        record, restored = read_json(run_dir / "record.json"), read_image(run_dir / "restored.png")
+        record, restored = _read_run(run_dir)
     elif isinstance(restored, Restoration):
         record, restored = restored.record, restored.output
     observation = _observation(observation)

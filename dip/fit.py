@@ -25,6 +25,8 @@ from dip.stopping import make_stopping_rule
 log = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
+LAST_OUTPUT = "last output"
+"""`FitResult.output_kind` when the chosen output is the last one."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,9 @@ class FitResult:
     """The chosen output (1, C, H, W) on the CPU, the trace and how the fit went."""
 
     output: torch.Tensor
+    last_output: torch.Tensor
+    """The net's output on the unperturbed input after the last iteration (the chosen output too when nothing else
+    is chosen)."""
     trace: list[dict[str, float]]
     iterations: int
     selected_iteration: int
@@ -416,6 +421,8 @@ def fit(
 
     if settings.es_continue and early_stop is None:
         early_stop = _early_stop_record(None, stopping.best_iteration, best_output, problem.clean)
+    with torch.no_grad(), autocast(settings.precision, device):
+        last = net(net_input_saved).float()  # the authors' final forward pass on the unperturbed z
     if firing is not None and fired_output is not None and not settings.es_continue:
         chosen, kind, selected = fired_output, f"{settings.stopping} selection", firing[1]
     elif best_output is not None and not settings.es_continue:
@@ -423,13 +430,12 @@ def fit(
     elif ema is not None:
         chosen, kind, selected = ema, f"average of outputs (weight {settings.ema})", iteration - 1
     else:
-        with torch.no_grad(), autocast(settings.precision, device):
-            chosen = net(net_input_saved).float()  # the authors' final forward pass on the unperturbed z
-        kind, selected = "last output", iteration - 1
+        chosen, kind, selected = last, LAST_OUTPUT, iteration - 1
     if not torch.isfinite(chosen).all():
         raise DivergenceError("the fit produced a non-finite image; nothing was written")
     return FitResult(
         output=chosen.detach().cpu().contiguous(),
+        last_output=last.detach().cpu().contiguous(),
         trace=trace,
         iterations=iteration,
         selected_iteration=int(selected if selected is not None else iteration - 1),

@@ -261,11 +261,27 @@ def benchmarked_tasks(config: Mapping[str, Any]) -> dict[str, list[str]]:
     return {task: [str(level) for level in levels] for task, levels in config["tasks"].items() if levels}
 
 
+RUN_KEYS = ("variants", "seeds", "outputs")
+"""The keys of `fit.<task>` that say which runs the grid has; the others are `dip restore` flags."""
+
+
 def level_fit(config: Mapping[str, Any], task: str, level: str) -> dict[str, Any]:
-    """The fit settings of one task and level: `fit.<task>` overridden by its `levels.<level>` entry."""
-    settings = dict(config["fit"][task])
+    """The fit settings of one task and level: `fit.<task>` overridden by its `levels.<level>` entry, with the
+    top-level `seeds` where neither gives any."""
+    settings = {"seeds": config["seeds"], **config["fit"][task]}
     override = settings.pop("levels", {}).get(level, {})
     return {**settings, **override}
+
+
+def fit_flags(settings: Mapping[str, Any]) -> list[str]:
+    """A level's fit settings (`level_fit`) as `dip restore` flags: `reg_noise: 0.03` → `--reg-noise 0.03`."""
+    flags = []
+    for key, value in sorted(settings.items()):
+        if key in RUN_KEYS or value is False:
+            continue
+        flag = f"--{key.replace('_', '-')}"
+        flags.append(flag if value is True else f"{flag} {value}")
+    return flags
 
 
 def check_tasks(config: Mapping[str, Any]) -> None:
@@ -286,12 +302,17 @@ def check_tasks(config: Mapping[str, Any]) -> None:
                 raise ConfigError(f"fit.{task}.levels.{level}: not a level of tasks.{task} ({', '.join(tasks[task])})")
         for level in [None, *overrides]:
             key = f"fit.{task}" if level is None else f"fit.{task}.levels.{level}"
-            settings = task_settings if level is None else level_fit(config, task, level)
+            settings = level_fit(config, task, level)
             for variant in settings["variants"]:
                 if variant not in config["variants"]:
                     raise ConfigError(
                         f"{key}.variants: unknown variant {variant!r} (defined: {', '.join(config['variants'])})"
                     )
+            if "seed-mean" in settings.get("outputs", []) and len(settings["seeds"]) < 2:
+                raise ConfigError(
+                    f"{key}.outputs: seed-mean averages the fits of several seeds, but {key} has one "
+                    f"({settings['seeds'][0]}): give `seeds: [0, 1]` there or at the top level"
+                )
             if settings.get("es_continue") and settings.get("stopping", "fixed") == "fixed":
                 raise ConfigError(
                     f"{key}.es_continue: watches an early-stopping rule, but {key} has none: "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -109,6 +110,12 @@ def test_the_whole_paper_grid_runs_in_smoke_mode(shared_dir: Path, tmp_path: Pat
         for figure in ("psnr", "curves", "images"):
             assert (results / "figures" / f"{task}-{figure}.png").stat().st_size > 0
     assert "against the paper" in (results / "tables" / "super-resolution.md").read_text()
+    # The paper's three denoising figures, each a row: after 1800 iterations, averaged, averaged over two runs.
+    denoising = summary[summary.task == "denoising"]
+    assert set(denoising.method) == {"dip-paper", "dip-paper-last", "dip-paper-mean2", "bm3d", "nlm"}
+    against = (results / "tables" / "denoising.md").read_text().split("against the paper")[1]
+    for method, figure in (("dip-paper-last", "29.22"), ("dip-paper", "30.43"), ("dip-paper-mean2", "31.00")):
+        assert re.search(rf"\| {method} +\| mean +\| rgb +\| [\d.]+ +\| {figure} \|", against), method
     with zipfile.ZipFile(folder / "report.zip") as archive:
         names = archive.namelist()
         assert sum(name.endswith(".png") for name in names) >= 3 * len(grid)

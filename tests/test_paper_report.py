@@ -91,3 +91,31 @@ def test_super_resolution_labels_name_the_lr_convention() -> None:
     assert level_label("super-resolution", "4") == "×4 Lanczos LR"
     assert level_label("super-resolution", "8-bicubic") == "×8 bicubic LR"
     assert level_label("denoising", "25") == "σ=25"
+
+
+def test_the_papers_three_denoising_outputs_each_meet_their_figure() -> None:
+    images = [f"image{index}" for index in range(9)]
+    rows = [
+        {
+            "dataset": "cbm3d-color9",
+            "task": "denoising",
+            "level": "25",
+            "image": image,
+            "method": method,
+            "variant": "paper",
+            "seed": 0,
+            "protocol": "rgb",
+            "psnr": psnr,
+            "ssim": 0.9,
+            "iterations": 1800,
+        }
+        for image in images
+        for method, psnr in (("dip-paper-last", 29.0), ("dip-paper", 30.5), ("dip-paper-mean2", 31.1))
+    ]
+    table = paper_comparison(pd.DataFrame(rows), "denoising")
+    found = {row[3]: (row[6], row[7], row[8], row[10], row[11]) for row in table.rows}
+    assert found == {
+        "dip-paper-last": ("29.00", "29.22", "-0.22", "1800", "1800"),
+        "dip-paper": ("30.50", "30.43", "+0.07", "1800", "1800"),
+        "dip-paper-mean2": ("31.10", "31.00", "+0.10", "1800", "1800"),
+    }

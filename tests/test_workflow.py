@@ -72,7 +72,9 @@ def grid_dry_run(tmp_path_factory: pytest.TempPathFactory) -> str:
     config["tasks"] = {"denoising": ["25", 50], "super-resolution": [4], "inpainting": ["random50", "box25"]}
     config["variants"] = {"tiny": {"preset": "tiny"}, "small": {"preset": "tiny", "channels_down": [8, 8, 8]}}
     config["fit"]["denoising"]["variants"] = ["tiny", "small"]
+    config["fit"]["denoising"]["outputs"] = ["last", "seed-mean"]
     config["fit"]["super-resolution"].update(precision="bf16", channels_last=True)
+    config["fit"]["inpainting"]["seeds"] = [3]
     config["seeds"] = [0, 1]
     config["baselines"] = {"denoising": ["nlm", "tv"], "super-resolution": ["bicubic", "lanczos"], "inpainting": []}
     result = snakemake(workflow_copy(root / "wf", config), "-n", "-p")
@@ -82,19 +84,32 @@ def grid_dry_run(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_dry_run_plans_the_whole_grid(grid_dry_run: str) -> None:
     # 4 images (2 per dataset) × 5 levels = 20 observations; DIP runs per image: denoising 2 levels × 2 variants
-    # × 2 seeds = 8, super-resolution 1 × 1 × 2 = 2, inpainting 2 × 1 × 2 = 4; baselines: 2 × 2 + 1 × 2 = 6.
+    # × 2 seeds = 8, each with its last output, and a mean over seeds per level and variant (4), super-resolution
+    # 1 × 1 × 2 = 2, inpainting 2 × 1 × its 1 seed = 2; baselines: 2 × 2 + 1 × 2 = 6.
     assert job_counts(grid_dry_run) == {
         "export_image": 4,
         "degrade": 20,
-        "restore": 4 * 14,
+        "restore": 4 * 12,
+        "last_output": 4 * 8,
+        "seed_mean": 4 * 4,
         "baseline": 4 * 6,
-        "evaluate": 4 * 20,
+        "evaluate": 4 * 30,
         "aggregate": 1,
         "render": 3,
         "viewer": 1,
         "all": 1,
-        "total": 190,
+        "total": 270,
     }
+
+
+def test_combined_outputs_are_made_from_the_fits(grid_dry_run: str) -> None:
+    commands = re.findall(r"^Shell command: (dip combine .*)$", grid_dry_run, re.MULTILINE)
+    run = "results/photos/denoising/50/a/dip-small"
+    assert f"dip combine {run}/seed0 {run}/seed1 --method dip-small-mean2 --out {run}/seed-mean" in "\n".join(commands)
+    assert f"dip combine {run}/seed1 --output last --method dip-small-last --out {run}/seed1-last" in "\n".join(
+        commands
+    )
+    assert "--seed 3 " in next(c for c in grid_dry_run.splitlines() if "dip restore" in c and "/inpainting/" in c)
 
 
 def checkpoint_of(command: str) -> str:
@@ -213,6 +228,10 @@ def test_slurm_profile_puts_dip_fits_on_the_gpu_partition(tmp_path: Path) -> Non
     assert all("gpu=1" in res for rule, res in jobs if rule == "restore")
 
 
+DENOISING_OUTPUTS = {"seeds": [0, 1], "outputs": ["last", "seed-mean"], "ema": 0.9}
+"""The paper's three denoising rows: the averaged output, the last one, and the mean of two seeds' averaged outputs."""
+
+
 @pytest.mark.slow
 def test_tiny_run_end_to_end_and_report(tmp_path: Path) -> None:
     # The test grid, and a corrupt image among the denoising jobs: its runs are reported as missing, the rest as usual.
@@ -220,23 +239,28 @@ def test_tiny_run_end_to_end_and_report(tmp_path: Path) -> None:
     (tmp_path / "broken" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     config = copy.deepcopy(TEST_CONFIG)
     config["datasets"]["broken"] = {"source": str(tmp_path / "broken"), "tasks": ["denoising"]}
+    config["fit"]["denoising"].update(DENOISING_OUTPUTS)
     folder = workflow_copy(tmp_path / "wf", config)
     run = snakemake(folder, "--cores", "2", "--keep-going")
     assert run.returncode == 0, run.stderr[-5000:]
-    assert "2 of 8 runs failed" in run.stderr
+    assert "6 of 16 runs failed" in run.stderr
     results = folder / "results"
     everything = pd.read_csv(results / "summary.csv", dtype={"level": str})
     failed = everything[everything.status == "failed"]
-    assert set(failed.method) == {"dip-tiny", "nlm"} and set(failed.stage) == {"datasets"}
+    assert set(failed.method) == {"dip-tiny", "dip-tiny-last", "dip-tiny-mean2", "nlm"}
+    assert set(failed.stage) == {"datasets"}
     assert failed.error.str.contains(str(tmp_path / "broken" / "bad.png"), regex=False).all()
     (log,) = set(failed.log)
     assert "bad.png" in (folder / log).read_text()
     markdown = (results / "tables" / "denoising.md").read_text()
     assert f"missing broken/denoising/25/bad/nlm: datasets failed: {failed.error.iloc[0]} (log: {log})" in markdown
+    assert re.search(r"^\| dip-tiny-mean2 +\| +[\d.]+ \(n=1\) \|$", markdown, re.MULTILINE)  # one mean of 2 seeds
     summary = everything[everything.status == "ok"]
-    assert len(summary) == 6  # 3 tasks × (1 DIP variant + 1 baseline)
+    assert len(summary) == 10  # 3 tasks × (1 DIP variant + 1 baseline), denoising's 2nd seed, last outputs, mean
     assert set(zip(summary.task, summary.method, strict=True)) == {
         ("denoising", "dip-tiny"),
+        ("denoising", "dip-tiny-last"),
+        ("denoising", "dip-tiny-mean2"),
         ("denoising", "nlm"),
         ("super-resolution", "dip-tiny"),
         ("super-resolution", "bicubic"),
@@ -266,16 +290,18 @@ def test_tiny_run_end_to_end_and_report(tmp_path: Path) -> None:
 
     # A changed fit setting reruns only the fits it applies to (Snakemake's params rerun trigger) and what follows.
     changed = copy.deepcopy(TEST_CONFIG)
-    changed["fit"]["denoising"]["lr"] = 0.02
+    changed["fit"]["denoising"].update(DENOISING_OUTPUTS, lr=0.02)
     (folder / "config/config.yaml").write_text(yaml.safe_dump(changed))
     assert planned_jobs(folder) == {
-        "restore": 1,
-        "evaluate": 1,
+        "restore": 2,
+        "last_output": 2,
+        "seed_mean": 1,
+        "evaluate": 5,
         "aggregate": 1,
         "render": 3,
         "viewer": 1,
         "all": 1,
-        "total": 8,
+        "total": 16,
     }
 
 

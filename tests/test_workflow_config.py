@@ -435,8 +435,39 @@ def with_levels(levels: dict):
 def test_a_level_overrides_its_tasks_fit_settings() -> None:
     result = checked(with_levels({"random50": {"variants": ["paper"], "iterations": 7}}))
     task = {key: value for key, value in result["fit"]["inpainting"].items() if key != "levels"}
-    assert level_fit(result, "inpainting", "random50") == {**task, "variants": ["paper"], "iterations": 7}
+    expected = {"seeds": [0], **task, "variants": ["paper"], "iterations": 7}
+    assert level_fit(result, "inpainting", "random50") == expected
     assert level_fit(result, "inpainting", "text")["variants"] == ["tiny"]
+
+
+def test_a_tasks_seeds_override_the_top_level_ones() -> None:
+    result = checked(with_levels({"random50": {"seeds": [4, 5]}}))
+    assert level_fit(result, "inpainting", "random50")["seeds"] == [4, 5]
+    assert level_fit(result, "inpainting", "text")["seeds"] == [0]
+    assert level_fit(result, "denoising", "25")["seeds"] == [0]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c["fit"]["denoising"].update(outputs=["seed-mean"]),
+            "fit.denoising.outputs: seed-mean averages the fits of several seeds, but fit.denoising has one (0)",
+        ),
+        (
+            lambda c: c["fit"]["denoising"].update(seeds=[0, 1], outputs=["seed-mean"], levels={"25": {"seeds": [2]}}),
+            "fit.denoising.levels.25.outputs: seed-mean averages the fits of several seeds",
+        ),
+        (lambda c: c["fit"]["denoising"].update(outputs=["best"]), "fit.denoising.outputs"),
+    ],
+)
+def test_outputs_a_level_cannot_make_are_refused(change, message: str) -> None:
+    assert message in error_of(change)
+
+
+def test_a_seed_mean_of_several_seeds_is_accepted() -> None:
+    result = checked(lambda c: c["fit"]["denoising"].update(seeds=[0, 1], outputs=["last", "seed-mean"]))
+    assert level_fit(result, "denoising", "25")["outputs"] == ["last", "seed-mean"]
 
 
 @pytest.mark.parametrize(

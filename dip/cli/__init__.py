@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "degrade": "make the observation x0 of a clean image for a task and level",
     "restore": "restore an observation with Deep Image Prior",
     "baseline": "restore an observation with a classical baseline",
+    "combine": "combine runs of one observation (the mean over seeds, a fit's last output)",
     "evaluate": "score a run against the clean image (PSNR, SSIM)",
     "archs": "list the model presets",
     "datasets": "list, download and export datasets",

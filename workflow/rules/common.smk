@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 
 from dip.errors import ConfigError
 from dip.operators import make_operator
-from dip.workflow_config import check_config, level_fit
+from dip.workflow_config import check_config, fit_flags as level_flags, level_fit
 
 # The `--config` overrides put in place, the schema's checks and defaults, and every other check of the config that
 # needs no job (dip/workflow_config.py): a bad value stops the run here, in one line naming its key.
@@ -41,6 +41,8 @@ IMAGE_DIR = "results/{dataset}/images/{image}"
 OBSERVATION = "results/{dataset}/{task}/{level}/{image}/observation"
 DIP_RUN = "results/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}"
 BASELINE_RUN = "results/{dataset}/{task}/{level}/{image}/{method}"
+LAST_RUN = "results/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}-last"
+SEED_MEAN_RUN = "results/{dataset}/{task}/{level}/{image}/dip-{variant}/seed-mean"
 RUN = "results/{dataset}/{task}/{level}/{image}/{run}"
 METRICS = "results/metrics/{dataset}/{task}/{level}/{image}/{run}.json"
 CHECKPOINT = "results/.checkpoints/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}-{settings}.ckpt"
@@ -113,11 +115,26 @@ DIP_RUNS = OBSERVATIONS.merge(
             for task, levels in TASKS.items()
             for level in levels
             for variant in level_fit(config, task, level)["variants"]
-            for seed in config["seeds"]
+            for seed in level_fit(config, task, level)["seeds"]
         ],
         columns=["task", "level", "variant", "seed"],
     ),
     on=["task", "level"],
+)
+
+
+def with_output(runs: pd.DataFrame, output: str) -> pd.DataFrame:
+    """The DIP runs whose task and level ask for `output` besides the chosen one (`fit.<task>.outputs`)."""
+    wanted = [
+        output in level_fit(config, task, level).get("outputs", [])
+        for task, level in zip(runs.task, runs.level)
+    ]
+    return runs[pd.Series(wanted, index=runs.index, dtype=bool)]
+
+
+LAST_RUNS = with_output(DIP_RUNS, "last")
+SEED_MEAN_RUNS = (
+    with_output(DIP_RUNS, "seed-mean").drop(columns="seed").drop_duplicates()
 )
 BASELINE_RUNS = OBSERVATIONS.merge(
     pd.DataFrame(
@@ -161,7 +178,7 @@ wildcard_constraints:
     variant=alternatives(VARIANTS),
     seed=r"\d+",
     method=alternatives(METHODS) or "(?!)",
-    run=rf"dip-({alternatives(VARIANTS)})/seed\d+"
+    run=rf"dip-({alternatives(VARIANTS)})/seed(\d+|\d+-last|-mean)"
     + "".join(f"|{re.escape(m)}" for m in METHODS),
 
 
@@ -201,13 +218,7 @@ def arch_json(wildcards) -> str:
 
 def fit_flags(wildcards) -> str:
     """The configured fit settings of a task and level as `dip restore` flags (the others take the paper's defaults)."""
-    settings = level_fit(config, wildcards.task, wildcards.level)
-    flags = []
-    for key, value in sorted(settings.items()):
-        if key == "variants" or value is False:
-            continue
-        flag = f"--{key.replace('_', '-')}"
-        flags.append(flag if value is True else f"{flag} {value}")
+    flags = level_flags(level_fit(config, wildcards.task, wildcards.level))
     if config.get("smoke_iterations"):
         flags.append(f"--smoke-iterations {config['smoke_iterations']}")
     return " ".join(flags)
@@ -221,14 +232,31 @@ def checkpoint_file(wildcards) -> str:
     return CHECKPOINT.format(**wildcards, settings=digest)
 
 
+def seed_runs(wildcards) -> list[str]:
+    """The fits of every seed of a variant on one observation, for their mean."""
+    seeds = level_fit(config, wildcards.task, wildcards.level)["seeds"]
+    return expand(DIP_RUN, seed=seeds, **wildcards)
+
+
 def metrics_files() -> list[str]:
-    """Every run's metrics record (its scores, or its failure)."""
-    dip_runs = DIP_RUNS.assign(
-        run=[f"dip-{v}/seed{s}" for v, s in zip(DIP_RUNS.variant, DIP_RUNS.seed)]
-    )
-    return run_files(METRICS, dip_runs.drop(columns=["variant", "seed"])) + run_files(
-        METRICS, BASELINE_RUNS.rename(columns={"method": "run"})
-    )
+    """Every run's metrics record (its scores, or its failure): DIP fits, the outputs combined from them, baselines."""
+    named = [
+        DIP_RUNS.assign(
+            run=[f"dip-{v}/seed{s}" for v, s in zip(DIP_RUNS.variant, DIP_RUNS.seed)]
+        ),
+        LAST_RUNS.assign(
+            run=[
+                f"dip-{v}/seed{s}-last"
+                for v, s in zip(LAST_RUNS.variant, LAST_RUNS.seed)
+            ]
+        ),
+        SEED_MEAN_RUNS.assign(
+            run=[f"dip-{v}/seed-mean" for v in SEED_MEAN_RUNS.variant]
+        ),
+        BASELINE_RUNS.rename(columns={"method": "run"}),
+    ]
+    columns = ["dataset", "task", "level", "image", "run"]
+    return [path for runs in named for path in run_files(METRICS, runs[columns])]
 
 
 def all_targets() -> list[str]:
