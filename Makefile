@@ -2,6 +2,7 @@
 # the virtual environment $(VENV) first when it is missing or older than pyproject.toml: torch first, as $(TORCH)
 # says (a CPU or CUDA wheel, whichever pip picks for this machine), then the package with every extra.
 #   make run GPUS=4                     four fits at once, each on a GPU of its own
+#   make test JOBS=1 ARGS="-k viewer"   the tests in one process (JOBS: pytest-xdist workers, default one per CPU)
 #   make run ARGS="--configfile config/paper.yaml"
 #   make test VENV=.venv-cu126 TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
 
@@ -11,6 +12,7 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= bm3d,workflow,dev
 CORES ?= all
 GPUS ?= 1
+JOBS ?= auto
 ARGS ?=
 
 BIN := $(abspath $(VENV))/bin
@@ -26,7 +28,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	ruff check .
 	ruff format --check .
-	python -m pytest -q $(ARGS)
+	python -m pytest -q -n $(JOBS) --dist loadscope --durations=15 $(ARGS)
 
 setup: $(VENV)/.installed
 
