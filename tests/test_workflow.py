@@ -144,13 +144,17 @@ def test_paper_config_plans_the_papers_grid(tmp_path: Path) -> None:
     result = snakemake(folder, "--configfile", "config/paper.yaml", "-n", "-p")
     assert result.returncode == 0, result.stderr + result.stdout
     # observations: SR (5 + 14) × 4 levels, denoising 9 × 2, inpainting 3 × (random50, file) = 100; DIP: SR 76 +
-    # denoising 18 + inpainting 3 (random50: the paper net) + 3 × 2 (file: the text and region nets); baselines:
-    # SR 76 × 2 + denoising 18 × 2 + inpainting 6.
+    # denoising 18 × 2 seeds + inpainting 3 (random50: the paper net) + 3 × 2 (file: the text and region nets), and
+    # each denoising fit's last output and the mean of its two seeds; baselines: SR 76 × 2 + denoising 18 × 2 +
+    # inpainting 6.
     counts = job_counts(result.stdout)
-    assert {rule: counts[rule] for rule in ("export_image", "degrade", "restore", "baseline")} == {
+    rules = ("export_image", "degrade", "restore", "last_output", "seed_mean", "baseline")
+    assert {rule: counts[rule] for rule in rules} == {
         "export_image": 5 + 14 + 9 + 3 + 3,
         "degrade": 100,
-        "restore": 103,
+        "restore": 121,
+        "last_output": 36,
+        "seed_mean": 18,
         "baseline": 194,
     }
     commands = re.findall(r"^Shell command: (dip \w+ .*)$", result.stdout, re.MULTILINE)
