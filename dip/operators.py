@@ -154,6 +154,11 @@ class Operator(ABC):
         return False
 
     @property
+    def takes_photo(self) -> bool:
+        """Whether an already-degraded photo can be this level's observation as it is (`observe(observed=True)`)."""
+        return True
+
+    @property
     def metric_protocol(self) -> str:
         """The protocol of the tables: the paper's for this task."""
         return self.protocols[0]
@@ -464,6 +469,11 @@ class Inpainting(Operator):
         return self.kind == "file"
 
     @property
+    def takes_photo(self) -> bool:
+        """Only with a mask file: which pixels of a photo are missing is not known otherwise."""
+        return self.kind == "file"
+
+    @property
     def paper_preset(self) -> str:
         """`paper` for random masks (`restoration.ipynb`), the region net for boxes, the text net otherwise."""
         return {"random": "paper", "box": "inpaint-region"}.get(self.kind, "inpaint-text")
@@ -500,7 +510,7 @@ class Inpainting(Operator):
 
     def _as_observed(self, image, box, source_hw):
         """A photo with holes: the mask file says which pixels are known (level 'file' only)."""
-        if self.kind != "file":
+        if not self.takes_photo:
             raise ConfigError(
                 f"inpainting: an already-degraded photo needs its mask file (level 'file'), not level {self.level!r}"
             )

@@ -21,6 +21,7 @@ import pandas as pd
 from dip import __version__
 from dip.errors import ConfigError, DipError
 from dip.failures import FAILED
+from dip.operators import GUIDE
 from dip.record import read_json
 from dip.report.aggregate import level_label, method_order
 from dip.report.notes import run_notes, smoke_iterations
@@ -35,7 +36,9 @@ OBSERVATION_LABELS = {
     "denoising": "noisy observation",
     "super-resolution": "low-resolution input",
     "inpainting": "masked observation",
+    "flash-no-flash": "no-flash photo (the target)",
 }
+GUIDE_LABEL = "flash photo (the net's input z)"
 
 
 def write_viewer(summary: pd.DataFrame, out: Path, caps: ViewerCaps) -> dict[str, Any]:
@@ -127,6 +130,9 @@ def _observation(
         metrics = _observed_metrics(ok)
         label = OBSERVATION_LABELS.get(key["task"], "observation")
         entries.append(_entry("observation", label, "observation", f"{folder}/observation.png", metrics))
+    if obs_dir is not None and (obs_dir / GUIDE).is_file():
+        copy_image(obs_dir / GUIDE, out / folder / "guide.png", scale)
+        entries.append(_entry("guide", GUIDE_LABEL, "guide", f"{folder}/guide.png"))
     for position, row in enumerate(_ordered(rows).to_dict("records")):
         entries.append(_run_entry(row, f"{folder}/m{position}", out, scale, caps, data, index))
     return {
