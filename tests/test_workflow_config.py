@@ -297,6 +297,14 @@ def with_dataset(**dataset):
             {"source": "skimage-samples", "images": ["astronaut"], "masks": {"astronaut": "astronaut_mask"}},
             "datasets.set.masks: mask images not in skimage-samples: astronaut_mask",
         ),
+        (
+            {"source": "skimage-samples", "images": ["astronaut"], "pairs": {"coffee": "astronaut"}},
+            "datasets.set.pairs: flash photos of images not in the dataset: coffee",
+        ),
+        (
+            {"source": "skimage-samples", "images": ["astronaut"], "pairs": {"astronaut": "astronaut_flash"}},
+            "datasets.set.pairs: flash photos not in skimage-samples: astronaut_flash",
+        ),
     ],
 )
 def test_dataset_errors(dataset: dict, message: str) -> None:
