@@ -398,6 +398,10 @@ class SuperResolution(Operator):
     def _restored_hw(self, observed_hw: tuple[int, int]) -> tuple[int, int]:
         return observed_hw[0] * self.factor, observed_hw[1] * self.factor
 
+    def _as_observed(self, image, box, source_hw):
+        """A low-resolution photo as it is: no LR convention made it (`lr` null)."""
+        return image, None, {"lr": None, "lr_shape": list(image.shape)}
+
     def _degrade(self, clean, rng, box, source_hw):
         low_hw = self._observed_hw(clean.shape[:2])
         if self.lr == "lanczos":

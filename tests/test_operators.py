@@ -533,7 +533,7 @@ def test_an_already_degraded_photo_is_x0_as_it_is(tmp_path, task, level, observe
     np.testing.assert_array_equal(observation.observed, photo[top : top + observed_hw[0], left : left + observed_hw[1]])
     assert observation.clean is None and not (tmp_path / "obs" / "clean.png").exists()
     loaded = load_observation(tmp_path / "obs")
-    assert loaded.clean is None and loaded.meta["ground_truth"] is False
+    assert loaded.clean is None and loaded.meta["ground_truth"] is False and loaded.meta.get("lr") is None
     assert operator_for(loaded).output_shape(loaded) == restored_hw
 
 
