@@ -107,6 +107,7 @@ def restore(
     problem = build_problem(
         observation, operator, spec, seed=settings.seed, device=device, use_ground_truth=use_ground_truth
     )
-    key = fingerprint(spec, fit_identity(settings), observation.meta, observation.observed)
+    guide = () if observation.guide is None else (observation.guide,)  # the net's input, when the task gives it
+    key = fingerprint(spec, fit_identity(settings), observation.meta, observation.observed, *guide)
     result = fit(problem, settings, fingerprint=key, checkpoint=checkpoint, stop_event=stop_event, progress=progress)
     return result, {"parameters": count_parameters(problem.net), "fingerprint": key}
