@@ -379,7 +379,7 @@ def test_runs_without_ground_truth_end_to_end(tmp_path: Path, shared_dir: Path) 
         markdown = (results / "tables" / f"{task}.md").read_text()
         assert "NO GROUND TRUTH" in markdown and "PSNR (dB)" not in markdown and "SSIM, " not in markdown
         assert f"## {task}: runs without ground truth" in markdown
-        assert all(re.search(rf"^\| {re.escape(m)} +\| +n=1 \(1 images\) \|$", markdown, re.M) for m in methods)
+        assert all(re.search(rf"^\| {re.escape(m)} +\| +n=1×1 \|$", markdown, re.M) for m in methods)
         for figure in ("psnr", "curves", "images"):
             assert (results / "figures" / f"{task}-{figure}.png").stat().st_size > 0
     assert not list((results / "tables").glob("inpainting.*"))

@@ -88,23 +88,22 @@ def _header(task: str, columns: list[tuple[str, str]]) -> list[str]:
 
 
 def unscored(summary: pd.DataFrame, task: str) -> Table | None:
-    """The runs without ground truth, which have no scores: how many per method and (dataset, level); None if none."""
+    """The runs without ground truth, which have no scores: images × seeds per method and (dataset, level); None if
+    there are none."""
     runs = task_runs(summary, task)
     runs = runs[without_truth(runs)]
     if runs.empty:
         return None
-    counts = runs.groupby(["dataset", "level", "method"]).agg(images=("image", "nunique"), runs=("image", "size"))
+    counts = runs.groupby(["dataset", "level", "method"]).agg(images=("image", "nunique"), seeds=("seed", "nunique"))
     columns = [(d, lv) for d in sorted(runs.dataset.unique()) for lv in level_order(runs.level[runs.dataset == d])]
     rows = []
     for method in method_order(runs):
         cells = [method]
         for column in columns:
             key = (*column, method)
-            cells.append(
-                f"n={counts.loc[key, 'runs']} ({counts.loc[key, 'images']} images)" if key in counts.index else "–"
-            )
+            cells.append(f"n={counts.loc[key, 'images']}×{counts.loc[key, 'seeds']}" if key in counts.index else "–")
         rows.append(cells)
-    title = f"{task}: runs without ground truth (no PSNR or SSIM: see the figures and the viewer)"
+    title = f"{task}: runs without ground truth (no PSNR or SSIM: see the figures and the viewer), n = images × seeds"
     return Table(title, _header(task, columns), rows, [[False] * (len(columns) + 1) for _ in rows])
 
 
