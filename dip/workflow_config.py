@@ -54,6 +54,7 @@ def check_config(
         return
     check_tasks(config)
     check_variants(config)
+    check_given_inputs(config)
     check_datasets(config)
     check_crops(config)
 
@@ -329,6 +330,27 @@ def check_variants(config: Mapping[str, Any]) -> None:
             resolve_spec(spec)
         except ConfigError as error:
             raise ConfigError(f"variants.{name}: {error}") from None
+
+
+def check_given_inputs(config: Mapping[str, Any]) -> None:
+    """A task that gives the net its input (flash-no-flash: the RGB flash photo, at full size) is fitted only by
+    variants that take it: input depth 3 and a full-size input."""
+    from dip.models import input_scale, resolve_spec
+    from dip.operators import make_operator
+
+    for task, levels in benchmarked_tasks(config).items():
+        for level in levels:
+            if not make_operator(task, level).needs_flash_file:
+                continue
+            for variant in level_fit(config, task, level)["variants"]:
+                spec = resolve_spec(config["variants"][variant])
+                if spec["input_depth"] != 3 or input_scale(spec) != 1:
+                    raise ConfigError(
+                        f"fit.{task}.variants: variant {variant!r} takes input_depth {spec['input_depth']}"
+                        f"{' at 1/' + str(input_scale(spec)) + ' size' if input_scale(spec) != 1 else ''}, but the "
+                        f"net's input of {task} is the flash photo (3 channels, full size): set input_depth: 3 in "
+                        f"variants.{variant} (or use preset flash-no-flash)"
+                    )
 
 
 def dataset_images(name: str, dataset: Mapping[str, Any]) -> list[str] | None:
