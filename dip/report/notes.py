@@ -24,6 +24,10 @@ def failed(summary: pd.DataFrame, task: str) -> pd.DataFrame:
     return rows[(rows.task == task) | (rows.task == "")]
 
 
+NO_TRUTH = "NO GROUND TRUTH"
+"""How the note on runs without ground truth starts."""
+
+
 def without_truth(runs: pd.DataFrame) -> pd.Series:
     """Which finished runs have no ground truth (an already-degraded photo, a flash/no-flash pair): no scores."""
     if "ground_truth" not in runs:
@@ -39,7 +43,7 @@ def truth_note(summary: pd.DataFrame, task: str) -> str | None:
     if not datasets:
         return None
     return (
-        f"NO GROUND TRUTH: the {task} runs of {', '.join(datasets)} have no clean image (an already-degraded photo or "
+        f"{NO_TRUTH}: the {task} runs of {', '.join(datasets)} have no clean image (an already-degraded photo or "
         "a flash/no-flash pair), so no PSNR or SSIM; the figures and the viewer show their images."
     )
 

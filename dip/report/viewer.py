@@ -24,7 +24,7 @@ from dip.failures import FAILED
 from dip.operators import GUIDE
 from dip.record import read_json
 from dip.report.aggregate import level_label, method_order
-from dip.report.notes import run_notes, smoke_iterations
+from dip.report.notes import NO_TRUTH, run_notes, smoke_iterations
 from dip.report.viewer_caps import ViewerCaps
 from dip.report.viewer_images import copy_image, image_shape, write_frame_sprite
 
@@ -101,10 +101,12 @@ def _smoke(summary: pd.DataFrame) -> int | None:
 
 
 def _notes(summary: pd.DataFrame) -> list[str]:
-    """Each failed run once (the notes of the tables), without the smoke marker (the page shows it itself)."""
+    """Each failed run once (the notes of the tables), without the smoke marker and the note on runs without ground
+    truth (the page shows both itself: a banner, and "no ground truth" on each tile)."""
     notes: list[str] = []
     for task in sorted(summary.task.unique()):
-        notes += [note for note in run_notes(summary, task) if not note.startswith("SMOKE") and note not in notes]
+        own = [note for note in run_notes(summary, task) if not note.startswith(("SMOKE", NO_TRUTH))]
+        notes += [note for note in own if note not in notes]
     return notes
 
 
