@@ -34,7 +34,7 @@ from dip.errors import ConfigError, OutputError
 from dip.failures import check_upstream
 from dip.io import check_writable, read_image, write_image
 from dip.metrics import evaluate as score
-from dip.operators import Observation, load_observation, make_operator, operator_for, save_observation
+from dip.operators import Observation, Operator, load_observation, make_operator, operator_for, save_observation
 from dip.record import read_json, versions, write_json, write_trace
 
 log = logging.getLogger(__name__)
@@ -80,22 +80,34 @@ def degrade(
     *,
     seed: int = 0,
     mask_file: str | Path | None = None,
+    flash_file: str | Path | None = None,
+    observed: bool = False,
     multiple: int = 32,
     labels: dict[str, str] | None = None,
     out: str | Path | None = None,
 ) -> Observation:
-    """The observation x0 of a clean image (an array, or an image file) for a task and level; written to `out`."""
+    """The observation x0 of a clean image (an array, or an image file) for a task and level; written to `out`.
+
+    `observed`: the image is already degraded (a user's own photo) and is x0 as it is, with no ground truth: for
+    super-resolution the low-resolution photo, for denoising a noisy photo of noise level `level`, for inpainting
+    (level 'file') a photo whose `mask_file` marks the known pixels. `flash_file`: flash-no-flash's flash photo (the
+    image is then the no-flash photo, always taken as it is)."""
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
         raise ConfigError(f"multiple must be ≥ 1, got {multiple}")
     source = None
-    for path in (image, mask_file):
+    for path in (image, mask_file, flash_file):
         if isinstance(path, str | Path):
             check_upstream(Path(path))
     if isinstance(image, str | Path):
         source = exported_source(Path(image))
         image = read_image(image)
-    operator = make_operator(task, level, mask_path=None if mask_file is None else str(mask_file))
-    observation = operator.observe(image, seed, multiple=multiple, source=source, labels=labels)
+    operator = make_operator(
+        task,
+        level,
+        mask_path=None if mask_file is None else str(mask_file),
+        flash_path=None if flash_file is None else str(flash_file),
+    )
+    observation = operator.observe(image, seed, multiple=multiple, source=source, labels=labels, observed=observed)
     if out is not None:
         save_observation(observation, out)
     return observation
@@ -311,7 +323,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """PSNR and SSIM of a restored image (an array, a `Restoration`, or a run directory) against the observation's
     clean image, under the task's protocol (`auto`) or the one named, with the task's other protocols too; the flat
-    metrics record of `dip evaluate`, written to `out`."""
+    metrics record of `dip evaluate`, written to `out`. An observation without ground truth gets a record without
+    scores (`ground_truth: false`)."""
     run_dir = None
     if isinstance(restored, str | Path):
         run_dir = Path(restored)
@@ -322,19 +335,14 @@ def evaluate(
     record = record or {}
     meta = observation.meta
     operator = operator_for(observation)
-    arguments = operator.metric_arguments()
     protocol = operator.metric_protocol if protocol == "auto" else protocol
-    scores = score(restored, observation.clean, protocol=protocol, **arguments)
     metrics = {column: meta[key] for key, column in RECORDED_META.items() if key in meta}
     metrics.update(meta.get("labels", {}))
     metrics.update(
         method=record.get("method", ""),
         variant=record.get("variant", ""),
         seed=record.get("seed", 0),
-        protocol=protocol,
-        psnr=scores["psnr"],
-        ssim=scores["ssim"],
-        ssim_window=scores["ssim_window"],
+        ground_truth=observation.has_ground_truth,
         iterations=record.get("iterations", 0),
         smoke_iterations=record.get("smoke_iterations"),
         selected_iteration=record.get("selected_iteration"),
@@ -346,6 +354,24 @@ def evaluate(
     metrics.update(
         {f"es_{key}": early_stop[key] for key in ("stop_iteration", "selected_iteration") if key in early_stop}
     )
+    if observation.has_ground_truth:
+        metrics.update(_scores(restored, observation, operator, protocol))
+    if out is not None:
+        write_json(Path(out), metrics)
+    return metrics
+
+
+def _scores(restored: np.ndarray, observation: Observation, operator: Operator, protocol: str) -> dict[str, Any]:
+    """The metrics record's scores: PSNR and SSIM under `protocol`, under the task's other protocols, and the observed
+    input's PSNR where it has the clean image's size."""
+    arguments = operator.metric_arguments()
+    scores = score(restored, observation.clean, protocol=protocol, **arguments)
+    metrics = {
+        "protocol": protocol,
+        "psnr": scores["psnr"],
+        "ssim": scores["ssim"],
+        "ssim_window": scores["ssim_window"],
+    }
     for other in operator.protocols[1:]:
         extra = score(restored, observation.clean, protocol=other, **arguments)
         suffix = other.replace("-", "_")
@@ -354,6 +380,4 @@ def evaluate(
         metrics["psnr_observed"] = score(observation.observed, observation.clean, protocol=protocol, **arguments)[
             "psnr"
         ]
-    if out is not None:
-        write_json(Path(out), metrics)
     return metrics

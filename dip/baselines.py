@@ -1,8 +1,10 @@
-"""Classical baselines the paper compares with: interpolation, BM3D/CBM3D, NLM, TV, biharmonic inpainting.
+"""Classical baselines the paper compares with: interpolation, BM3D/CBM3D, NLM, TV, biharmonic inpainting, and the
+guided filter for flash/no-flash pairs.
 
-Each method maps an observation (float32 ``(H, W, C)`` in [0, 1]) and its task's parameter (``sigma``, ``factor`` or
-``mask``: the task object's ``baseline_arguments``) to a restored image of the same convention; which methods solve
-which task is the task object's ``baselines``. BM3D needs the optional ``bm3d`` extra (non-commercial licence).
+Each method maps an observation (float32 ``(H, W, C)`` in [0, 1]) and its task's parameter (``sigma``, ``factor``,
+``mask`` or ``guide``: the task object's ``baseline_arguments``) to a restored image of the same convention; which
+methods solve which task is the task object's ``baselines``. BM3D needs the optional ``bm3d`` extra (non-commercial
+licence).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import uniform_filter
 from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, inpaint_biharmonic
 
 from dip.errors import ConfigError, ImageError
@@ -87,6 +90,34 @@ def biharmonic(observed: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return _finish(np.where(known[..., None], observed, filled))
 
 
+GUIDED_RADIUS, GUIDED_EPS = 8, 0.2**2
+"""The guided filter's window radius (a (2r+1)² box) and regularisation ε on [0, 1] intensities."""
+
+
+def guided_filter(
+    observed: np.ndarray, guide: np.ndarray, radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS
+) -> np.ndarray:
+    """He et al.'s guided filter (ECCV 2010), channel by channel: in each (2r+1)² window the output is a·I + b, the
+    least-squares fit of the observed image p by the guide I with ridge ε on a; a and b are averaged over the windows
+    that hold a pixel. A grey guide guides every channel; windows are mirrored at the borders."""
+    check_image(observed)
+    check_image(guide)
+    if guide.shape[:2] != observed.shape[:2] or guide.shape[2] not in (1, observed.shape[2]):
+        raise ImageError(
+            f"the guide {guide.shape} must have the image's size {observed.shape[:2]} and 1 or its channels"
+        )
+    size = (2 * radius + 1, 2 * radius + 1, 1)
+    p, i = observed.astype(np.float64), np.broadcast_to(guide, observed.shape).astype(np.float64)
+
+    def mean(x: np.ndarray) -> np.ndarray:
+        return uniform_filter(x, size=size, mode="reflect")
+
+    mean_i, mean_p = mean(i), mean(p)
+    a = (mean(i * p) - mean_i * mean_p) / (mean(i * i) - mean_i**2 + eps)
+    b = mean_p - a * mean_i
+    return _finish(mean(a) * i + mean(b))
+
+
 BASELINES: dict[str, Baseline] = {
     b.name: b
     for b in (
@@ -96,12 +127,13 @@ BASELINES: dict[str, Baseline] = {
         Baseline("bicubic", bicubic),
         Baseline("lanczos", lanczos),
         Baseline("biharmonic", biharmonic),
+        Baseline("guided-filter", guided_filter),
     )
 }
 
 
 def run_baseline(name: str, observed: np.ndarray, **arguments: object) -> np.ndarray:
-    """Run baseline ``name`` on ``observed`` with its task's arguments (``sigma``, ``factor`` or ``mask``)."""
+    """Run baseline ``name`` on ``observed`` with its task's arguments (``sigma``, ``factor``, ``mask``, ``guide``)."""
     if name not in BASELINES:
         raise ConfigError(f"unknown baseline {name!r}; choose one of: {', '.join(BASELINES)}")
     return BASELINES[name].function(observed, **arguments)

@@ -1,7 +1,9 @@
 """Restoration tasks as forward operators: each makes the observation x0 and the differentiable A of E(A·f(z); x0).
 
 Degradations follow the Deep Image Prior protocol (Ulyanov et al., CVPR 2018, and the authors' code); tasks are
-data, as deepinv's `physics`: `Denoising(sigma)`, `SuperResolution(factor)`, `Inpainting(kind, ratio, mask_path)`.
+data, as deepinv's `physics`: `Denoising(sigma)`, `SuperResolution(factor)`, `Inpainting(kind, ratio, mask_path)`,
+`FlashNoFlash(flash_path)`. An image that is already degraded (a user's own photo) is taken as x0 as it is
+(`observe(..., observed=True)`): its observation has no ground truth.
 """
 
 from __future__ import annotations
@@ -70,12 +72,19 @@ _TEXT_WORDS = (
 
 @dataclass
 class Observation:
-    """An observation x0 with its ground truth, mask and metadata (see docs/ARCHITECTURE.md)."""
+    """An observation x0 with its ground truth (None without one), mask, metadata and guide image: flash-no-flash's
+    flash photo, the net's input z (see docs/ARCHITECTURE.md)."""
 
     observed: np.ndarray
-    clean: np.ndarray
+    clean: np.ndarray | None
     mask: np.ndarray | None
     meta: dict[str, Any]
+    guide: np.ndarray | None = None
+
+    @property
+    def has_ground_truth(self) -> bool:
+        """Whether the observation has the clean image that metrics need."""
+        return self.clean is not None
 
 
 class PaperFit(TypedDict):
@@ -103,6 +112,8 @@ class Operator(ABC):
     protocols: ClassVar[tuple[str, ...]] = ("rgb",)
     baselines: ClassVar[tuple[str, ...]]
     """Names of `dip.baselines.BASELINES` that solve this task."""
+    has_ground_truth: ClassVar[bool] = True
+    """False for a task whose observation is a photo as it is, never made from a clean image (flash-no-flash)."""
 
     @classmethod
     @abstractmethod
@@ -138,6 +149,16 @@ class Operator(ABC):
         return False
 
     @property
+    def needs_flash_file(self) -> bool:
+        """Whether each image needs a flash photo of its own (flash-no-flash)."""
+        return False
+
+    @property
+    def takes_photo(self) -> bool:
+        """Whether an already-degraded photo can be this level's observation as it is (`observe(observed=True)`)."""
+        return True
+
+    @property
     def metric_protocol(self) -> str:
         """The protocol of the tables: the paper's for this task."""
         return self.protocols[0]
@@ -167,46 +188,80 @@ class Operator(ABC):
     def _multiple(self, multiple: int) -> int:
         return multiple
 
+    def _observed_multiple(self, multiple: int) -> int:
+        """What the sides of an already-degraded image are cropped to divide by, for the restored image's to divide
+        by `multiple`."""
+        return multiple
+
     def _observed_hw(self, clean_hw: tuple[int, int]) -> tuple[int, int]:
         return clean_hw
 
+    def _restored_hw(self, observed_hw: tuple[int, int]) -> tuple[int, int]:
+        """The restored image's (H, W) for an observation of `observed_hw`: the inverse of `_observed_hw`."""
+        return observed_hw
+
+    def _as_observed(
+        self, image: np.ndarray, box: tuple[int, int, int, int], source_hw: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+        """Observed image, mask and extra metadata of the cropped already-degraded `image`: x0 as it is."""
+        return image, None, {}
+
+    def _guide(self, box: tuple[int, int, int, int], source_hw: tuple[int, int]) -> np.ndarray | None:
+        """The observation's guide image (the net's input z), cropped by `box`; None for a task without one."""
+        return None
+
+    def net_input(self, observation: Observation) -> np.ndarray | None:
+        """The net's fixed input z when the task gives it (flash-no-flash: the flash photo); None: the net's own."""
+        return None
+
     def observe(
         self,
-        clean: np.ndarray,
+        image: np.ndarray,
         seed: int,
         *,
         multiple: int = 32,
         source: str | None = None,
         labels: dict[str, str] | None = None,
+        observed: bool = False,
     ) -> Observation:
-        """Centre-crop `clean` to what the net needs and degrade it with `numpy.random.default_rng(seed)`.
+        """Centre-crop a clean `image` to what the net needs and degrade it with `numpy.random.default_rng(seed)`;
+        with `observed` (always for a task without ground truth), take the image as x0 as it is: no ground truth.
 
         `source` (the image's file or dataset id) and `labels` (e.g. dataset, image) go into `meta` as they are.
         """
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, not {seed!r}")
-        clean = np.asarray(clean, dtype=np.float32)
+        as_is = observed or not self.has_ground_truth
+        image = np.asarray(image, dtype=np.float32)
         try:
-            crop, box = crop_to_multiple(clean, self._multiple(multiple))
+            crop, box = crop_to_multiple(
+                image, self._observed_multiple(multiple) if as_is else self._multiple(multiple)
+            )
         except ImageError as error:
             raise ImageError(f"{source}: {error}" if source else str(error)) from None
-        observed, mask, extra = self._degrade(crop, np.random.default_rng(seed), box, clean.shape[:2])
+        if as_is:
+            x0, mask, extra = self._as_observed(crop, box, image.shape[:2])
+        else:
+            x0, mask, extra = self._degrade(crop, np.random.default_rng(seed), box, image.shape[:2])
         meta = {
             "task": self.task,
             "level": self.level,
             "seed": int(seed),
             "crop": [int(v) for v in box],
             "source": source,
-            "source_shape": list(clean.shape),
+            "source_shape": list(image.shape),
             **self.params(),
             **extra,
             "labels": dict(labels or {}),
         }
-        return Observation(observed.astype(np.float32), crop.copy(), mask, meta)
+        if as_is:
+            meta["ground_truth"] = False  # absent: true (the observations written before it was recorded)
+        guide = self._guide(box, image.shape[:2])
+        return Observation(x0.astype(np.float32), None if as_is else crop.copy(), mask, meta, guide)
 
     def output_shape(self, observation: Observation) -> tuple[int, int]:
-        """(H, W) of the restored image: the clean crop's size."""
-        return observation.clean.shape[0], observation.clean.shape[1]
+        """(H, W) of the restored image: the clean crop's size (for super-resolution, factor × the observation's)."""
+        return self._restored_hw(observation.observed.shape[:2])
 
 
 class Denoising(Operator):
@@ -333,8 +388,19 @@ class SuperResolution(Operator):
     def _multiple(self, multiple: int) -> int:
         return math.lcm(multiple, self.factor)
 
+    def _observed_multiple(self, multiple: int) -> int:
+        """An LR photo's sides divide by this, so that factor × them divide by `multiple`."""
+        return multiple // math.gcd(multiple, self.factor)
+
     def _observed_hw(self, clean_hw: tuple[int, int]) -> tuple[int, int]:
         return clean_hw[0] // self.factor, clean_hw[1] // self.factor
+
+    def _restored_hw(self, observed_hw: tuple[int, int]) -> tuple[int, int]:
+        return observed_hw[0] * self.factor, observed_hw[1] * self.factor
+
+    def _as_observed(self, image, box, source_hw):
+        """A low-resolution photo as it is: no LR convention made it (`lr` null)."""
+        return image, None, {"lr": None, "lr_shape": list(image.shape)}
 
     def _degrade(self, clean, rng, box, source_hw):
         low_hw = self._observed_hw(clean.shape[:2])
@@ -407,6 +473,11 @@ class Inpainting(Operator):
         return self.kind == "file"
 
     @property
+    def takes_photo(self) -> bool:
+        """Only with a mask file: which pixels of a photo are missing is not known otherwise."""
+        return self.kind == "file"
+
+    @property
     def paper_preset(self) -> str:
         """`paper` for random masks (`restoration.ipynb`), the region net for boxes, the text net otherwise."""
         return {"random": "paper", "box": "inpaint-region"}.get(self.kind, "inpaint-text")
@@ -440,6 +511,14 @@ class Inpainting(Operator):
             mask = read_mask(self.mask_path, source_hw)[top : top + h, left : left + w]
         extra["missing_fraction"] = float(1 - mask.mean())
         return clean * mask, mask, extra
+
+    def _as_observed(self, image, box, source_hw):
+        """A photo with holes: the mask file says which pixels are known (level 'file' only)."""
+        if not self.takes_photo:
+            raise ConfigError(
+                f"inpainting: an already-degraded photo needs its mask file (level 'file'), not level {self.level!r}"
+            )
+        return self._degrade(image, np.random.default_rng(0), box, source_hw)
 
     def forward_model(self, observation: Observation, device: torch.device | str = "cpu") -> nn.Module:
         if observation.mask is None:
@@ -481,38 +560,123 @@ def text_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     return (np.asarray(canvas) >= 128).astype(np.float32)[..., None]
 
 
-TASK_TYPES: dict[str, type[Operator]] = {cls.task: cls for cls in (Denoising, SuperResolution, Inpainting)}
+class FlashNoFlash(Operator):
+    """Flash/no-flash reconstruction (the authors' `flash-no-flash.ipynb`): x0 is the no-flash photo as it is, and the
+    flash photo of the same scene, cropped alike, is the net's fixed input z. A is the identity; there is no ground
+    truth, so no PSNR: the figures and the viewer show the images."""
+
+    task = "flash-no-flash"
+    level_form = "'pair' (a no-flash photo with its flash photo: dip degrade --flash-file)"
+    baselines = ("guided-filter",)
+    has_ground_truth = False
+
+    def __init__(self, flash_path: str | None = None) -> None:
+        self.flash_path = None if flash_path is None else str(flash_path)
+
+    @classmethod
+    def parse(cls, level: str, *, mask_path: str | None = None, flash_path: str | None = None) -> FlashNoFlash:
+        if level != "pair":
+            raise cls._bad_level(level)
+        return cls(flash_path)
+
+    @property
+    def level(self) -> str:
+        return "pair"
+
+    @property
+    def label(self) -> str:
+        return "flash / no-flash pair"
+
+    def paper_fit(self) -> PaperFit:
+        """The flash-no-flash notebook: Adam lr 0.1, 601 iterations, no reg-noise, the last output."""
+        return {"iterations": 601, "lr": 0.1, "reg_noise_std": 0.0, "ema": 0.0, "backtrack_db": None}
+
+    @property
+    def paper_preset(self) -> str:
+        return "flash-no-flash"
+
+    @property
+    def needs_flash_file(self) -> bool:
+        return True
+
+    def params(self) -> dict[str, Any]:
+        return {"flash_path": self.flash_path}
+
+    def baseline_arguments(self, observation: Observation) -> dict[str, Any]:
+        return {"guide": self.net_input(observation)}
+
+    def net_input(self, observation: Observation) -> np.ndarray:
+        if observation.guide is None:
+            raise ConfigError("flash-no-flash: the observation has no flash photo")
+        return observation.guide
+
+    def _degrade(self, clean, rng, box, source_hw):
+        return self._as_observed(clean, box, source_hw)
+
+    def _guide(self, box, source_hw):
+        if self.flash_path is None:
+            raise ConfigError("flash-no-flash: needs the flash photo of the pair (dip degrade --flash-file)")
+        flash = read_image(self.flash_path)
+        if flash.shape[:2] != tuple(source_hw):
+            raise ImageError(
+                f"{self.flash_path}: the flash photo is {flash.shape[0]}×{flash.shape[1]} but the no-flash photo is "
+                f"{source_hw[0]}×{source_hw[1]}: a pair needs two photos of one size"
+            )
+        top, left, height, width = box
+        return flash[top : top + height, left : left + width].copy()
+
+    def forward_model(self, observation: Observation, device: torch.device | str = "cpu") -> nn.Module:
+        from torch import nn
+
+        return nn.Identity().to(device)
+
+
+TASK_TYPES: dict[str, type[Operator]] = {
+    cls.task: cls for cls in (Denoising, SuperResolution, Inpainting, FlashNoFlash)
+}
 TASKS = tuple(TASK_TYPES)
 
 
-def make_operator(task: str, level: str, *, mask_path: str | None = None) -> Operator:
-    """The operator of a task and level string (e.g. 'denoising', '25'); `mask_path` for inpainting level 'file'."""
+def make_operator(task: str, level: str, *, mask_path: str | None = None, flash_path: str | None = None) -> Operator:
+    """The operator of a task and level string (e.g. 'denoising', '25'); `mask_path` for inpainting level 'file',
+    `flash_path` for flash-no-flash."""
     if task not in TASK_TYPES:
         raise ConfigError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
     if mask_path is not None and (task, level) != ("inpainting", "file"):
         raise ConfigError(f"a mask file ({mask_path}) is only used with task 'inpainting', level 'file'")
-    operator = TASK_TYPES[task].parse(level, mask_path=None if mask_path is None else str(mask_path))
+    if flash_path is not None and task != FlashNoFlash.task:
+        raise ConfigError(f"a flash photo ({flash_path}) is only used with task {FlashNoFlash.task!r}")
+    files = {"flash_path": str(flash_path)} if flash_path is not None else {}
+    operator = TASK_TYPES[task].parse(level, mask_path=None if mask_path is None else str(mask_path), **files)
     if operator.level != level:
         raise ConfigError(f"write the {task} level {level!r} as {operator.level!r}")
     return operator
 
 
 def operator_for(observation: Observation) -> Operator:
-    """The operator that made `observation`, rebuilt from its meta (task, level, mask_path)."""
+    """The operator that made `observation`, rebuilt from its meta (task, level, mask_path, flash_path)."""
     meta = observation.meta
-    return make_operator(meta["task"], meta["level"], mask_path=meta.get("mask_path"))
+    return make_operator(
+        meta["task"], meta["level"], mask_path=meta.get("mask_path"), flash_path=meta.get("flash_path")
+    )
+
+
+OBSERVED, CLEAN, MASK, GUIDE = "observed.png", "clean.png", "mask.png", "guide.png"
+"""An observation directory's images: x0, its ground truth (where it has one), its mask, its guide (the flash photo)."""
 
 
 def save_observation(observation: Observation, directory: str | Path) -> None:
-    """Write observed.png (16-bit), clean.png (8-bit if lossless, else 16), mask.png and observation.json."""
+    """Write observed.png (16-bit), clean.png and guide.png (8-bit if lossless, else 16; each where there is one),
+    mask.png and observation.json."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    write_image(out / "observed.png", observation.observed, bit_depth=16)
-    clean = observation.clean
-    on_8_bits = np.abs(clean * 255 - np.round(clean * 255)).max() < 1e-3
-    write_image(out / "clean.png", clean, bit_depth=8 if on_8_bits else 16)
+    write_image(out / OBSERVED, observation.observed, bit_depth=16)
+    for name, image in ((CLEAN, observation.clean), (GUIDE, observation.guide)):
+        if image is not None:
+            on_8_bits = np.abs(image * 255 - np.round(image * 255)).max() < 1e-3
+            write_image(out / name, image, bit_depth=8 if on_8_bits else 16)
     if observation.mask is not None:
-        write_mask(out / "mask.png", observation.mask)
+        write_mask(out / MASK, observation.mask)
     (out / "observation.json").write_text(json.dumps(observation.meta, indent=2) + "\n", encoding="utf-8")
 
 
@@ -534,18 +698,27 @@ def load_observation(directory: str | Path) -> Observation:
     if not (isinstance(crop, list) and len(crop) == 4 and all(isinstance(v, int) and v >= 0 for v in crop)):
         raise ConfigError(f"{meta_path}: crop must be [top, left, height, width], not {crop!r}")
     try:
-        operator = make_operator(meta["task"], meta["level"], mask_path=meta.get("mask_path"))
+        operator = make_operator(
+            meta["task"], meta["level"], mask_path=meta.get("mask_path"), flash_path=meta.get("flash_path")
+        )
     except ConfigError as e:
         raise ConfigError(f"{meta_path}: {e}") from None
-    clean = read_image(folder / "clean.png")
-    observed = read_image(folder / "observed.png")
+    observed = read_image(folder / OBSERVED)
     crop_hw = (crop[2], crop[3])
-    if clean.shape[:2] != crop_hw:
-        raise ImageError(f"{folder / 'clean.png'}: size {clean.shape[:2]} is not the crop's {crop_hw}")
-    expected = (*operator._observed_hw(crop_hw), clean.shape[2])
-    if observed.shape != expected:
-        raise ImageError(f"{folder / 'observed.png'}: shape {observed.shape}, expected {expected} for this task")
-    mask = None
-    if operator.task == "inpainting":
-        mask = read_mask(folder / "mask.png", crop_hw)
-    return Observation(observed, clean, mask, meta)
+    clean = None
+    if meta.get("ground_truth", True):
+        clean = read_image(folder / CLEAN)
+        if clean.shape[:2] != crop_hw:
+            raise ImageError(f"{folder / CLEAN}: size {clean.shape[:2]} is not the crop's {crop_hw}")
+        expected = (*operator._observed_hw(crop_hw), clean.shape[2])
+        if observed.shape != expected:
+            raise ImageError(f"{folder / OBSERVED}: shape {observed.shape}, expected {expected} for this task")
+    elif observed.shape[:2] != crop_hw:
+        raise ImageError(f"{folder / OBSERVED}: size {observed.shape[:2]} is not the crop's {crop_hw}")
+    mask = read_mask(folder / MASK, crop_hw) if operator.task == "inpainting" else None
+    guide = None
+    if operator.needs_flash_file:
+        guide = read_image(folder / GUIDE)
+        if guide.shape[:2] != crop_hw:
+            raise ImageError(f"{folder / GUIDE}: size {guide.shape[:2]} is not the crop's {crop_hw}")
+    return Observation(observed, clean, mask, meta, guide)

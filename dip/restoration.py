@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from dip.errors import ImageError
+from dip.errors import ConfigError, ImageError
 from dip.fit import FitProblem, FitResult, FitSettings, fit
 from dip.io import to_tensor
-from dip.models import build_model, count_parameters, make_input, minimum_side, required_multiple
+from dip.models import build_model, count_parameters, input_scale, make_input, minimum_side, required_multiple
 from dip.operators import Observation, Operator
 from dip.record import fingerprint
 
@@ -33,24 +34,29 @@ def build_problem(
     device: torch.device,
     use_ground_truth: bool = True,
 ) -> FitProblem:
-    """The seeded net, its fixed input z, A and x0 on `device`; the clean image is only for the trace."""
+    """The seeded net, its fixed input z (the task's own, e.g. the flash photo, or the spec's), A and x0 on `device`;
+    the clean image (where there is one) is only for the trace."""
     height, width = operator.output_shape(observation)
     multiple, shortest = required_multiple(spec), minimum_side(spec)
-    net = f"the net ({spec.get('preset') or spec.get('arch')})"
+    name = f"the net ({spec.get('preset') or spec.get('arch')})"
     if height % multiple or width % multiple:
         raise ImageError(
-            f"{source_of(observation.meta)}: the image to restore is {height}×{width} but {net} needs both sides "
+            f"{source_of(observation.meta)}: the image to restore is {height}×{width} but {name} needs both sides "
             f"divisible by {multiple}; degrade it again with `--multiple {multiple}`"
         )
     if min(height, width) < shortest:
         raise ImageError(
-            f"{source_of(observation.meta)}: the image to restore is {height}×{width} but {net} needs both sides "
+            f"{source_of(observation.meta)}: the image to restore is {height}×{width} but {name} needs both sides "
             f"≥ {shortest}; use a larger image or a net with fewer scales (see `dip archs`)"
         )
     channels = observation.observed.shape[-1]
     torch.manual_seed(seed)
     net = build_model(spec, channels).to(device)
-    net_input = make_input(spec, height, width, torch.Generator().manual_seed(seed)).to(device)
+    given = operator.net_input(observation)
+    if given is None:
+        net_input = make_input(spec, height, width, torch.Generator().manual_seed(seed)).to(device)
+    else:
+        net_input = to_tensor(given_input(given, spec, name)).to(device)
     clean = None
     if use_ground_truth and observation.clean is not None:
         clean = to_tensor(observation.clean).to(device)
@@ -61,6 +67,19 @@ def build_problem(
         observed=to_tensor(observation.observed).to(device),
         clean=clean,
     )
+
+
+def given_input(image: np.ndarray, spec: dict[str, Any], net: str) -> np.ndarray:
+    """The task's own input z (the flash photo), checked against what `net` (spec `spec`) takes; else one line."""
+    depth = spec["input_depth"]
+    if image.shape[-1] != depth or input_scale(spec) != 1:
+        raise ConfigError(
+            f"the net's input z is the task's image ({image.shape[-1]} channels, full size), but {net} takes "
+            f"input_depth {depth}"
+            + (f" at 1/{input_scale(spec)} size" if input_scale(spec) != 1 else "")
+            + f": use input_depth {image.shape[-1]} and a full-size input (e.g. the preset 'flash-no-flash')"
+        )
+    return image
 
 
 def fit_identity(settings: FitSettings) -> dict[str, Any]:
@@ -88,6 +107,7 @@ def restore(
     problem = build_problem(
         observation, operator, spec, seed=settings.seed, device=device, use_ground_truth=use_ground_truth
     )
-    key = fingerprint(spec, fit_identity(settings), observation.meta, observation.observed)
+    guide = () if observation.guide is None else (observation.guide,)  # the net's input, when the task gives it
+    key = fingerprint(spec, fit_identity(settings), observation.meta, observation.observed, *guide)
     result = fit(problem, settings, fingerprint=key, checkpoint=checkpoint, stop_event=stop_event, progress=progress)
     return result, {"parameters": count_parameters(problem.net), "fingerprint": key}

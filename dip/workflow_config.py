@@ -54,6 +54,7 @@ def check_config(
         return
     check_tasks(config)
     check_variants(config)
+    check_given_inputs(config)
     check_datasets(config)
     check_crops(config)
 
@@ -331,6 +332,27 @@ def check_variants(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"variants.{name}: {error}") from None
 
 
+def check_given_inputs(config: Mapping[str, Any]) -> None:
+    """A task that gives the net its input (flash-no-flash: the RGB flash photo, at full size) is fitted only by
+    variants that take it: input depth 3 and a full-size input."""
+    from dip.models import input_scale, resolve_spec
+    from dip.operators import make_operator
+
+    for task, levels in benchmarked_tasks(config).items():
+        for level in levels:
+            if not make_operator(task, level).needs_flash_file:
+                continue
+            for variant in level_fit(config, task, level)["variants"]:
+                spec = resolve_spec(config["variants"][variant])
+                if spec["input_depth"] != 3 or input_scale(spec) != 1:
+                    raise ConfigError(
+                        f"fit.{task}.variants: variant {variant!r} takes input_depth {spec['input_depth']}"
+                        f"{' at 1/' + str(input_scale(spec)) + ' size' if input_scale(spec) != 1 else ''}, but the "
+                        f"net's input of {task} is the flash photo (3 channels, full size): set input_depth: 3 in "
+                        f"variants.{variant} (or use preset flash-no-flash)"
+                    )
+
+
 def dataset_images(name: str, dataset: Mapping[str, Any]) -> list[str] | None:
     """All image names of a dataset's source (None for a zip that is not fetched yet: they are not known)."""
     from dip.datasets import get_dataset, list_images
@@ -354,7 +376,8 @@ def used_images(dataset: Mapping[str, Any], images: list[str] | None) -> list[st
 
 
 def check_datasets(config: Mapping[str, Any]) -> None:
-    """Each source is a registered dataset or an existing folder, and the images and masks it names are in it."""
+    """Each source is a registered dataset or an existing folder, and the images, masks and flash photos it names are
+    in it."""
     for name, dataset in config["datasets"].items():
         images = dataset_images(name, dataset)
         if images is not None and "images" in dataset:
@@ -364,21 +387,25 @@ def check_datasets(config: Mapping[str, Any]) -> None:
                     f"datasets.{name}.images: not in {dataset['source']}: {', '.join(unknown)} "
                     f"(its images: {_listing(images)})"
                 )
-        masks = dataset.get("masks", {})
-        unknown = sorted(set(masks) - set(used_images(dataset, images)))
-        if unknown:
-            raise ConfigError(f"datasets.{name}.masks: masks of images not in the dataset: {', '.join(unknown)}")
-        if images is not None:
-            missing = sorted({mask for mask in masks.values() if mask not in images})
-            if missing:
-                raise ConfigError(
-                    f"datasets.{name}.masks: mask images not in {dataset['source']}: {', '.join(missing)}"
-                )
+        check_companions(name, dataset, images, "masks", ("masks", "mask images"))
+        check_companions(name, dataset, images, "pairs", ("flash photos", "flash photos"))
 
 
-def restored_side(task: str, level: str, crop: int) -> int:
+def check_companions(name: str, dataset: Mapping[str, Any], images: list[str] | None, key: str, what: str) -> None:
+    """`datasets.<name>.<key>` (image -> its mask or flash photo) names used images, and companions in the source."""
+    companions = dataset.get(key, {})
+    unknown = sorted(set(companions) - set(used_images(dataset, images)))
+    if unknown:
+        raise ConfigError(f"datasets.{name}.{key}: {what[0]} of images not in the dataset: {', '.join(unknown)}")
+    if images is not None:
+        missing = sorted({image for image in companions.values() if image not in images})
+        if missing:
+            raise ConfigError(f"datasets.{name}.{key}: {what[1]} not in {dataset['source']}: {', '.join(missing)}")
+
+
+def restored_side(task: str, level: str, crop: int, observed: bool = False) -> int:
     """The side of the image a DIP fit restores when `dip degrade` gets a `crop` × `crop` image (it crops it to what
-    the task and level need); a ConfigError if it cannot."""
+    the task and level need; `observed`: an already-degraded one); a ConfigError if it cannot."""
     import numpy as np
 
     from dip.io import write_image
@@ -386,13 +413,14 @@ def restored_side(task: str, level: str, crop: int) -> int:
 
     image = np.zeros((crop, crop, 1), np.float32)
     with tempfile.TemporaryDirectory() as folder:
-        mask_path = None
-        if make_operator(task, level).needs_mask_file:  # a mask of the image's size, as the dataset's mask image is
-            mask_path = str(Path(folder) / "mask.png")
-            write_image(mask_path, np.ones_like(image))
-        operator = make_operator(task, level, mask_path=mask_path)
+        files = {}  # a mask or flash photo of the image's size, as the dataset's images are
+        for needed, key in (("needs_mask_file", "mask_path"), ("needs_flash_file", "flash_path")):
+            if getattr(make_operator(task, level), needed):
+                files[key] = str(Path(folder) / f"{key}.png")
+                write_image(files[key], np.ones_like(image))
+        operator = make_operator(task, level, **files)
         try:
-            observation = operator.observe(image, 0)
+            observation = operator.observe(image, 0, observed=observed)
         except DipError as error:
             raise ConfigError(str(error)) from None
     return min(operator.output_shape(observation))
@@ -411,10 +439,15 @@ def check_crops(config: Mapping[str, Any]) -> None:
             continue
         for task in dataset.get("tasks", tasks):
             for level in tasks.get(task, []):
-                if make_operator(task, level).needs_mask_file and not dataset.get("masks"):
+                operator = make_operator(task, level)
+                if (
+                    (operator.needs_mask_file and not dataset.get("masks"))
+                    or (operator.needs_flash_file and not dataset.get("pairs"))
+                    or (dataset.get("degraded") and not operator.takes_photo)
+                ):
                     continue  # no image of this dataset gets the level
                 try:
-                    side = restored_side(task, level, crop)
+                    side = restored_side(task, level, crop, observed=bool(dataset.get("degraded")))
                 except ConfigError as error:
                     problem = f"{crop} is too small for {task} {level}: {error}"
                     raise ConfigError(f"datasets.{name}.crop: {problem}") from None

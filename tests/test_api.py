@@ -38,3 +38,17 @@ def test_files_and_arrays_give_what_the_commands_give(tmp_path: Path) -> None:
     assert metrics["psnr"] == theirs["psnr"] and metrics["method"] == theirs["method"] == "dip-tiny"
     filled = dip.baseline(observation, "biharmonic", out=api / "bh")
     assert dip.evaluate(filled, observation)["psnr"] > metrics["psnr_observed"]
+
+
+def test_evaluate_without_ground_truth_writes_no_scores(tmp_path: Path) -> None:
+    photo = data.astronaut()[40:104, 180:244].astype(np.float32) / 255
+    observation = dip.degrade(photo, "denoising", "25", observed=True, out=tmp_path / "obs")
+    dip.baseline(observation, "tv", out=tmp_path / "tv")
+    metrics = dip.evaluate(tmp_path / "tv", tmp_path / "obs", out=tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text()) == metrics
+    assert metrics["ground_truth"] is False and metrics["method"] == "tv"
+    assert not {"psnr", "ssim", "protocol", "psnr_observed"} & set(metrics)
+    scored = dip.evaluate(
+        dip.baseline(dip.degrade(photo, "denoising", "25"), "tv"), dip.degrade(photo, "denoising", "25")
+    )
+    assert scored["ground_truth"] is True and scored["psnr"] > 20

@@ -13,6 +13,7 @@ from dip.baselines import (
     bicubic,
     bicubic_downscale,
     biharmonic,
+    guided_filter,
     lanczos,
     nlm,
     run_baseline,
@@ -130,6 +131,7 @@ def test_every_task_baseline_exists() -> None:
     assert TASK_TYPES["denoising"].baselines == ("bm3d", "nlm", "tv")
     assert TASK_TYPES["super-resolution"].baselines == ("bicubic", "lanczos")
     assert TASK_TYPES["inpainting"].baselines == ("biharmonic",)
+    assert TASK_TYPES["flash-no-flash"].baselines == ("guided-filter",)
     assert {name for task in TASK_TYPES.values() for name in task.baselines} == set(BASELINES)
     assert all(name == baseline.name for name, baseline in BASELINES.items())
 
@@ -143,3 +145,32 @@ def test_run_baseline_rejects_bad_requests(rgb_image: np.ndarray) -> None:
 
 def test_run_baseline_passes_the_factor(rgb_image: np.ndarray) -> None:
     np.testing.assert_array_equal(run_baseline("lanczos", rgb_image, factor=2), lanczos(rgb_image, 2))
+
+
+def test_guided_filter_by_the_image_itself_with_a_tiny_eps_keeps_it(textured_rgb: np.ndarray) -> None:
+    out = guided_filter(textured_rgb, textured_rgb, radius=4, eps=1e-8)
+    np.testing.assert_allclose(out, textured_rgb, atol=2e-3)
+
+
+def test_guided_filter_smooths_noise_where_the_guide_is_flat() -> None:
+    rng = np.random.default_rng(0)
+    flat = np.full((48, 48, 3), 0.5, np.float32)
+    noisy = np.clip(flat + rng.normal(0, 0.1, flat.shape), 0, 1).astype(np.float32)
+    out = run_baseline("guided-filter", noisy, guide=flat)
+    assert out.std() < noisy.std() / 10
+    np.testing.assert_allclose(out.mean(), noisy.mean(), atol=1e-3)
+
+
+def test_guided_filter_transfers_the_guides_edge() -> None:
+    guide = np.zeros((48, 48, 1), np.float32)
+    guide[:, 24:] = 1
+    image = np.repeat(guide, 3, axis=2) * 0.6 + 0.2
+    out = guided_filter(image, guide)  # a grey guide guides every channel
+    # a box filter of the same window spreads the 0.6 step over 17 px (0.035 per px); the guide keeps it in one
+    np.testing.assert_array_less(0.4, out[:, 24] - out[:, 23])
+    np.testing.assert_allclose(out[:, [0, -1]], image[:, [0, -1]], atol=0.03)
+
+
+def test_guided_filter_checks_the_guide(rgb_image: np.ndarray) -> None:
+    with pytest.raises(ImageError, match="the guide"):
+        guided_filter(rgb_image, rgb_image[:-1])

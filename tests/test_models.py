@@ -68,6 +68,17 @@ def test_preset_parameter_counts_match_the_reference_code(preset, parameters):
     assert count_parameters(build_model(preset, 3)) == parameters
 
 
+def test_flash_no_flash_preset_is_the_notebooks_net():
+    net = build_model("flash-no-flash", 3)
+    # nn.Upsample modules are met deepest scale first: reversed, index 0 is the finest scale
+    modes = [m.mode for m in net.modules() if isinstance(m, nn.Upsample)][::-1]
+    assert modes == ["nearest", "nearest", "bilinear", "bilinear", "bilinear"]
+    # the paper net (input depth 32) less 29 input channels of the finest scale's 1×1 skip conv (4 out) and 3×3
+    # stride-2 conv (128 out)
+    assert count_parameters(net) == 2_217_831 - 29 * (4 + 9 * 128)
+    assert resolve_spec("flash-no-flash")["input_depth"] == 3
+
+
 def test_skip_level_has_the_authors_module_order():
     net = build_model("tiny", 3)
     types = [type(m) for m in net]

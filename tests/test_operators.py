@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from skimage import data
 
+from dip import api
 from dip.errors import ConfigError, ImageError
 from dip.io import read_image, to_numpy, to_tensor, write_mask
 from dip.operators import (
@@ -135,7 +136,7 @@ def test_constructors_validate(build):
 
 
 def test_tasks():
-    assert TASKS == ("denoising", "super-resolution", "inpainting")
+    assert TASKS == ("denoising", "super-resolution", "inpainting", "flash-no-flash")
 
 
 # --- denoising ------------------------------------------------------------------------------------------------
@@ -413,6 +414,7 @@ PAPER_FITS = [
     ("inpainting", "text", 6001, 0.01, 0.03, 0.0, None, "inpaint-text"),
     ("inpainting", "file", 6001, 0.01, 0.03, 0.0, None, "inpaint-text"),
     ("inpainting", "box25", 5001, 0.01, 0.03, 0.0, None, "inpaint-region"),
+    ("flash-no-flash", "pair", 601, 0.1, 0.0, 0.0, None, "flash-no-flash"),
 ]
 
 
@@ -438,6 +440,7 @@ def test_task_objects_hold_the_paper_settings(task, level, iterations, lr, reg_n
         ("inpainting", "random50", "random 50 %", "rgb", ("biharmonic",)),
         ("inpainting", "box25", "box 25 %", "rgb", ("biharmonic",)),
         ("inpainting", "text", "text mask", "rgb", ("biharmonic",)),
+        ("flash-no-flash", "pair", "flash / no-flash pair", "rgb", ("guided-filter",)),
     ],
 )
 def test_task_objects_know_label_protocol_and_baselines(task, level, label, protocol, baselines):
@@ -448,3 +451,106 @@ def test_task_objects_know_label_protocol_and_baselines(task, level, label, prot
 def test_super_resolution_is_also_scored_under_the_matlab_protocol():
     operator = make_operator("super-resolution", "4-bicubic")
     assert operator.protocols == ("y-dip", "y-matlab") and operator.metric_arguments() == {"factor": 4}
+
+
+# --- flash/no-flash pairs and already-degraded photos: observations without ground truth ----------------------------
+
+
+@pytest.fixture
+def pair(tmp_path, astronaut):
+    """A no-flash and a flash photo of one size (70×100: both are cropped to 64×96), as files."""
+    noflash, flash = tmp_path / "noflash.png", tmp_path / "flash.png"
+    Image.fromarray((astronaut[:70, :100] * 128).astype(np.uint8)).save(noflash)
+    Image.fromarray((astronaut[100:170, 50:150] * 255).astype(np.uint8)).save(flash)
+    return noflash, flash
+
+
+def test_a_pair_is_observed_as_it_is_with_its_flash_photo_as_the_guide(tmp_path, pair):
+    noflash, flash = pair
+    first, again = tmp_path / "a", tmp_path / "b"
+    observation = api.degrade(noflash, "flash-no-flash", "pair", flash_file=flash, seed=3, out=first)
+    api.degrade(noflash, "flash-no-flash", "pair", flash_file=flash, seed=3, out=again)
+    assert observation.clean is None and not observation.has_ground_truth
+    assert observation.meta["ground_truth"] is False and observation.meta["flash_path"] == str(flash)
+    np.testing.assert_array_equal(observation.observed, read_image(noflash)[3:67, 2:98])
+    np.testing.assert_array_equal(observation.guide, read_image(flash)[3:67, 2:98])
+    assert sorted(p.name for p in first.iterdir()) == ["guide.png", "observation.json", "observed.png"]
+    for name in ("guide.png", "observed.png", "observation.json"):
+        assert (first / name).read_bytes() == (again / name).read_bytes()
+    loaded = load_observation(first)
+    assert loaded.clean is None
+    np.testing.assert_array_equal(loaded.guide, observation.guide)
+    operator = operator_for(loaded)
+    assert operator.net_input(loaded) is loaded.guide
+    assert operator.output_shape(loaded) == (64, 96)
+
+
+def test_the_flash_photo_becomes_the_nets_input(tmp_path, pair):
+    from dip.models import resolve_spec
+    from dip.restoration import build_problem
+
+    noflash, flash = pair
+    observation = api.degrade(noflash, "flash-no-flash", "pair", flash_file=flash)
+    operator = operator_for(observation)
+    spec = resolve_spec({"preset": "tiny", "input_depth": 3})
+    problem = build_problem(observation, operator, spec, seed=0, device=torch.device("cpu"))
+    assert torch.equal(problem.net_input, to_tensor(observation.guide))
+    assert problem.clean is None
+    with pytest.raises(
+        ConfigError,
+        match=r"input z is the task's image \(3 channels, full size\), but the net \(tiny\) takes input_depth 8",
+    ):
+        build_problem(observation, operator, resolve_spec("tiny"), seed=0, device=torch.device("cpu"))
+
+
+def test_a_pair_of_two_sizes_is_one_clear_line(tmp_path, pair):
+    noflash, _ = pair
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(small)
+    with pytest.raises(ImageError) as caught:
+        api.degrade(noflash, "flash-no-flash", "pair", flash_file=small)
+    assert str(caught.value) == (
+        f"{small}: the flash photo is 64×64 but the no-flash photo is 70×100: a pair needs two photos of one size"
+    )
+    with pytest.raises(ConfigError, match=r"needs the flash photo of the pair \(dip degrade --flash-file\)"):
+        api.degrade(noflash, "flash-no-flash", "pair")
+    with pytest.raises(ConfigError, match="only used with task 'flash-no-flash'"):
+        api.degrade(noflash, "denoising", "25", flash_file=small)
+
+
+@pytest.mark.parametrize(
+    ("task", "level", "observed_hw", "restored_hw"),
+    [
+        ("denoising", "25", (64, 96), (64, 96)),
+        ("super-resolution", "4", (64, 96), (256, 384)),  # the photo is the LR image: its sides divide by 32 / 4 = 8
+        ("super-resolution", "3", (64, 96), (192, 288)),
+    ],
+)
+def test_an_already_degraded_photo_is_x0_as_it_is(tmp_path, task, level, observed_hw, restored_hw):
+    photo = (np.random.default_rng(0).random((70, 100, 3)) * 255).astype(np.uint8) / np.float32(255)
+    observation = api.degrade(photo, task, level, observed=True, out=tmp_path / "obs")
+    top, left = (70 - observed_hw[0]) // 2, (100 - observed_hw[1]) // 2
+    np.testing.assert_array_equal(observation.observed, photo[top : top + observed_hw[0], left : left + observed_hw[1]])
+    assert observation.clean is None and not (tmp_path / "obs" / "clean.png").exists()
+    loaded = load_observation(tmp_path / "obs")
+    assert loaded.clean is None and loaded.meta["ground_truth"] is False and loaded.meta.get("lr") is None
+    assert operator_for(loaded).output_shape(loaded) == restored_hw
+
+
+def test_an_already_degraded_photo_with_holes_needs_its_mask_file(tmp_path):
+    photo = np.full((64, 64, 3), 0.5, np.float32)
+    mask = np.ones((64, 64, 1), np.float32)
+    mask[10:20] = 0
+    write_mask(tmp_path / "mask.png", mask)
+    observation = api.degrade(photo, "inpainting", "file", mask_file=tmp_path / "mask.png", observed=True)
+    np.testing.assert_array_equal(observation.mask, mask)
+    assert observation.clean is None and observation.observed[10:20].max() == 0
+    with pytest.raises(ConfigError, match="an already-degraded photo needs its mask file \\(level 'file'\\)"):
+        api.degrade(photo, "inpainting", "random50", observed=True)
+
+
+def test_load_observation_without_clean_png_where_it_needs_one(tmp_path, astronaut):
+    api.degrade(astronaut, "denoising", "25", out=tmp_path / "obs")
+    (tmp_path / "obs" / "clean.png").unlink()
+    with pytest.raises(ImageError, match=r"clean\.png"):
+        load_observation(tmp_path / "obs")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -204,3 +205,31 @@ def test_cli_aggregate_then_render(metrics_files: list[Path], tmp_path: Path, ca
     ]
     assert main([*render, "--task", "inpainting"]) == 2
     assert "inpainting" in capsys.readouterr().err
+
+
+def test_runs_without_ground_truth_beside_scored_ones(tmp_path: Path, metrics_files: list[Path]) -> None:
+    """A dataset of one's own photos (no clean.png, records without scores) among scored runs of the same task:
+    the scored tables and figures are those of the scored runs alone; the others get a table without scores, a note,
+    and their images in the grid."""
+    photos = []
+    for method, variant in (("bm3d", ""), ("dip-tiny", "tiny")):
+        path = write_run(tmp_path / "photos", method, variant, 0, "25", "mine", 20.0)
+        record = json.loads(path.read_text())
+        for key in ("psnr", "ssim", "psnr_observed"):
+            del record[key]
+        path.write_text(json.dumps({**record, "dataset": "photos", "ground_truth": False}))
+        photos.append(path)
+    (tmp_path / "photos/25/mine/observation/clean.png").unlink()
+    incomplete = tmp_path / "incomplete.json"
+    incomplete.write_text(json.dumps({**json.loads(photos[0].read_text()), "ground_truth": True}))
+    with pytest.raises(DipError, match=r"incomplete\.json: metrics record lacks psnr, ssim"):
+        read_metrics([incomplete])
+    summary = read_metrics([*metrics_files, *photos])
+    scored = read_metrics(metrics_files)
+    assert comparison(summary, "denoising", "psnr").rows == comparison(scored, "denoising", "psnr").rows
+    markdown = write_tables(summary, "denoising", tmp_path / "tables")[0].read_text()
+    assert "NO GROUND TRUTH: the denoising runs of photos have no clean image" in markdown
+    assert "## denoising: runs without ground truth" in markdown
+    assert re.search(r"^\| dip-tiny +\| +n=1×1 \|$", markdown, re.M) and "photos σ=25" not in markdown.split("## ")[1]
+    paths = write_figures(summary, read_traces(summary), "denoising", tmp_path / "figures")
+    assert all(path.stat().st_size > 0 for path in paths)

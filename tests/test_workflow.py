@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from dip.io import write_image
+from dip.io import read_image, write_image
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles")
@@ -193,6 +193,10 @@ def test_paper_config_plans_the_papers_grid(tmp_path: Path) -> None:
             lambda c: c["datasets"]["samples"].update(tasks=["deblurring"]),
             ["datasets.samples.tasks[0]: 'deblurring' is not one of"],
         ),
+        (
+            lambda c: c["datasets"]["samples"].update(pairs={"astronaut": "astronaut_flash"}),
+            ["Invalid configuration: datasets.samples.pairs: flash photos not in skimage-samples: astronaut_flash"],
+        ),
     ],
     ids=[
         "negative-iterations",
@@ -202,6 +206,7 @@ def test_paper_config_plans_the_papers_grid(tmp_path: Path) -> None:
         "task-without-fit",
         "mask-of-unknown-image",
         "unknown-dataset-task",
+        "missing-flash-photo",
     ],
 )
 def test_a_bad_config_stops_before_any_job(tmp_path: Path, change, messages: list[str]) -> None:
@@ -307,6 +312,88 @@ def test_tiny_run_end_to_end_and_report(tmp_path: Path) -> None:
         "all": 1,
         "total": 16,
     }
+
+
+def viewer_data(viewer: Path) -> dict:
+    """The page data of a viewer folder (viewer-data.js is `window.DIP_VIEWER_DATA = {...};`)."""
+    text = (viewer / "viewer-data.js").read_text()
+    return json.loads(text[text.index("{") : text.rindex("}") + 1].replace("<\\/", "</"))
+
+
+@pytest.mark.slow
+def test_runs_without_ground_truth_end_to_end(tmp_path: Path, shared_dir: Path) -> None:
+    """The authors' flash/no-flash pair (shrunk ×8, cropped to 64 px) and an already-degraded photo of one's own
+    (super-resolution: it is the low-resolution image) run through the whole workflow with no ground truth: DIP,
+    a baseline, evaluate, summary, tables, figures and viewer, with no PSNR anywhere and a note that says why."""
+    from PIL import Image
+
+    pairs = shared_dir / "data/dip-paper/flash_no_flash"
+    if not pairs.is_dir():
+        pytest.skip(f"needs the flash/no-flash pair in {pairs}")
+    for name in ("cave01_00_flash", "cave01_01_noflash"):
+        photo = Image.open(pairs / f"{name}.jpg")
+        (tmp_path / "cave").mkdir(exist_ok=True)
+        photo.resize((photo.width // 8, photo.height // 8), Image.LANCZOS).save(tmp_path / "cave" / f"{name}.png")
+    noisy = np.random.default_rng(0).random((40, 48, 3)).astype(np.float32)
+    write_image(tmp_path / "mine" / "photo.png", noisy)
+    fit = {"iterations": 3, "trace_every": 1}
+    config = {
+        "datasets": {
+            "cave": {
+                "source": str(tmp_path / "cave"),
+                "images": ["cave01_01_noflash"],
+                "pairs": {"cave01_01_noflash": "cave01_00_flash"},
+                "crop": 64,
+                "tasks": ["flash-no-flash"],
+            },
+            "mine": {"source": str(tmp_path / "mine"), "degraded": True},
+        },
+        # inpainting random50 has no observation: the photo's missing pixels are not known without a mask file
+        "tasks": {"flash-no-flash": ["pair"], "super-resolution": ["2"], "inpainting": ["random50"]},
+        "variants": {"tiny": {"preset": "tiny"}, "tiny-rgb": {"preset": "tiny", "input_depth": 3}},
+        "fit": {
+            "flash-no-flash": {"variants": ["tiny-rgb"], "frames": 2, **fit},
+            "super-resolution": {"variants": ["tiny"], **fit},
+            "inpainting": {"variants": ["tiny"], **fit},
+        },
+        "baselines": {"flash-no-flash": ["guided-filter"], "super-resolution": ["bicubic"]},
+        "device": "cpu",
+    }
+    folder = workflow_copy(tmp_path / "wf", config)
+    run = snakemake(folder, "--cores", "2")
+    assert run.returncode == 0, run.stderr[-5000:]
+    results = folder / "results"
+    summary = pd.read_csv(results / "summary.csv", dtype={"level": str})
+    assert set(zip(summary.dataset, summary.task, summary.method, strict=True)) == {
+        ("cave", "flash-no-flash", "dip-tiny-rgb"),
+        ("cave", "flash-no-flash", "guided-filter"),
+        ("mine", "super-resolution", "dip-tiny"),
+        ("mine", "super-resolution", "bicubic"),
+    }
+    assert summary.status.eq("ok").all() and not summary.ground_truth.any()
+    assert "psnr" not in summary and "ssim" not in summary
+    flash = results / "cave/flash-no-flash/pair/cave01_01_noflash"
+    assert sorted(p.name for p in (flash / "observation").glob("*.png")) == ["guide.png", "observed.png"]
+    assert read_image(flash / "dip-tiny-rgb/seed0/restored.png").shape == (64, 64, 3)
+    restored = read_image(results / "mine/super-resolution/2/photo/dip-tiny/seed0/restored.png")
+    assert restored.shape == (2 * 32, 2 * 48, 3)  # the photo is the LR image: 40×48 cropped to sides ÷ 16
+    traces = pd.read_csv(results / "traces.csv")
+    assert traces.psnr_gt.isna().all() and traces.psnr_obs.notna().all()
+    for task, methods in (("flash-no-flash", ("guided-filter", "dip-tiny-rgb")), ("super-resolution", ("bicubic",))):
+        markdown = (results / "tables" / f"{task}.md").read_text()
+        assert "NO GROUND TRUTH" in markdown and "PSNR (dB)" not in markdown and "SSIM, " not in markdown
+        assert f"## {task}: runs without ground truth" in markdown
+        assert all(re.search(rf"^\| {re.escape(m)} +\| +n=1×1 \|$", markdown, re.M) for m in methods)
+        for figure in ("psnr", "curves", "images"):
+            assert (results / "figures" / f"{task}-{figure}.png").stat().st_size > 0
+    assert not list((results / "tables").glob("inpainting.*"))
+    data = viewer_data(results / "viewer")
+    assert [o["has_truth"] for o in data["observations"]] == [False, False]
+    assert data["notes"] == []  # no run is missing; each tile says "no ground truth" itself
+    cave = next(o for o in data["observations"] if o["dataset"] == "cave")
+    assert [e["kind"] for e in cave["entries"]] == ["observation", "guide", "baseline", "dip"]
+    assert all(e["metrics"] is None for e in cave["entries"])
+    assert (results / "viewer" / cave["entries"][1]["src"]).is_file()
 
 
 def test_a_killed_fit_resumes_from_its_checkpoint(tmp_path: Path) -> None:

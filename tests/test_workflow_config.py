@@ -18,6 +18,7 @@ from dip.workflow_config import (
     check_config,
     check_crops,
     check_datasets,
+    check_given_inputs,
     check_tasks,
     check_variants,
     level_fit,
@@ -297,6 +298,14 @@ def with_dataset(**dataset):
             {"source": "skimage-samples", "images": ["astronaut"], "masks": {"astronaut": "astronaut_mask"}},
             "datasets.set.masks: mask images not in skimage-samples: astronaut_mask",
         ),
+        (
+            {"source": "skimage-samples", "images": ["astronaut"], "pairs": {"coffee": "astronaut"}},
+            "datasets.set.pairs: flash photos of images not in the dataset: coffee",
+        ),
+        (
+            {"source": "skimage-samples", "images": ["astronaut"], "pairs": {"astronaut": "astronaut_flash"}},
+            "datasets.set.pairs: flash photos not in skimage-samples: astronaut_flash",
+        ),
     ],
 )
 def test_dataset_errors(dataset: dict, message: str) -> None:
@@ -482,3 +491,18 @@ def test_a_seed_mean_of_several_seeds_is_accepted() -> None:
 )
 def test_bad_level_settings_name_their_key(levels: dict, message: str) -> None:
     assert message in error_of(with_levels(levels))
+
+
+def test_flash_no_flash_is_fitted_only_by_variants_that_take_the_flash_photo() -> None:
+    def change(c, variant):
+        c["tasks"]["flash-no-flash"] = ["pair"]
+        c["variants"]["rgb"] = variant
+        c["fit"]["flash-no-flash"] = {"variants": ["rgb"]}
+
+    check_given_inputs(config(lambda c: change(c, {"preset": "tiny", "input_depth": 3})))
+    with pytest.raises(ConfigError) as caught:
+        check_given_inputs(config(lambda c: change(c, {"preset": "tiny"})))
+    assert str(caught.value).startswith(
+        "fit.flash-no-flash.variants: variant 'rgb' takes input_depth 8, but the net's input of flash-no-flash is the "
+        "flash photo (3 channels, full size)"
+    )

@@ -2,8 +2,14 @@
 
 Levels: denoising "25" (σ on 0–255); super-resolution "4" (factor 2, 3, 4, 8; LR by PIL Lanczos, the DIP authors'
 convention) or "4-bicubic" (MATLAB-style bicubic LR, the common SR benchmarks' convention); inpainting "random50" (50 %
-of pixels dropped), "text", "box25" (a centred box of 25 % of the area), "file" (with --mask-file).
+of pixels dropped), "text", "box25" (a centred box of 25 % of the area), "file" (with --mask-file); flash-no-flash
+"pair" (the image is the no-flash photo, --flash-file its flash photo, which becomes the net's input z).
 The same image, task, level and seed give the same bytes.
+
+Your own photo, already degraded (no ground truth: no PSNR, the report shows the images): --observed takes it as x0
+as it is. Super-resolution: the photo is the low-resolution image, the output is factor × larger; denoising: the level
+is the photo's noise σ; inpainting: level "file" with --mask-file (white = known pixels). Flash-no-flash has no ground
+truth either.
 """
 
 from __future__ import annotations
@@ -29,11 +35,19 @@ def parse_labels(pairs: list[str]) -> dict[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("image", type=Path, help="clean image (PNG, JPEG, TIFF)")
+    parser.add_argument(
+        "image", type=Path, help="clean image (PNG, JPEG, TIFF); with --observed, the observation itself"
+    )
     parser.add_argument("--task", required=True, choices=TASKS)
     parser.add_argument("--level", required=True, help="corruption level (see above)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise / mask")
     parser.add_argument("--mask-file", type=Path, help="mask image for inpainting level 'file' (white = known)")
+    parser.add_argument("--flash-file", type=Path, help="flash-no-flash: the flash photo of the pair (the net's input)")
+    parser.add_argument(
+        "--observed",
+        action="store_true",
+        help="the image is already degraded (your own photo): x0 as it is, no ground truth, no PSNR",
+    )
     parser.add_argument("--multiple", type=int, default=32, help="centre-crop so both sides divide by this")
     parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="label to record")
     parser.add_argument("--out", type=Path, required=True, help="observation directory to write")
@@ -46,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         args.level,
         seed=args.seed,
         mask_file=args.mask_file,
+        flash_file=args.flash_file,
+        observed=args.observed,
         multiple=args.multiple,
         labels=parse_labels(args.label),
         out=args.out,

@@ -36,6 +36,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "channels_skip": [0] * 5,
         "upsample": "nearest",
     },
+    "flash-no-flash": {
+        "arch": "skip",
+        "input_kind": "noise",
+        "input_depth": 3,
+        "channels_down": [128] * 5,
+        "channels_up": [128] * 5,
+        "channels_skip": [4] * 5,
+        "upsample": ["nearest", "nearest", "bilinear", "bilinear", "bilinear"],
+        "pad": "reflection",
+    },
     "light": {
         "arch": "skip",
         "input_kind": "noise",
@@ -63,6 +73,8 @@ DESCRIPTIONS: dict[str, str] = {
     "paper": "the paper's net: denoising, super-resolution, random inpainting (skip 128/128/4 x5)",
     "inpaint-text": "text inpainting net of the kate notebook (skip 128/128/128 x5, nearest up)",
     "inpaint-region": "region inpainting net of the vase notebook (skip 128/128/0 x5, meshgrid input)",
+    "flash-no-flash": "net of the flash-no-flash notebook (skip 128/128/4 x5, nearest up at the 2 finest scales); "
+    "its input is the flash photo (3 channels)",
     "light": "the authors' lighter net for a small image (snail): 8-128 channels, skip 0/0/0/4/4",
     "tiny": "3-scale skip net for laptops and tests (16/32/64 channels)",
     "unet": "the DIP code's U-Net, feature_scale 4 (16-256 channels), bilinear up",

@@ -13,7 +13,9 @@ from dip.failures import FAILED
 from dip.operators import make_operator
 from dip.record import TRACE_COLUMNS
 
-REQUIRED = ("task", "level", "method", "psnr", "ssim", "run_dir")
+REQUIRED = ("task", "level", "method", "run_dir")
+SCORES = ("psnr", "ssim")
+"""What a metrics record holds besides REQUIRED, unless it has no ground truth (`ground_truth: false`)."""
 ID_COLUMNS = ("dataset", "task", "level", "image", "method", "variant", "seed")
 TEXT_COLUMNS = ("dataset", "task", "level", "image", "method", "variant")
 DEFAULTS = {"dataset": "", "task": "", "level": "", "image": "", "method": "", "variant": "", "seed": 0, "status": "ok"}
@@ -23,7 +25,7 @@ def read_metrics(paths: Iterable[Path]) -> pd.DataFrame:
     """One row per metrics.json, identifying columns first, sorted; `level` is a string, `variant` '' for baselines.
 
     A failed run's record (`status: failed`, see `dip.failures`) is a row too, with its step, error and log and no
-    scores.
+    scores; so is a run without ground truth (`ground_truth` false).
     """
     records = []
     for path in paths:
@@ -31,7 +33,8 @@ def read_metrics(paths: Iterable[Path]) -> pd.DataFrame:
             record = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise DipError(f"{path}: cannot read the metrics record: {error}") from error
-        missing = [key for key in REQUIRED if key not in record] if record.get("status") != FAILED else []
+        wanted = REQUIRED if record.get("ground_truth") is False else (*REQUIRED, *SCORES)
+        missing = [key for key in wanted if key not in record] if record.get("status") != FAILED else []
         if missing:
             raise DipError(f"{path}: metrics record lacks {', '.join(missing)}")
         records.append({**DEFAULTS, **record})

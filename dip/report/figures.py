@@ -13,9 +13,10 @@ from matplotlib.patches import Rectangle
 
 from dip.errors import DipError
 from dip.io import read_image
+from dip.operators import CLEAN, GUIDE, OBSERVED
 from dip.report.aggregate import level_label, level_order, method_order
 from dip.report.notes import finished, run_notes
-from dip.report.tables import task_runs
+from dip.report.tables import scored_runs, task_runs
 from dip.resampling import pil_resize
 
 CURVES = {
@@ -26,6 +27,8 @@ CURVES = {
 TRACE_PROTOCOL = "rgb"
 """The protocol of the traces' PSNR (dip.fit: all channels, the whole image)."""
 PANEL_INCHES = 1.8
+INPUT_TITLES = {CLEAN: "ground truth", OBSERVED: "observed", GUIDE: "flash (input z)"}
+"""The images of an observation directory an image grid shows, in order, where one of its examples has them."""
 
 
 def method_palette(summary: pd.DataFrame) -> dict[str, tuple[float, float, float]]:
@@ -38,7 +41,10 @@ def method_palette(summary: pd.DataFrame) -> dict[str, tuple[float, float, float
 def psnr_points(summary: pd.DataFrame, task: str, palette: dict) -> Figure:
     """The mean PSNR per method and level (a marker with the runs as dots; one panel per dataset). No bars: the
     axis starts near the lowest run, said in its label, so that no length suggests a ratio."""
-    runs = task_runs(summary, task).assign(setting=lambda f: [level_label(task, lv) for lv in f.level])
+    runs = scored_runs(summary, task)
+    if runs.empty:
+        return _notes_page([f"no {task} run has a ground truth, so there is no PSNR to plot: see {task}-images.png."])
+    runs = runs.assign(setting=lambda f: [level_label(task, lv) for lv in f.level])
     datasets = sorted(runs.dataset.unique())
     methods = method_order(runs)
     protocol = runs.protocol.iloc[0] if "protocol" in runs and runs.protocol.nunique() == 1 else "per run"
@@ -147,7 +153,9 @@ def _show(ax, image: np.ndarray, title: str = "", colour: object = "black") -> N
 
 
 def image_grid(summary: pd.DataFrame, task: str, palette: dict, max_examples: int = 3, zoom: int = 4) -> Figure:
-    """Clean, observed and each method's output (first seed) for a few images, each above a zoomed centre crop.
+    """Clean (where there is one), observed, the guide (flash-no-flash's flash photo, the net's input) and each
+    method's output (first seed) for a few images, each above a zoomed centre crop; the titles give PSNRs where there
+    is a ground truth.
 
     Needs the column `observation_dir` (the label that the workflow gives `dip degrade`).
     """
@@ -158,25 +166,26 @@ def image_grid(summary: pd.DataFrame, task: str, palette: dict, max_examples: in
         )
     methods = method_order(runs)
     examples = runs.drop_duplicates(["dataset", "level", "image"]).head(max_examples)
-    columns = ["clean", "observed", *methods]
+    folders = [Path(folder) for folder in examples.observation_dir]
+    inputs = [name for name in INPUT_TITLES if any((folder / name).is_file() for folder in folders)]
+    columns = [*inputs, *methods]
     figure = Figure(figsize=(PANEL_INCHES * len(columns), 2 * PANEL_INCHES * len(examples)), layout="constrained")
     axes = figure.subplots(2 * len(examples), len(columns), squeeze=False)
     for index, example in enumerate(examples.itertuples(index=False)):
         folder = Path(example.observation_dir)
-        clean = read_image(folder / "clean.png")
-        observed = _resized(read_image(folder / "observed.png"), clean.shape)
         same = runs[(runs.dataset == example.dataset) & (runs.level == example.level) & (runs.image == example.image)]
-        panels = [(f"{example.image} {level_label(task, example.level)}", clean)]
-        observed_psnr = getattr(example, "psnr_observed", np.nan)
-        panels.append((f"observed {observed_psnr:.2f} dB" if pd.notna(observed_psnr) else "observed", observed))
+        panels = _input_panels(folder, inputs, f"{example.image} {level_label(task, example.level)}", example)
+        shape = panels[0][1].shape if (folder / CLEAN).is_file() else _output_shape(same, panels[0][1].shape)
+        panels = [(title, _resized(image, shape)) for title, image in panels]
+        height, width = shape[:2]
         for method in methods:
             run = same[same.method == method].sort_values("seed").head(1)
             if run.empty:
-                panels.append((method, np.ones_like(clean)))
+                panels.append((method, np.ones(shape, np.float32)))
                 continue
-            restored = _resized(read_image(Path(run.run_dir.iloc[0]) / "restored.png"), clean.shape)
-            panels.append((f"{method} {run.psnr.iloc[0]:.2f} dB", restored))
-        height, width = clean.shape[:2]
+            restored = _resized(read_image(Path(run.run_dir.iloc[0]) / "restored.png"), shape)
+            psnr = run.psnr.iloc[0] if "psnr" in run else np.nan
+            panels.append((f"{method} {psnr:.2f} dB" if pd.notna(psnr) else method, restored))
         size_h, size_w = max(8, height // zoom), max(8, width // zoom)
         top, left = (height - size_h) // 2, (width - size_w) // 2
         for column, (title, image) in enumerate(panels):
@@ -185,6 +194,37 @@ def image_grid(summary: pd.DataFrame, task: str, palette: dict, max_examples: in
         box = Rectangle((left - 0.5, top - 0.5), size_w, size_h, fill=False, edgecolor="red", linewidth=1)
         axes[2 * index][0].add_patch(box)
     return figure
+
+
+def _input_panels(folder: Path, inputs: list[str], name: str, example: object) -> list[tuple[str, np.ndarray]]:
+    """The panels before the methods': the clean image, the observation and the guide, each where there is one (a
+    blank panel where another example has one and this one not); the first is titled with the image and level."""
+    panels = []
+    for kind in inputs:
+        path = folder / kind
+        image = read_image(path) if path.is_file() else None
+        panels.append((INPUT_TITLES[kind], image))
+    shape = next(image.shape for _, image in panels if image is not None)
+    panels = [(title, np.ones(shape, np.float32) if image is None else image) for title, image in panels]
+    observed_psnr = getattr(example, "psnr_observed", np.nan)
+    if pd.notna(observed_psnr):
+        panels = [
+            (f"{title} {observed_psnr:.2f} dB" if title == INPUT_TITLES[OBSERVED] else title, image)
+            for title, image in panels
+        ]
+    title, image = panels[0]
+    missing = "" if (folder / CLEAN).is_file() or CLEAN not in inputs else " (no ground truth)"
+    panels[0] = (f"{name}{missing}" if CLEAN in inputs else f"{name}\n{title}", image)
+    return panels
+
+
+def _output_shape(runs: pd.DataFrame, fallback: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of the first restored image of `runs` (the size to show every panel at without a clean image)."""
+    for folder in runs.run_dir:
+        path = Path(folder) / "restored.png"
+        if path.is_file():
+            return read_image(path).shape
+    return fallback
 
 
 def write_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str, out_dir: Path) -> list[Path]:

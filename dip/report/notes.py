@@ -1,5 +1,6 @@
 """What every table and figure of a task says about how complete and how real its numbers are: a smoke-run marker,
-and each run that failed (which one, the step that failed, why, and where its log is)."""
+the observations without ground truth (no scores), and each run that failed (which one, the step that failed, why,
+and where its log is)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,30 @@ def failed(summary: pd.DataFrame, task: str) -> pd.DataFrame:
     return rows[(rows.task == task) | (rows.task == "")]
 
 
+NO_TRUTH = "NO GROUND TRUTH"
+"""How the note on runs without ground truth starts."""
+
+
+def without_truth(runs: pd.DataFrame) -> pd.Series:
+    """Which finished runs have no ground truth (an already-degraded photo, a flash/no-flash pair): no scores."""
+    if "ground_truth" not in runs:
+        return pd.Series(False, index=runs.index)
+    return runs.ground_truth.astype(str).str.lower().eq("false")
+
+
+def truth_note(summary: pd.DataFrame, task: str) -> str | None:
+    """A note naming the datasets whose `task` runs have no ground truth, or None."""
+    runs = finished(summary)
+    runs = runs[runs.task == task]
+    datasets = sorted(set(runs.dataset[without_truth(runs)]))
+    if not datasets:
+        return None
+    return (
+        f"{NO_TRUTH}: the {task} runs of {', '.join(datasets)} have no clean image (an already-degraded photo or "
+        "a flash/no-flash pair), so no PSNR or SSIM; the figures and the viewer show their images."
+    )
+
+
 def smoke_iterations(summary: pd.DataFrame, task: str) -> int | None:
     """The iteration count of a smoke run among `task`'s runs, or None when none of them is one."""
     if "smoke_iterations" not in summary:
@@ -37,6 +62,9 @@ def run_notes(summary: pd.DataFrame, task: str) -> list[str]:
     smoke = smoke_iterations(summary, task)
     if smoke is not None:
         notes.append(f"SMOKE RUN: every DIP fit stopped after {smoke} iterations; these are not results.")
+    truth = truth_note(summary, task)
+    if truth is not None:
+        notes.append(truth)
     for row in failed(summary, task).itertuples(index=False):
         where = "/".join(str(v) for v in (row.dataset, row.task, row.level, row.image, row.method) if v != "")
         seed = f" seed {row.seed}" if row.variant else ""

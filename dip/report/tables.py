@@ -10,7 +10,7 @@ import pandas as pd
 
 from dip.errors import DipError
 from dip.report.aggregate import level_label, level_order, method_order
-from dip.report.notes import finished, run_notes
+from dip.report.notes import finished, run_notes, without_truth
 from dip.report.paper import paper_comparison
 from dip.report.table import Table
 
@@ -34,12 +34,18 @@ def task_runs(summary: pd.DataFrame, task: str) -> pd.DataFrame:
     return runs
 
 
+def scored_runs(summary: pd.DataFrame, task: str) -> pd.DataFrame:
+    """The finished runs of one task that have scores (their observation has a ground truth); may be empty."""
+    runs = task_runs(summary, task)
+    return runs[~without_truth(runs)]
+
+
 def comparison(summary: pd.DataFrame, task: str, metric: str) -> Table:
     """`metric` per method and (dataset, level): the mean over images of each image's mean over seeds, ± the spread
     over seeds (their std, averaged over images) where a method ran several, and n = images × seeds; the best mean of
     each column flagged; for PSNR, the observed input as a row of its own."""
     name, decimals = METRICS[metric]
-    runs = task_runs(summary, task)
+    runs = scored_runs(summary, task)
     if metric in ("psnr", "ssim") and "protocol" in runs and runs.protocol.nunique() == 1:
         name = f"{name}, {runs.protocol.iloc[0]} protocol"
     per_image = runs.groupby(["dataset", "level", "method", "image"])[metric].agg(["mean", "std", "count"])
@@ -71,11 +77,34 @@ def comparison(summary: pd.DataFrame, task: str, metric: str) -> Table:
     if observed is not None:
         rows.append(observed)
         best.append([False] * len(observed))
-    header = ["method"] + [
-        level_label(task, lv) if len(datasets) == 1 else f"{d} {level_label(task, lv)}" for d, lv in columns
-    ]
     title = f"{task}: {name}; mean over images, ± the spread over seeds, n = images × seeds"
-    return Table(title, header, rows, best)
+    return Table(title, _header(task, columns), rows, best)
+
+
+def _header(task: str, columns: list[tuple[str, str]]) -> list[str]:
+    """`method`, then each (dataset, level) column's label (the level's alone with one dataset)."""
+    one = len({dataset for dataset, _ in columns}) == 1
+    return ["method"] + [level_label(task, lv) if one else f"{d} {level_label(task, lv)}" for d, lv in columns]
+
+
+def unscored(summary: pd.DataFrame, task: str) -> Table | None:
+    """The runs without ground truth, which have no scores: images × seeds per method and (dataset, level); None if
+    there are none."""
+    runs = task_runs(summary, task)
+    runs = runs[without_truth(runs)]
+    if runs.empty:
+        return None
+    counts = runs.groupby(["dataset", "level", "method"]).agg(images=("image", "nunique"), seeds=("seed", "nunique"))
+    columns = [(d, lv) for d in sorted(runs.dataset.unique()) for lv in level_order(runs.level[runs.dataset == d])]
+    rows = []
+    for method in method_order(runs):
+        cells = [method]
+        for column in columns:
+            key = (*column, method)
+            cells.append(f"n={counts.loc[key, 'images']}×{counts.loc[key, 'seeds']}" if key in counts.index else "–")
+        rows.append(cells)
+    title = f"{task}: runs without ground truth (no PSNR or SSIM: see the figures and the viewer), n = images × seeds"
+    return Table(title, _header(task, columns), rows, [[False] * (len(columns) + 1) for _ in rows])
 
 
 def _observed_row(runs: pd.DataFrame, columns: list[tuple[str, str]], decimals: int) -> list[str] | None:
@@ -170,12 +199,15 @@ def write_tables(summary: pd.DataFrame, task: str, out_dir: Path) -> list[Path]:
     notes = run_notes(summary, task)
     tables = []
     if not finished(summary)[lambda f: f.task == task].empty:
-        runs = task_runs(summary, task)
-        metrics = [m for m in METRICS if m in runs and runs[m].notna().all()]
+        runs = scored_runs(summary, task)
+        metrics = [m for m in METRICS if not runs.empty and m in runs and runs[m].notna().all()]
         tables = [comparison(summary, task, metric) for metric in metrics]
         against_paper = paper_comparison(finished(summary), task)
         if against_paper is not None:
             tables.append(against_paper)
+        without = unscored(summary, task)
+        if without is not None:
+            tables.append(without)
     else:
         notes.append(f"no run of {task} finished.")
     out_dir.mkdir(parents=True, exist_ok=True)

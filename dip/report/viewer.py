@@ -21,9 +21,10 @@ import pandas as pd
 from dip import __version__
 from dip.errors import ConfigError, DipError
 from dip.failures import FAILED
+from dip.operators import GUIDE
 from dip.record import read_json
 from dip.report.aggregate import level_label, method_order
-from dip.report.notes import run_notes, smoke_iterations
+from dip.report.notes import NO_TRUTH, run_notes, smoke_iterations
 from dip.report.viewer_caps import ViewerCaps
 from dip.report.viewer_images import copy_image, image_shape, write_frame_sprite
 
@@ -35,7 +36,9 @@ OBSERVATION_LABELS = {
     "denoising": "noisy observation",
     "super-resolution": "low-resolution input",
     "inpainting": "masked observation",
+    "flash-no-flash": "no-flash photo (the target)",
 }
+GUIDE_LABEL = "flash photo (the net's input z)"
 
 
 def write_viewer(summary: pd.DataFrame, out: Path, caps: ViewerCaps) -> dict[str, Any]:
@@ -98,10 +101,12 @@ def _smoke(summary: pd.DataFrame) -> int | None:
 
 
 def _notes(summary: pd.DataFrame) -> list[str]:
-    """Each failed run once (the notes of the tables), without the smoke marker (the page shows it itself)."""
+    """Each failed run once (the notes of the tables), without the smoke marker and the note on runs without ground
+    truth (the page shows both itself: a banner, and "no ground truth" on each tile)."""
     notes: list[str] = []
     for task in sorted(summary.task.unique()):
-        notes += [note for note in run_notes(summary, task) if not note.startswith("SMOKE") and note not in notes]
+        own = [note for note in run_notes(summary, task) if not note.startswith(("SMOKE", NO_TRUTH))]
+        notes += [note for note in own if note not in notes]
     return notes
 
 
@@ -127,6 +132,9 @@ def _observation(
         metrics = _observed_metrics(ok)
         label = OBSERVATION_LABELS.get(key["task"], "observation")
         entries.append(_entry("observation", label, "observation", f"{folder}/observation.png", metrics))
+    if obs_dir is not None and (obs_dir / GUIDE).is_file():
+        copy_image(obs_dir / GUIDE, out / folder / "guide.png", scale)
+        entries.append(_entry("guide", GUIDE_LABEL, "guide", f"{folder}/guide.png"))
     for position, row in enumerate(_ordered(rows).to_dict("records")):
         entries.append(_run_entry(row, f"{folder}/m{position}", out, scale, caps, data, index))
     return {

@@ -84,13 +84,20 @@ IMAGES = {
 
 
 MASKS = {name: dataset.get("masks", {}) for name, dataset in config["datasets"].items()}
+PAIRS = {name: dataset.get("pairs", {}) for name, dataset in config["datasets"].items()}
 
 
 def dataset_runs(dataset: str, task: str, level: str, image: str) -> bool:
-    """Whether the grid has this observation: the dataset runs the task, and level `file` has a mask."""
-    tasks = config["datasets"][dataset].get("tasks", TASKS)
-    needs_mask = make_operator(task, level).needs_mask_file
-    return task in tasks and (not needs_mask or image in MASKS[dataset])
+    """Whether the grid has this observation: the dataset runs the task, level `file` has a mask, flash-no-flash a
+    flash photo, and an already-degraded image a level that takes a photo as it is."""
+    settings = config["datasets"][dataset]
+    operator = make_operator(task, level)
+    return (
+        task in settings.get("tasks", TASKS)
+        and (not operator.needs_mask_file or image in MASKS[dataset])
+        and (not operator.needs_flash_file or image in PAIRS[dataset])
+        and (not settings.get("degraded") or operator.takes_photo)
+    )
 
 
 OBSERVATIONS = pd.DataFrame(
@@ -174,6 +181,7 @@ wildcard_constraints:
     image=alternatives(
         [image for images in IMAGES.values() for image in images]
         + [mask for masks in MASKS.values() for mask in masks.values()]
+        + [flash for pairs in PAIRS.values() for flash in pairs.values()]
     ),
     variant=alternatives(VARIANTS),
     seed=r"\d+",
@@ -183,13 +191,17 @@ wildcard_constraints:
 
 
 def degrade_inputs(wildcards) -> dict[str, str]:
-    """The clean image of an observation, and its mask image for inpainting level `file`."""
+    """The image of an observation, its mask image for inpainting level `file`, its flash photo for flash-no-flash."""
     inputs = {
         "image": IMAGE_DIR.format(dataset=wildcards.dataset, image=wildcards.image)
     }
-    if make_operator(wildcards.task, wildcards.level).needs_mask_file:
+    operator = make_operator(wildcards.task, wildcards.level)
+    if operator.needs_mask_file:
         mask = MASKS[wildcards.dataset][wildcards.image]
         inputs["mask"] = IMAGE_DIR.format(dataset=wildcards.dataset, image=mask)
+    if operator.needs_flash_file:
+        flash = PAIRS[wildcards.dataset][wildcards.image]
+        inputs["flash"] = IMAGE_DIR.format(dataset=wildcards.dataset, image=flash)
     return inputs
 
 
@@ -199,10 +211,18 @@ def image_file(folder: str, image: str) -> str:
 
 
 def degrade_flags(wildcards, input) -> str:
-    """`--mask-file` for inpainting level `file`, nothing otherwise."""
-    if "mask" not in input.keys():
-        return ""
-    return f"--mask-file {image_file(input.mask, MASKS[wildcards.dataset][wildcards.image])}"
+    """`--mask-file` for inpainting level `file`, `--flash-file` for flash-no-flash, `--observed` for a dataset of
+    already-degraded images."""
+    flags = []
+    if "mask" in input.keys():
+        mask = MASKS[wildcards.dataset][wildcards.image]
+        flags.append(f"--mask-file {image_file(input.mask, mask)}")
+    if "flash" in input.keys():
+        flash = PAIRS[wildcards.dataset][wildcards.image]
+        flags.append(f"--flash-file {image_file(input.flash, flash)}")
+    if config["datasets"][wildcards.dataset].get("degraded"):
+        flags.append("--observed")
+    return " ".join(flags)
 
 
 def export_flags(wildcards) -> str:
@@ -260,14 +280,15 @@ def metrics_files() -> list[str]:
 
 
 def all_targets() -> list[str]:
-    """The final outputs: the summary, the tables and figures of every task, and the viewer."""
+    """The final outputs: the summary, the tables and figures of every task that some dataset runs, and the viewer."""
+    tasks = [task for task in TASKS if task in set(OBSERVATIONS.task)]
     return [
         "results/summary.csv",
         "results/viewer",
-        *expand("results/tables/{task}.{ext}", task=TASKS, ext=["md", "tex", "html"]),
+        *expand("results/tables/{task}.{ext}", task=tasks, ext=["md", "tex", "html"]),
         *expand(
             "results/figures/{task}-{figure}.png",
-            task=TASKS,
+            task=tasks,
             figure=["psnr", "curves", "images"],
         ),
     ]

@@ -13,9 +13,9 @@ rule degrade:
         seed=config["degradation_seed"],
         source=lambda wildcards: config["datasets"][wildcards.dataset]["source"],
         image=lambda wildcards, input: image_file(input.image, wildcards.image),
-        mask=degrade_flags,
+        flags=degrade_flags,
     shell:
-        "dip degrade {params.image} --task {wildcards.task} --level {wildcards.level} {params.mask}"
+        "dip degrade {params.image} --task {wildcards.task} --level {wildcards.level} {params.flags}"
         " --seed {params.seed} --label dataset={wildcards.dataset} --label source={params.source:q}"
         " --label image={wildcards.image}"
         " --label observation_dir={output} --out {output} --record-failure {log} > {log} 2>&1"

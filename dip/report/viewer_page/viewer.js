@@ -74,6 +74,7 @@
       return 'missing: ' + stage + entry.missing.error;
     }
     if (entry.kind === 'truth') return 'reference';
+    if (entry.kind === 'guide') return "the net's input z: no score";
     if (!entry.metrics) {
       if (!obs.has_truth) return 'no ground truth: no score';
       return entry.kind === 'observation' ? 'not the size of the ground truth: no score' : 'no score';
