@@ -45,8 +45,9 @@ RESTORED, LAST, RECORD = "restored.png", "last.png", "record.json"
 """A run directory's files: its restored image, a DIP fit's last output (when it chose another), its record."""
 COMBINED_OUTPUTS = {"restored": RESTORED, "last": LAST}
 """What `combine` takes from each run: its chosen output, or a DIP fit's last output."""
-FIT_OVERRIDES = ("iterations", "lr", "reg_noise_std", "ema", "backtrack_db")
-"""The settings a task object's paper values give, which a caller may override."""
+FIT_OVERRIDES = ("iterations", "lr", "reg_noise_std", "ema", "backtrack_db", "stopping")
+"""The settings a task object's paper values give (`stopping` where its source stops early), which a caller may
+override."""
 
 
 @dataclass
@@ -121,8 +122,8 @@ def restore(
     """Restore an observation with Deep Image Prior.
 
     `arch`: a preset name or a model spec (default: the authors' net for the task and level). `settings`: fields of
-    `dip.fit.FitSettings`; those the task's paper values cover (iterations, lr, reg_noise_std, ema, backtrack_db; 0
-    turns backtracking off) default to them. `smoke_iterations` caps the iterations and marks the record. With
+    `dip.fit.FitSettings`; those the task's paper values cover (`FIT_OVERRIDES`; backtrack_db 0 turns backtracking
+    off) default to them. `smoke_iterations` caps the iterations and marks the record. With
     `checkpoint`, the fit saves and resumes its state there; with `out`, restored.png, trace.csv, the frames and
     record.json are written, and the checkpoint is deleted once they are.
     """
@@ -301,6 +302,26 @@ def combine(
     return Restoration(restored, record)
 
 
+def _early_stop_metrics(record: dict[str, Any], restored: np.ndarray, observation: Observation) -> dict[str, Any]:
+    """Where a fit's stopping rule stopped (`es_stop_iteration`, None: it never fired), what it picked
+    (`es_selected_iteration`) and that output's RGB PSNR over the whole image, the trace's protocol (`es_psnr_gt`):
+    from `early_stop` when the fit went on (`es_continue`), else from the fit's own selection; {} without a rule."""
+    early_stop = record.get("early_stop")
+    if early_stop:
+        keys = {"stop_iteration": "es_stop_iteration", "selected_iteration": "es_selected_iteration"}
+        keys["psnr_gt"] = "es_psnr_gt"
+        return {column: early_stop[key] for key, column in keys.items() if key in early_stop}
+    stopping = (record.get("fit") or {}).get("stopping", "fixed")
+    if stopping == "fixed" or not str(record.get("output", "")).startswith(f"{stopping} selection"):
+        return {}
+    stopped = str(record.get("stop_reason", "")).startswith(stopping)
+    return {
+        "es_stop_iteration": record.get("iterations") if stopped else None,
+        "es_selected_iteration": record.get("selected_iteration"),
+        "es_psnr_gt": score(restored, observation.clean, protocol="rgb")["psnr"],
+    }
+
+
 def evaluate(
     restored: np.ndarray | Restoration | str | Path,
     observation: Observation | str | Path,
@@ -342,10 +363,7 @@ def evaluate(
         device=record.get("device", ""),
         run_dir=None if run_dir is None else str(run_dir),
     )
-    early_stop = record.get("early_stop") or {}
-    metrics.update(
-        {f"es_{key}": early_stop[key] for key in ("stop_iteration", "selected_iteration") if key in early_stop}
-    )
+    metrics.update(_early_stop_metrics(record, restored, observation))
     for other in operator.protocols[1:]:
         extra = score(restored, observation.clean, protocol=other, **arguments)
         suffix = other.replace("-", "_")

@@ -41,8 +41,8 @@ def image_and_mask(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
 
 
 def test_the_schema_admits_every_task() -> None:
-    assert {task for task, _ in SCHEMA_LEVELS} == {"denoising", "super-resolution", "inpainting"}
-    assert ("super-resolution", "8-bicubic") in SCHEMA_LEVELS
+    assert {task for task, _ in SCHEMA_LEVELS} == {"denoising", "super-resolution", "inpainting", "jpeg"}
+    assert ("super-resolution", "8-bicubic") in SCHEMA_LEVELS and ("denoising", "shot-3") in SCHEMA_LEVELS
 
 
 @pytest.mark.parametrize(("task", "level"), SCHEMA_LEVELS)
