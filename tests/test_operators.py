@@ -137,7 +137,7 @@ def test_constructors_validate(build):
 
 
 def test_tasks():
-    assert TASKS == ("denoising", "super-resolution", "inpainting")
+    assert TASKS == ("denoising", "super-resolution", "inpainting", "jpeg")
 
 
 # --- denoising ------------------------------------------------------------------------------------------------
