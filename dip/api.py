@@ -308,9 +308,11 @@ def _early_stop_metrics(record: dict[str, Any], restored: np.ndarray, observatio
     from `early_stop` when the fit went on (`es_continue`), else from the fit's own selection; {} without a rule."""
     early_stop = record.get("early_stop")
     if early_stop:
-        keys = {"stop_iteration": "es_stop_iteration", "selected_iteration": "es_selected_iteration"}
-        keys["psnr_gt"] = "es_psnr_gt"
-        return {column: early_stop[key] for key, column in keys.items() if key in early_stop}
+        return {
+            f"es_{key}": early_stop[key]
+            for key in ("stop_iteration", "selected_iteration", "psnr_gt")
+            if key in early_stop
+        }
     stopping = (record.get("fit") or {}).get("stopping", "fixed")
     if stopping == "fixed" or not str(record.get("output", "")).startswith(f"{stopping} selection"):
         return {}

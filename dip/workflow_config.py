@@ -296,8 +296,7 @@ def stopping_of(task: str, level: str | None, settings: Mapping[str, Any]) -> st
 
 def check_tasks(config: Mapping[str, Any]) -> None:
     """Every task that is run has fit settings naming defined variants; `es_continue` comes with a stopping rule (set,
-    or the task's default);
-    `fit.<task>.levels` names levels of the task and nests no further."""
+    or the task's default); `fit.<task>.levels` names levels of the task and nests no further."""
     tasks = benchmarked_tasks(config)
     if not tasks:
         raise ConfigError("tasks: every task has an empty list of levels")
