@@ -600,9 +600,9 @@ def test_a_jpeg_fit_runs_es_wmv_unless_told_otherwise():
     ("task", "level", "iterations"),
     [
         ("jpeg", "10", 150),
-        ("denoising", "impulse-3", 100),
-        ("denoising", "shot-3", 100),
-        ("denoising", "speckle-3", 100),
+        ("denoising", "impulse-3", 50),
+        ("denoising", "shot-3", 50),
+        ("denoising", "speckle-3", 50),
     ],
 )
 def test_a_short_dip_fit_beats_the_observation(task, level, iterations):
