@@ -45,8 +45,9 @@ RESTORED, LAST, RECORD = "restored.png", "last.png", "record.json"
 """A run directory's files: its restored image, a DIP fit's last output (when it chose another), its record."""
 COMBINED_OUTPUTS = {"restored": RESTORED, "last": LAST}
 """What `combine` takes from each run: its chosen output, or a DIP fit's last output."""
-FIT_OVERRIDES = ("iterations", "lr", "reg_noise_std", "ema", "backtrack_db")
-"""The settings a task object's paper values give, which a caller may override."""
+FIT_OVERRIDES = ("iterations", "lr", "reg_noise_std", "ema", "backtrack_db", "stopping")
+"""The settings a task object's paper values give (`stopping` where its source stops early), which a caller may
+override."""
 
 
 @dataclass
@@ -133,8 +134,8 @@ def restore(
     """Restore an observation with Deep Image Prior.
 
     `arch`: a preset name or a model spec (default: the authors' net for the task and level). `settings`: fields of
-    `dip.fit.FitSettings`; those the task's paper values cover (iterations, lr, reg_noise_std, ema, backtrack_db; 0
-    turns backtracking off) default to them. `smoke_iterations` caps the iterations and marks the record. With
+    `dip.fit.FitSettings`; those the task's paper values cover (`FIT_OVERRIDES`; backtrack_db 0 turns backtracking
+    off) default to them. `smoke_iterations` caps the iterations and marks the record. With
     `checkpoint`, the fit saves and resumes its state there; with `out`, restored.png, trace.csv, the frames and
     record.json are written, and the checkpoint is deleted once they are.
     """
@@ -313,6 +314,30 @@ def combine(
     return Restoration(restored, record)
 
 
+def _early_stop_metrics(record: dict[str, Any], restored: np.ndarray, observation: Observation) -> dict[str, Any]:
+    """Where a fit's stopping rule stopped (`es_stop_iteration`, None: it never fired), what it picked
+    (`es_selected_iteration`) and that output's RGB PSNR over the whole image, the trace's protocol (`es_psnr_gt`):
+    from `early_stop` when the fit went on (`es_continue`), else from the fit's own selection; {} without a rule."""
+    early_stop = record.get("early_stop")
+    if early_stop:
+        return {
+            f"es_{key}": early_stop[key]
+            for key in ("stop_iteration", "selected_iteration", "psnr_gt")
+            if key in early_stop
+        }
+    stopping = (record.get("fit") or {}).get("stopping", "fixed")
+    if stopping == "fixed" or not str(record.get("output", "")).startswith(f"{stopping} selection"):
+        return {}
+    stopped = str(record.get("stop_reason", "")).startswith(stopping)
+    return {
+        "es_stop_iteration": record.get("iterations") if stopped else None,
+        "es_selected_iteration": record.get("selected_iteration"),
+        "es_psnr_gt": score(restored, observation.clean, protocol="rgb")["psnr"]
+        if observation.has_ground_truth
+        else None,
+    }
+
+
 def evaluate(
     restored: np.ndarray | Restoration | str | Path,
     observation: Observation | str | Path,
@@ -350,10 +375,7 @@ def evaluate(
         device=record.get("device", ""),
         run_dir=None if run_dir is None else str(run_dir),
     )
-    early_stop = record.get("early_stop") or {}
-    metrics.update(
-        {f"es_{key}": early_stop[key] for key in ("stop_iteration", "selected_iteration") if key in early_stop}
-    )
+    metrics.update(_early_stop_metrics(record, restored, observation))
     if observation.has_ground_truth:
         metrics.update(_scores(restored, observation, operator, protocol))
     if out is not None:

@@ -285,9 +285,19 @@ def fit_flags(settings: Mapping[str, Any]) -> list[str]:
     return flags
 
 
+def stopping_of(task: str, level: str | None, settings: Mapping[str, Any]) -> str:
+    """The stopping rule a level's fit runs: its `stopping` setting, else its task object's default (`fixed` where
+    the level is not known)."""
+    from dip.operators import make_operator
+
+    if "stopping" in settings:
+        return settings["stopping"]
+    return "fixed" if level is None else make_operator(task, level).paper_fit().get("stopping", "fixed")
+
+
 def check_tasks(config: Mapping[str, Any]) -> None:
-    """Every task that is run has fit settings naming defined variants; `es_continue` comes with a stopping rule;
-    `fit.<task>.levels` names levels of the task and nests no further."""
+    """Every task that is run has fit settings naming defined variants; `es_continue` comes with a stopping rule (set,
+    or the task's default); `fit.<task>.levels` names levels of the task and nests no further."""
     tasks = benchmarked_tasks(config)
     if not tasks:
         raise ConfigError("tasks: every task has an empty list of levels")
@@ -314,7 +324,8 @@ def check_tasks(config: Mapping[str, Any]) -> None:
                     f"{key}.outputs: seed-mean averages the fits of several seeds, but {key} has one "
                     f"({settings['seeds'][0]}): give `seeds: [0, 1]` there or at the top level"
                 )
-            if settings.get("es_continue") and settings.get("stopping", "fixed") == "fixed":
+            levels = [level] if level is not None else [lv for lv in tasks.get(task, []) if lv not in overrides]
+            if settings.get("es_continue") and "fixed" in {stopping_of(task, lv, settings) for lv in levels or [None]}:
                 raise ConfigError(
                     f"{key}.es_continue: watches an early-stopping rule, but {key} has none: "
                     "set `stopping: es-wmv` as well"

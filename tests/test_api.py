@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from skimage import data
 
 import dip
@@ -52,3 +53,17 @@ def test_evaluate_without_ground_truth_writes_no_scores(tmp_path: Path) -> None:
         dip.baseline(dip.degrade(photo, "denoising", "25"), "tv"), dip.degrade(photo, "denoising", "25")
     )
     assert scored["ground_truth"] is True and scored["psnr"] > 20
+
+
+@pytest.mark.parametrize("go_on", [True, False])
+def test_evaluate_records_the_es_wmv_pick_and_its_psnr(go_on: bool) -> None:
+    clean = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
+    observation = dip.degrade(clean, "denoising", "impulse-2", seed=0)
+    result = dip.restore(observation, arch="tiny", iterations=12, es_window=2, es_patience=2, es_continue=go_on)
+    metrics = dip.evaluate(result, observation)
+    assert metrics["es_selected_iteration"] is not None and np.isfinite(metrics["es_psnr_gt"])
+    if go_on:  # the rule's pick is recorded beside the full run's output
+        assert metrics["es_psnr_gt"] == result.record["early_stop"]["psnr_gt"] and metrics["iterations"] == 12
+    else:  # the fit stopped and its output is the pick
+        assert metrics["es_psnr_gt"] == metrics["psnr"]
+        assert metrics["es_selected_iteration"] == metrics["selected_iteration"] < metrics["es_stop_iteration"]

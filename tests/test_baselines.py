@@ -13,8 +13,10 @@ from dip.baselines import (
     bicubic,
     bicubic_downscale,
     biharmonic,
+    bm3d_vst,
     guided_filter,
     lanczos,
+    median,
     nlm,
     run_baseline,
     tv,
@@ -22,7 +24,7 @@ from dip.baselines import (
 from dip.errors import ConfigError, ImageError
 from dip.io import crop_to_multiple, read_image
 from dip.metrics import psnr
-from dip.operators import TASK_TYPES
+from dip.operators import TASK_TYPES, make_operator
 
 SET5 = ("baby", "bird", "butterfly", "head", "woman")
 
@@ -128,12 +130,38 @@ def test_biharmonic_checks_the_mask(rgb_image: np.ndarray) -> None:
 
 
 def test_every_task_baseline_exists() -> None:
-    assert TASK_TYPES["denoising"].baselines == ("bm3d", "nlm", "tv")
+    assert make_operator("denoising", "25").baselines == ("bm3d", "nlm", "tv")
     assert TASK_TYPES["super-resolution"].baselines == ("bicubic", "lanczos")
     assert TASK_TYPES["inpainting"].baselines == ("biharmonic",)
     assert TASK_TYPES["flash-no-flash"].baselines == ("guided-filter",)
-    assert {name for task in TASK_TYPES.values() for name in task.baselines} == set(BASELINES)
+    levels = {"denoising": ["25", "impulse-2", "shot-2", "speckle-2"], "super-resolution": ["4"], "jpeg": ["10"]}
+    levels |= {"inpainting": ["random50"], "flash-no-flash": ["pair"]}
+    assert set(levels) == set(TASK_TYPES)
+    solved = {
+        name for task, names in levels.items() for level in names for name in make_operator(task, level).baselines
+    }
+    assert solved == set(BASELINES)
     assert all(name == baseline.name for name, baseline in BASELINES.items())
+
+
+def test_the_median_filter_removes_impulse_noise(textured_rgb: np.ndarray) -> None:
+    noisy = make_operator("denoising", "impulse-3").observe(textured_rgb, 0).observed
+    clean = textured_rgb[: noisy.shape[0], : noisy.shape[1]]
+    assert psnr(median(noisy), clean) > psnr(noisy, clean) + 6
+
+
+def test_bm3d_after_the_anscombe_transform_denoises_shot_noise_without_bias() -> None:
+    pytest.importorskip("bm3d", reason="the optional bm3d extra is not installed")
+    flat = np.full((32, 32, 1), 0.3, np.float32)  # grey: BM3D, quicker than CBM3D
+    noisy = make_operator("denoising", "shot-3").observe(flat, 0).observed  # 12 photons at intensity 1
+    restored = bm3d_vst(noisy, peak=12)
+    assert abs(float(restored.mean()) - 0.3) < 0.01 and restored.std() < noisy.std() / 4
+    with pytest.raises(ConfigError, match="Poisson peak must be a positive number"):
+        bm3d_vst(noisy, peak=0)
+
+
+def test_the_jpeg_baseline_is_the_decoded_image_itself(rgb_image: np.ndarray) -> None:
+    assert np.array_equal(run_baseline("jpeg", rgb_image, sigma=3.0), rgb_image)
 
 
 def test_run_baseline_rejects_bad_requests(rgb_image: np.ndarray) -> None:

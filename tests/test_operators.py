@@ -1,7 +1,9 @@
 """Tests of dip.operators: the degradations of the DIP protocol, their forward models, observation files."""
 
+import io
 import json
 import math
+import re
 import shutil
 
 import numpy as np
@@ -136,7 +138,7 @@ def test_constructors_validate(build):
 
 
 def test_tasks():
-    assert TASKS == ("denoising", "super-resolution", "inpainting", "flash-no-flash")
+    assert TASKS == ("denoising", "super-resolution", "inpainting", "jpeg", "flash-no-flash")
 
 
 # --- denoising ------------------------------------------------------------------------------------------------
@@ -554,3 +556,166 @@ def test_load_observation_without_clean_png_where_it_needs_one(tmp_path, astrona
     (tmp_path / "obs" / "clean.png").unlink()
     with pytest.raises(ImageError, match=r"clean\.png"):
         load_observation(tmp_path / "obs")
+
+
+# --- JPEG artefacts and the non-Gaussian noise kinds of denoising ---------------------------------------------------
+NEW_LEVELS = [("jpeg", "10"), ("denoising", "impulse-2"), ("denoising", "shot-3"), ("denoising", "speckle-4")]
+
+
+@pytest.mark.parametrize(("task", "level"), NEW_LEVELS)
+def test_jpeg_and_noise_kind_observations_are_stable_for_a_seed(task, level, astronaut):
+    operator = make_operator(task, level)
+    first, again, other = (operator.observe(astronaut, seed) for seed in (3, 3, 4))
+    assert first.observed.tobytes() == again.observed.tobytes() and first.meta == again.meta
+    assert first.meta["seed"] == 3 and other.meta["seed"] == 4
+    if task == "jpeg":  # the encoder has no randomness: the seed is recorded and changes nothing
+        assert np.array_equal(first.observed, other.observed)
+    else:
+        assert not np.array_equal(first.observed, other.observed)
+
+
+def test_gaussian_noise_levels_keep_their_bytes_and_meta(astronaut):
+    observation = make_operator("denoising", "25").observe(astronaut, 7)
+    crop = astronaut[4:196, 5:165]  # the centre crop to multiples of 32
+    expected = np.clip(crop + np.random.default_rng(7).normal(0.0, 25 / 255, size=crop.shape), 0, 1)
+    assert observation.observed.tobytes() == expected.astype(np.float32).tobytes()
+    assert {key for key in observation.meta if key not in ("labels", "source_shape", "crop", "source")} == {
+        "task",
+        "level",
+        "seed",
+        "sigma",
+    }
+
+
+@pytest.mark.parametrize("quality", [10, 40])
+def test_the_jpeg_observation_is_pillows_decode_of_an_encode_at_that_quality(quality, astronaut):
+    observation = make_operator("jpeg", str(quality)).observe(astronaut, 0)
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(observation.clean * 255).astype(np.uint8)).save(buffer, "JPEG", quality=quality)
+    reference = np.asarray(Image.open(buffer), dtype=np.float32) / 255  # Pillow's defaults: 4:2:0, baseline
+    assert np.array_equal(observation.observed, reference)
+    meta = observation.meta
+    assert (meta["quality"], meta["subsampling"], meta["optimize"], meta["progressive"]) == (quality, "4:2:0", 0, 0)
+    assert meta["encoder"].startswith("Pillow ") and "libjpeg " in meta["encoder"]
+
+
+def test_a_grey_image_is_encoded_as_a_grey_jpeg():
+    grey = (data.camera()[:64, :96, None] / 255).astype(np.float32)
+    observation = make_operator("jpeg", "20").observe(grey, 0)
+    assert observation.observed.shape == (64, 96, 1) and observation.meta["subsampling"] is None
+    assert 25 < psnr(observation.observed, observation.clean) < 45
+
+
+def test_impulse_noise_sets_its_amount_of_values_to_salt_or_pepper():
+    operator = make_operator("denoising", "impulse-3")  # ImageNet-C severity 3: amount 0.09
+    observed = operator.observe(np.full((128, 128, 3), 0.5, np.float32), 0).observed
+    salt, pepper = np.mean(observed == 1), np.mean(observed == 0)
+    assert operator.constant == 0.09
+    assert salt == pytest.approx(0.045, abs=0.005) and pepper == pytest.approx(0.045, abs=0.005)
+    assert np.all((observed == 0) | (observed == 1) | (observed == 0.5))
+
+
+def test_shot_noise_is_poisson_with_variance_proportional_to_intensity():
+    operator = make_operator("denoising", "shot-2")  # 25 photons at intensity 1
+    counts = {}
+    for intensity in (0.2, 0.4):
+        observed = operator.observe(np.full((128, 128, 3), intensity, np.float32), 0).observed.astype(np.float64)
+        assert np.allclose(observed * 25, np.round(observed * 25), atol=1e-4)  # counts / 25
+        assert observed.mean() == pytest.approx(intensity, rel=0.02)
+        counts[intensity] = observed.var()
+        assert counts[intensity] == pytest.approx(intensity / 25, rel=0.05)
+    assert counts[0.4] / counts[0.2] == pytest.approx(2, rel=0.08)
+
+
+def test_speckle_noise_is_multiplicative():
+    operator = make_operator("denoising", "speckle-2")  # std 0.2 of x·N(0, 1)
+    for intensity in (0.2, 0.4):
+        observed = operator.observe(np.full((128, 128, 3), intensity, np.float32), 0).observed.astype(np.float64)
+        relative = observed / intensity - 1
+        assert relative.mean() == pytest.approx(0, abs=0.005) and relative.std() == pytest.approx(0.2, rel=0.03)
+
+
+@pytest.mark.parametrize(
+    ("level", "message"),
+    [
+        ("impulse-6", r"bad denoising level 'impulse-6'.*'impulse-2', 'shot-3', 'speckle-4'"),
+        ("impulse-0", r"bad denoising level 'impulse-0'"),
+        ("shot", r"bad denoising level 'shot'"),
+        ("gaussian-2", r"bad denoising level 'gaussian-2'"),
+        ("Speckle-2", r"bad denoising level 'Speckle-2'"),
+    ],
+)
+def test_bad_noise_kind_levels_are_one_clear_error(level, message):
+    with pytest.raises(ConfigError, match=message):
+        make_operator("denoising", level)
+
+
+@pytest.mark.parametrize("level", ["0", "96", "10.5", "q10", "010", "-10", ""])
+def test_bad_jpeg_qualities_are_one_clear_error(level):
+    with pytest.raises(ConfigError, match=rf"bad jpeg level '{re.escape(level)}': use a JPEG quality 1–95"):
+        make_operator("jpeg", level)
+
+
+@pytest.mark.parametrize(
+    ("task", "level", "fit", "net"),
+    [
+        ("jpeg", "10", (2400, 0.01, 1 / 30, 0.99, 5.0, "es-wmv"), "light"),
+        ("jpeg", "40", (2400, 0.01, 1 / 30, 0.99, 5.0, "es-wmv"), "light"),
+        ("denoising", "impulse-2", (5000, 0.01, 1 / 30, 0.0, None, "es-wmv"), "paper"),
+        ("denoising", "speckle-4", (5000, 0.01, 1 / 30, 0.0, None, "es-wmv"), "paper"),
+    ],
+)
+def test_jpeg_and_noise_kinds_hold_their_sources_settings_with_es_wmv(task, level, fit, net):
+    operator = make_operator(task, level)
+    keys = ("iterations", "lr", "reg_noise_std", "ema", "backtrack_db", "stopping")
+    assert operator.paper_fit() == dict(zip(keys, fit, strict=True))
+    assert operator.paper_preset == net and operator.metric_protocol == "rgb"
+
+
+@pytest.mark.parametrize(
+    ("task", "level", "label", "baselines"),
+    [
+        ("jpeg", "10", "JPEG q=10", ("jpeg", "tv")),
+        ("denoising", "impulse-2", "impulse noise, severity 2", ("median",)),
+        ("denoising", "shot-3", "shot noise, severity 3", ("bm3d-vst",)),
+        ("denoising", "speckle-4", "speckle noise, severity 4", ("nlm",)),
+    ],
+)
+def test_jpeg_and_noise_kinds_know_label_and_baselines(task, level, label, baselines):
+    operator = make_operator(task, level)
+    assert (operator.label, operator.baselines) == (label, baselines)
+
+
+def test_speckle_baselines_get_the_noise_mean_sigma():
+    operator = make_operator("denoising", "speckle-3")  # c = 0.35
+    observation = operator.observe(np.full((64, 64, 3), 0.4, np.float32), 0)
+    assert operator.baseline_arguments(observation)["sigma"] == pytest.approx(0.35 * 0.4 * 255, rel=0.03)
+    assert make_operator("denoising", "shot-4").baseline_arguments(observation) == {"peak": 5}
+
+
+def test_a_jpeg_fit_runs_es_wmv_unless_told_otherwise():
+    import dip
+
+    observation = dip.degrade(np.full((32, 32, 3), 0.5, np.float32), "jpeg", "30")
+    assert dip.restore(observation, arch="tiny", iterations=2, threads=1).record["fit"]["stopping"] == "es-wmv"
+    fixed = dip.restore(observation, arch="tiny", iterations=2, threads=1, stopping="fixed")
+    assert fixed.record["fit"]["stopping"] == "fixed"
+
+
+@pytest.mark.parametrize(
+    ("task", "level", "iterations"),
+    [
+        ("jpeg", "10", 150),
+        ("denoising", "impulse-3", 50),
+        ("denoising", "shot-3", 50),
+        ("denoising", "speckle-3", 50),
+    ],
+)
+def test_a_short_dip_fit_beats_the_observation(task, level, iterations):
+    """A 32×32 coffee crop, the tiny net, EMA 0.9, a fixed count: short of the source's settings, past the input."""
+    import dip
+
+    clean = (data.coffee()[100:132, 200:232] / 255).astype(np.float32)
+    observation = dip.degrade(clean, task, level, seed=0)
+    result = dip.restore(observation, arch="tiny", iterations=iterations, ema=0.9, stopping="fixed", threads=1)
+    assert psnr(result.output, observation.clean) > psnr(observation.observed, observation.clean) + 0.3

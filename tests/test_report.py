@@ -17,7 +17,7 @@ from dip.errors import DipError
 from dip.io import write_image
 from dip.report.aggregate import level_order, method_order, read_metrics, read_table, read_traces
 from dip.report.figures import write_figures
-from dip.report.tables import comparison, latex_escape, write_tables
+from dip.report.tables import comparison, early_stopping, latex_escape, write_tables
 
 # PSNR of (method, variant, seed, level, image): DIP wins at σ=25, bm3d at σ=50.
 PSNR = {
@@ -233,3 +233,46 @@ def test_runs_without_ground_truth_beside_scored_ones(tmp_path: Path, metrics_fi
     assert re.search(r"^\| dip-tiny +\| +n=1×1 \|$", markdown, re.M) and "photos σ=25" not in markdown.split("## ")[1]
     paths = write_figures(summary, read_traces(summary), "denoising", tmp_path / "figures")
     assert all(path.stat().st_size > 0 for path in paths)
+
+
+# --- ES-WMV's pick against the oracle -------------------------------------------------------------------------------
+def es_summary_and_traces() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two impulse-noise fits that recorded an ES-WMV pick (one plain, one averaging), a fit without one, a baseline."""
+    ids = {"dataset": "toy", "task": "denoising", "variant": "tiny", "method": "dip-tiny", "seed": 0, "status": "ok"}
+    summary = pd.DataFrame(
+        [
+            {**ids, "level": "impulse-2", "image": "a", "psnr": 25.0, "es_selected_iteration": 20, "es_psnr_gt": 25.0},
+            {**ids, "level": "impulse-2", "image": "b", "psnr": 27.0, "es_selected_iteration": 40, "es_psnr_gt": 27.0},
+            {**ids, "level": "shot-3", "image": "a", "psnr": 24.0, "es_selected_iteration": np.nan},
+            {**ids, "level": "impulse-2", "image": "a", "method": "median", "variant": "", "psnr": 22.0},
+        ]
+    )
+    iterations = [0, 10, 20, 30, 40, 50]
+    plain = {"psnr_gt": [20, 22, 25, 26, 24, 23], "psnr_gt_avg": [np.nan] * 6}
+    averaged = {"psnr_gt": [20, 30, 35, 36, 33, 31], "psnr_gt_avg": [20, 21, 23, 27.5, 28.5, 28]}
+    traces = pd.concat(
+        [
+            pd.DataFrame({**ids, "level": "impulse-2", "image": "a", "iteration": iterations, **plain}),
+            pd.DataFrame({**ids, "level": "impulse-2", "image": "b", "iteration": iterations, **averaged}),
+            pd.DataFrame({**ids, "level": "shot-3", "image": "a", "iteration": iterations, **plain}),
+        ]
+    ).drop(columns="status")
+    return summary, traces
+
+
+def test_es_wmv_against_the_oracle_table_has_the_picks_the_oracles_and_their_gap(tmp_path: Path) -> None:
+    summary, traces = es_summary_and_traces()
+    table = early_stopping(summary, traces, "denoising")
+    assert table is not None and table.header[:3] == ["method", "dataset, level", "n"]
+    # a: pick 20 (25.0), oracle 30 (26.0 on psnr_gt); b averages: pick 40 (27.0), oracle 40 (28.5 on psnr_gt_avg)
+    assert table.rows == [["dip-tiny", "toy impulse noise, severity 2", "2", "30", "26.00", "35", "27.25", "1.25"]]
+    write_tables(summary, "denoising", tmp_path, traces)
+    assert "ES-WMV's pick against the oracle" in (tmp_path / "denoising.md").read_text()
+
+
+def test_no_es_wmv_table_without_picks_or_traces(tmp_path: Path) -> None:
+    summary, traces = es_summary_and_traces()
+    assert early_stopping(summary, None, "denoising") is None
+    assert early_stopping(summary.drop(columns=["es_selected_iteration", "es_psnr_gt"]), traces, "denoising") is None
+    write_tables(summary, "denoising", tmp_path)
+    assert "oracle" not in (tmp_path / "denoising.md").read_text()

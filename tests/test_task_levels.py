@@ -41,8 +41,9 @@ def image_and_mask(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
 
 
 def test_the_schema_admits_every_task() -> None:
-    assert {task for task, _ in SCHEMA_LEVELS} == {"denoising", "super-resolution", "inpainting", "flash-no-flash"}
-    assert ("super-resolution", "8-bicubic") in SCHEMA_LEVELS
+    tasks = {"denoising", "super-resolution", "inpainting", "jpeg", "flash-no-flash"}
+    assert {task for task, _ in SCHEMA_LEVELS} == tasks
+    assert ("super-resolution", "8-bicubic") in SCHEMA_LEVELS and ("denoising", "shot-3") in SCHEMA_LEVELS
 
 
 @pytest.mark.parametrize(("task", "level"), SCHEMA_LEVELS)

@@ -506,3 +506,34 @@ def test_flash_no_flash_is_fitted_only_by_variants_that_take_the_flash_photo() -
         "fit.flash-no-flash.variants: variant 'rgb' takes input_depth 8, but the net's input of flash-no-flash is the "
         "flash photo (3 channels, full size)"
     )
+
+
+# --- JPEG and the non-Gaussian noise kinds --------------------------------------------------------------------------
+def with_jpeg_and_noise(c: dict) -> None:
+    c["tasks"].update(jpeg=["10"], denoising=["25", "impulse-2"])
+    c["fit"]["jpeg"] = {"variants": ["tiny"], "iterations": 30}
+    c["baselines"].update(jpeg=["jpeg", "tv"], denoising=["nlm", "median"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["tasks"].update(jpeg=["15"]), "tasks.jpeg[0]: '15' is not one of"),
+        (lambda c: c["tasks"].update(jpeg=["q10"]), "tasks.jpeg[0]: 'q10' is not one of"),
+        (lambda c: c["tasks"].update(denoising=["impulse-5"]), "tasks.denoising[0]: 'impulse-5' is not one of"),
+        (lambda c: c["tasks"].update(denoising=["poisson-2"]), "tasks.denoising[0]: 'poisson-2' is not one of"),
+        (lambda c: c["baselines"].update(jpeg=["bm3d"]), "baselines.jpeg[0]: 'bm3d' is not one of"),
+        (lambda c: c["datasets"]["samples"].update(tasks=["jpg"]), "datasets.samples.tasks[0]: 'jpg' is not one of"),
+    ],
+)
+def test_a_bad_jpeg_or_noise_level_is_one_line_naming_the_key(change, message: str) -> None:
+    assert error_of(lambda c: (with_jpeg_and_noise(c), change(c))).startswith(message)
+
+
+def test_jpeg_and_noise_kinds_pass_and_es_continue_needs_no_stopping_where_the_task_has_one() -> None:
+    checked(with_jpeg_and_noise)
+    checked(lambda c: (with_jpeg_and_noise(c), c["fit"]["jpeg"].update(es_continue=True)))
+    message = error_of(lambda c: (with_jpeg_and_noise(c), c["fit"]["denoising"].update(es_continue=True)))
+    assert message.startswith("fit.denoising.es_continue: watches an early-stopping rule")  # σ=25 runs `fixed`
+    only_impulse = {"levels": {"impulse-2": {"es_continue": True}}}
+    checked(lambda c: (with_jpeg_and_noise(c), c["fit"]["denoising"].update(only_impulse)))

@@ -1,7 +1,8 @@
 """Restore an observation with a classical baseline; writes restored.png and record.json.
 
-Super-resolution: bicubic, lanczos. Denoising: bm3d (optional extra, non-commercial licence), nlm, tv.
-Inpainting: biharmonic. The observation's task says which apply and with which parameter.
+Super-resolution: bicubic, lanczos. Denoising: bm3d (optional extra, non-commercial licence), nlm, tv (Gaussian);
+median (impulse), bm3d-vst (shot), nlm (speckle). Inpainting: biharmonic. JPEG: jpeg (the decoded image), tv. The
+observation's task and level say which apply and with which parameters.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Make the observation x0 of a clean image for a task and level; writes an observation directory.
 
-Levels: denoising "25" (σ on 0–255); super-resolution "4" (factor 2, 3, 4, 8; LR by PIL Lanczos, the DIP authors'
-convention) or "4-bicubic" (MATLAB-style bicubic LR, the common SR benchmarks' convention); inpainting "random50" (50 %
-of pixels dropped), "text", "box25" (a centred box of 25 % of the area), "file" (with --mask-file); flash-no-flash
-"pair" (the image is the no-flash photo, --flash-file its flash photo, which becomes the net's input z).
+Levels: denoising "25" (Gaussian σ on 0–255) or a noise kind at an ImageNet-C severity 1–5, "impulse-2" (salt and
+pepper), "shot-3" (Poisson), "speckle-4" (multiplicative); super-resolution "4" (factor 2, 3, 4, 8; LR by PIL Lanczos,
+the DIP authors' convention) or "4-bicubic" (MATLAB-style bicubic LR, the common SR benchmarks' convention);
+inpainting "random50" (50 % of pixels dropped), "text", "box25" (a centred box of 25 % of the area), "file" (with
+--mask-file); jpeg "10" (the decoded JPEG at quality 10: Pillow, 4:2:0 chroma, baseline, not optimised);
+flash-no-flash "pair" (the image is the no-flash photo, --flash-file its flash photo, which becomes the net's input z).
 The same image, task, level and seed give the same bytes.
 
 Your own photo, already degraded (no ground truth: no PSNR, the report shows the images): --observed takes it as x0

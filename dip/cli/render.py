@@ -1,9 +1,9 @@
 """Render the comparison tables and figures of a summary.csv (from `dip aggregate`).
 
 For each task T (or only `--task T`): TABLES/T.md, T.tex, T.html (PSNR and SSIM, methods × levels, mean ± std, best
-in bold) and FIGURES/T-psnr.png (PSNR per method and level), T-images.png (clean, observed and restored images with
-a zoomed crop; needs the observation label `observation_dir`) and, with --traces, T-curves.png (PSNR against
-iteration of the DIP variants).
+in bold; with --traces, ES-WMV's pick against the oracle where runs recorded one) and FIGURES/T-psnr.png (PSNR per
+method and level), T-images.png (clean, observed and restored images with a zoomed crop; needs the observation label
+`observation_dir`) and, with --traces, T-curves.png (PSNR against iteration of the DIP variants).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if args.task is not None and args.task not in tasks:
         raise ConfigError(f"--task {args.task!r}: the summary has runs of {', '.join(tasks)} only")
     for task in [args.task] if args.task else tasks:
-        for path in write_tables(summary, task, args.tables) + write_figures(summary, traces, task, args.figures):
+        tables = write_tables(summary, task, args.tables, traces)
+        for path in tables + write_figures(summary, traces, task, args.figures):
             print(path)
     return 0

@@ -46,7 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--reg-noise", type=float, help="std of the noise added to z each iteration")
     fit.add_argument("--ema", type=float, help="weight of the running average of outputs (0 = last output)")
     fit.add_argument("--backtrack-db", type=float, help="restore the last good state on a PSNR drop > this (0 = off)")
-    fit.add_argument("--stopping", choices=STOPPING_RULES, default="fixed")
+    fit.add_argument(
+        "--stopping",
+        choices=STOPPING_RULES,
+        help="stopping rule (default: the task's, es-wmv for jpeg and the non-Gaussian noise kinds, else fixed)",
+    )
     fit.add_argument("--es-window", type=int, default=100, help="ES-WMV window")
     fit.add_argument("--es-patience", type=int, default=1000, help="ES-WMV patience")
     fit.add_argument(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from dip.errors import DipError
-from dip.report.aggregate import level_label, level_order, method_order
+from dip.report.aggregate import ID_COLUMNS, level_label, level_order, method_order
 from dip.report.notes import finished, run_notes, without_truth
 from dip.report.paper import paper_comparison
 from dip.report.table import Table
@@ -122,6 +122,61 @@ def _observed_row(runs: pd.DataFrame, columns: list[tuple[str, str]], decimals: 
     return cells
 
 
+ORACLE_COLUMNS = {"es_iteration": 0, "es_psnr": 2, "oracle_iteration": 0, "oracle_psnr": 2, "gap": 2}
+"""The columns of the early-stopping table and their decimals."""
+
+
+def early_stopping(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str) -> Table | None:
+    """ES-WMV's pick against the oracle, as the ES-WMV paper's table: per dataset, level and method, the iteration the
+    rule picked and that output's PSNR (`es_selected_iteration`, `es_psnr_gt`), the iteration of the best PSNR along
+    the run's trace of the same output (`psnr_gt_avg` for an averaging fit, else `psnr_gt`) and that PSNR, and the
+    gap oracle − pick in dB; means over images and seeds. None where no run of `task` recorded a pick or a trace."""
+    per_run = _picks_and_oracles(summary, traces, task)
+    if per_run.empty:
+        return None
+    groups = per_run.groupby(["dataset", "level", "method"], sort=False)
+    stats = groups[list(ORACLE_COLUMNS)].mean().join(groups.size().rename("n"))
+    rows = []
+    for (dataset, level, method), cell in stats.iterrows():
+        numbers = [f"{cell[column]:.{decimals}f}" for column, decimals in ORACLE_COLUMNS.items()]
+        rows.append([method, f"{dataset} {level_label(task, level)}", f"{cell['n']:.0f}", *numbers])
+    header = ["method", "dataset, level", "n", "ES-WMV iteration", "ES-WMV PSNR (dB)", "oracle iteration"]
+    header += ["oracle PSNR (dB)", "gap (dB)"]
+    title = (
+        f"{task}: ES-WMV's pick against the oracle (the best RGB PSNR of the same output along the trace, one row "
+        "every trace_every iterations); mean over n = images × seeds"
+    )
+    return Table(title, header, rows, [[False] * len(header) for _ in rows])
+
+
+def _picks_and_oracles(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str) -> pd.DataFrame:
+    """One row per finished run of `task` with an ES-WMV pick and a trace: its pick, its oracle and their gap."""
+    columns = ["dataset", "level", "method", *ORACLE_COLUMNS]
+    runs = finished(summary)
+    if traces is None or traces.empty or "es_selected_iteration" not in runs:
+        return pd.DataFrame(columns=columns)
+    runs = runs[(runs.task == task) & runs.es_selected_iteration.notna()]
+    by_run = dict(list(traces[traces.task == task].groupby(list(ID_COLUMNS), sort=False)))
+    found = []
+    for run in runs.to_dict("records"):
+        trace = by_run.get(tuple(run[column] for column in ID_COLUMNS))
+        if trace is None:
+            continue
+        column = "psnr_gt_avg" if trace.psnr_gt_avg.notna().any() else "psnr_gt"
+        if trace[column].isna().all():
+            continue  # a fit without ground truth has no oracle
+        best = trace.loc[trace[column].idxmax()]
+        pick = int(run["es_selected_iteration"])
+        pick_psnr = run.get("es_psnr_gt", float("nan"))
+        if pd.isna(pick_psnr):  # a metrics record from before es_psnr_gt: the traced row of the pick, if any
+            picked = trace[trace.iteration == pick][column]
+            pick_psnr = picked.iloc[0] if len(picked) else float("nan")
+        oracle = {"oracle_iteration": int(best.iteration), "oracle_psnr": float(best[column])}
+        found.append({**{c: run[c] for c in columns[:3]}, "es_iteration": pick, "es_psnr": pick_psnr, **oracle})
+    frame = pd.DataFrame(found, columns=[c for c in columns if c != "gap"])
+    return frame.assign(gap=frame.oracle_psnr - frame.es_psnr)[columns]
+
+
 def to_markdown(tables: list[Table], notes: Sequence[str] = ()) -> str:
     """Markdown: the notes (smoke run, missing runs) as a list, then a heading and a pipe table per table, best cells
     in bold."""
@@ -193,9 +248,10 @@ def to_html(tables: list[Table], title: str, notes: Sequence[str] = ()) -> str:
     )
 
 
-def write_tables(summary: pd.DataFrame, task: str, out_dir: Path) -> list[Path]:
-    """Write TASK.md, TASK.tex and TASK.html (PSNR and SSIM tables, and the paper's figures beside ours where the
-    summary has runs they apply to) into `out_dir`; returns their paths."""
+def write_tables(summary: pd.DataFrame, task: str, out_dir: Path, traces: pd.DataFrame | None = None) -> list[Path]:
+    """Write TASK.md, TASK.tex and TASK.html (PSNR and SSIM tables, the paper's figures beside ours where the summary
+    has runs they apply to, and with `traces` ES-WMV's pick against the oracle where runs recorded one) into
+    `out_dir`; returns their paths."""
     notes = run_notes(summary, task)
     tables = []
     if not finished(summary)[lambda f: f.task == task].empty:
@@ -208,6 +264,9 @@ def write_tables(summary: pd.DataFrame, task: str, out_dir: Path) -> list[Path]:
         without = unscored(summary, task)
         if without is not None:
             tables.append(without)
+        against_oracle = early_stopping(summary, traces, task)
+        if against_oracle is not None:
+            tables.append(against_oracle)
     else:
         notes.append(f"no run of {task} finished.")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ OBSERVATION_LABELS = {
     "denoising": "noisy observation",
     "super-resolution": "low-resolution input",
     "inpainting": "masked observation",
+    "jpeg": "decoded JPEG",
     "flash-no-flash": "no-flash photo (the target)",
 }
 GUIDE_LABEL = "flash photo (the net's input z)"

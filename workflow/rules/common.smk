@@ -146,13 +146,16 @@ SEED_MEAN_RUNS = (
 BASELINE_RUNS = OBSERVATIONS.merge(
     pd.DataFrame(
         [
-            (task, method)
+            (task, level, method)
             for task, methods in config["baselines"].items()
+            for level in TASKS.get(task, [])
             for method in methods
+            # a method runs on the levels it solves (e.g. the median filter on impulse noise only)
+            if method in make_operator(task, level).baselines
         ],
-        columns=["task", "method"],
+        columns=["task", "level", "method"],
     ),
-    on="task",
+    on=["task", "level"],
 )
 
 
