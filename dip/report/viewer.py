@@ -35,6 +35,7 @@ OBSERVATION_LABELS = {
     "denoising": "noisy observation",
     "super-resolution": "low-resolution input",
     "inpainting": "masked observation",
+    "deblurring": "blurred observation",
 }
 
 
