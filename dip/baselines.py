@@ -90,9 +90,9 @@ def biharmonic(observed: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 # Deconvolution settings, chosen on 256² crops of scikit-image's astronaut, camera and coffee at the schema's levels
-# (Gaussian σ 1.6 and 3, motion 9 px 45°; noise σ 2): each beats the observation there. Longer motion blurs (15 px)
-# would need a larger Wiener balance and fewer Richardson–Lucy iterations.
-WIENER_BALANCE_PER_VARIANCE = 1000.0
+# (Gaussian σ 1.6, motion 9 px 45°; noise σ 2) and Gaussian σ 3: each beats the observation there. Longer motion
+# blurs (15 px) would need a larger Wiener balance and fewer Richardson–Lucy iterations.
+WIENER_BALANCE_PER_VARIANCE = 2000.0
 """Wiener balance per (σ/255)² of noise, at least ``WIENER_BALANCE_MIN``."""
 WIENER_BALANCE_MIN = 1e-3
 RL_ITERATIONS = 15
@@ -121,8 +121,8 @@ def richardson_lucy_deconvolution(blurred: np.ndarray, kernel: np.ndarray, sigma
 
 
 def tv_deconvolution(blurred: np.ndarray, kernel: np.ndarray, sigma: float) -> np.ndarray:
-    """Total-variation deconvolution (Chambolle–Pock, `dip.deconvolution.tv_deconvolve`, its `TV_ITERATIONS`) with weight
-    λ = ``TV_WEIGHT_PER_SIGMA`` · σ/255, at least ``TV_WEIGHT_MIN``."""
+    """Total-variation deconvolution (Chambolle–Pock, `dip.deconvolution.tv_deconvolve`, its `TV_ITERATIONS`) with
+    weight λ = ``TV_WEIGHT_PER_SIGMA`` · σ/255, at least ``TV_WEIGHT_MIN``."""
     from dip.deconvolution import tv_deconvolve
 
     check_image(blurred)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from dip.io import to_numpy, to_tensor
 from dip.physics import Blur
 
-TV_ITERATIONS = 300
+TV_ITERATIONS = 200
 STEP = 0.99 / 12**0.5
 """Primal and dual step, τ = σ: τσ‖K‖² < 1 for K = (A, ∇), as ‖∇‖² ≤ 8 and ‖A‖² ≤ 4 (a normalised non-negative kernel
 has norm ≤ 1, and mirror padding repeats a pixel at most 4 times, near a corner)."""

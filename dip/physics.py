@@ -79,11 +79,20 @@ class Blur(nn.Module):
         return F.conv2d(F.pad(x, self.padding, mode="reflect"), self.weight, groups=self.channels)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """Aᵀy: the full correlation of `y` with the kernel, its border folded back onto the pixels the mirror padding
-        copied (autograd's own adjoint of a depthwise conv is ~80× slower on a CPU)."""
+        """Aᵀy: the full correlation of `y` with the kernel, its border added back onto the pixels the mirror padding
+        copied (autograd's own adjoint of a depthwise conv is ~50× slower on a CPU)."""
         full = F.conv2d(F.pad(y, tuple(2 * p for p in self.padding)), self.weight.flip((-2, -1)), groups=self.channels)
-        _, unpad = torch.func.vjp(lambda x: F.pad(x, self.padding, mode="reflect"), torch.zeros_like(y))
-        return unpad(full)[0]
+        height, width = y.shape[-2:]
+        rows = _mirror_index(height, self.padding[2], y.device)
+        cols = _mirror_index(width, self.padding[0], y.device)
+        folded = full.new_zeros((*full.shape[:-2], height, full.shape[-1])).index_add_(-2, rows, full)
+        return folded.new_zeros(y.shape).index_add_(-1, cols, folded)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, kernel={tuple(self.weight.shape[-2:])}, boundary=mirror"
+
+
+def _mirror_index(size: int, pad: int, device: torch.device) -> torch.Tensor:
+    """The source index of each of the `size + 2·pad` samples of a whole-sample mirror padding (`F.pad` 'reflect')."""
+    index = torch.arange(-pad, size + pad, device=device).abs()
+    return torch.where(index > size - 1, 2 * (size - 1) - index, index)

@@ -41,7 +41,7 @@ def image_and_mask(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
 
 
 def test_the_schema_admits_every_task() -> None:
-    assert {task for task, _ in SCHEMA_LEVELS} == {"denoising", "super-resolution", "inpainting"}
+    assert {task for task, _ in SCHEMA_LEVELS} == {"denoising", "super-resolution", "inpainting", "deblurring"}
     assert ("super-resolution", "8-bicubic") in SCHEMA_LEVELS
 
 

@@ -2,9 +2,9 @@
 
 Levels: denoising "25" (σ on 0–255); super-resolution "4" (factor 2, 3, 4, 8; LR by PIL Lanczos, the DIP authors'
 convention) or "4-bicubic" (MATLAB-style bicubic LR, the common SR benchmarks' convention); inpainting "random50" (50 %
-of pixels dropped; "random98" keeps 2 %), "text", "box25" (a centred box of 25 % of the area), "file" (with --mask-file);
-deblurring "gauss1.6-n2" (Gaussian kernel σ = 1.6 px, noise σ = 2 on 0–255) or "motion9-45deg-n2" (a straight motion blur
-9 px long at 45°), with a mirror boundary (the observation keeps the image's size).
+of pixels dropped; "random98" keeps 2 %), "text", "box25" (a centred box of 25 % of the area), "file" (with
+--mask-file); deblurring "gauss1.6-n2" (Gaussian kernel σ = 1.6 px, noise σ = 2 on 0–255) or "motion9-45deg-n2" (a
+straight motion blur 9 px long at 45°), with a mirror boundary (the observation keeps the image's size).
 The same image, task, level and seed give the same bytes.
 """
 
