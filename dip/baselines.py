@@ -125,9 +125,8 @@ def tv_deconvolution(blurred: np.ndarray, kernel: np.ndarray, sigma: float) -> n
     weight λ = ``TV_WEIGHT_PER_SIGMA`` · σ/255, at least ``TV_WEIGHT_MIN``."""
     from dip.deconvolution import tv_deconvolve
 
-    check_image(blurred)
     weight = max(TV_WEIGHT_PER_SIGMA * _noise_sigma(sigma) / 255, TV_WEIGHT_MIN)
-    return _finish(tv_deconvolve(blurred, _kernel(kernel), weight))
+    return _finish(tv_deconvolve(blurred, _kernel_for(blurred, kernel), weight))
 
 
 BASELINES: dict[str, Baseline] = {
@@ -188,12 +187,19 @@ def _kernel(kernel: np.ndarray) -> np.ndarray:
     return array
 
 
+def _kernel_for(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """The checked kernel of a checked image whose sides exceed the kernel's."""
+    check_image(image)
+    array = _kernel(kernel)
+    side = max(array.shape)
+    if min(image.shape[:2]) <= side:
+        raise ImageError(f"image is {image.shape[:2]}: both sides must exceed the blur kernel's side {side}")
+    return array
+
+
 def _mirror_pad(image: np.ndarray, kernel: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice]]:
     """`image` mirror-padded by the kernel's side on every border (the task's boundary), and the slices back."""
-    check_image(image)
-    pad = max(_kernel(kernel).shape)
-    if min(image.shape[:2]) <= pad:
-        raise ImageError(f"image is {image.shape[:2]}: both sides must exceed the blur kernel's side {pad}")
+    pad = max(_kernel_for(image, kernel).shape)
     padded = np.pad(image.astype(np.float64), ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
     return padded, (slice(pad, pad + image.shape[0]), slice(pad, pad + image.shape[1]))
 

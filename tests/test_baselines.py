@@ -167,5 +167,6 @@ def test_deconvolution_baselines_check_kernel_and_sigma(rgb_image: np.ndarray) -
         run_baseline("tv-deconvolution", rgb_image, kernel=np.ones((3, 3)), sigma=2)
     with pytest.raises(ConfigError, match="noise sigma"):
         run_baseline("richardson-lucy", rgb_image, kernel=np.ones((3, 3)) / 9, sigma=-1)
-    with pytest.raises(ImageError, match="exceed the blur kernel's side 49"):
-        run_baseline("wiener", rgb_image, kernel=np.ones((49, 49)) / 49**2, sigma=2)
+    for method in ("wiener", "richardson-lucy", "tv-deconvolution"):
+        with pytest.raises(ImageError, match="exceed the blur kernel's side 49"):
+            run_baseline(method, rgb_image, kernel=np.ones((49, 49)) / 49**2, sigma=2)
