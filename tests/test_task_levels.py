@@ -41,7 +41,7 @@ def image_and_mask(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
 
 
 def test_the_schema_admits_every_task() -> None:
-    tasks = {"denoising", "super-resolution", "inpainting", "jpeg", "flash-no-flash"}
+    tasks = {"denoising", "super-resolution", "inpainting", "jpeg", "deblurring", "flash-no-flash"}
     assert {task for task, _ in SCHEMA_LEVELS} == tasks
     assert ("super-resolution", "8-bicubic") in SCHEMA_LEVELS and ("denoising", "shot-3") in SCHEMA_LEVELS
 

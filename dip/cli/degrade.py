@@ -3,8 +3,10 @@
 Levels: denoising "25" (Gaussian σ on 0–255) or a noise kind at an ImageNet-C severity 1–5, "impulse-2" (salt and
 pepper), "shot-3" (Poisson), "speckle-4" (multiplicative); super-resolution "4" (factor 2, 3, 4, 8; LR by PIL Lanczos,
 the DIP authors' convention) or "4-bicubic" (MATLAB-style bicubic LR, the common SR benchmarks' convention);
-inpainting "random50" (50 % of pixels dropped), "text", "box25" (a centred box of 25 % of the area), "file" (with
---mask-file); jpeg "10" (the decoded JPEG at quality 10: Pillow, 4:2:0 chroma, baseline, not optimised);
+inpainting "random50" (50 % of pixels dropped; "random98" keeps 2 %), "text", "box25" (a centred box of 25 % of the
+area), "file" (with --mask-file); jpeg "10" (the decoded JPEG at quality 10: Pillow, 4:2:0 chroma, baseline, not
+optimised); deblurring "gauss1.6-n2" (Gaussian kernel σ = 1.6 px, noise σ = 2 on 0–255) or "motion9-45deg-n2" (a
+straight motion blur 9 px long at 45°), with a mirror boundary (the observation keeps the image's size);
 flash-no-flash "pair" (the image is the no-flash photo, --flash-file its flash photo, which becomes the net's input z).
 The same image, task, level and seed give the same bytes.
 

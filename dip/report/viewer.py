@@ -38,6 +38,7 @@ OBSERVATION_LABELS = {
     "inpainting": "masked observation",
     "jpeg": "decoded JPEG",
     "flash-no-flash": "no-flash photo (the target)",
+    "deblurring": "blurred observation",
 }
 GUIDE_LABEL = "flash photo (the net's input z)"
 
