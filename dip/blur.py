@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
 
 MOTION_SAMPLES = 64
 """Samples per pixel of line length when a motion kernel is rasterised."""
@@ -45,5 +44,7 @@ def motion_kernel(length: float, angle: float) -> np.ndarray:
 
 def blur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Convolve each channel of an (H, W, C) image with `kernel` (odd sides), mirror boundary; float64."""
+    from scipy import ndimage  # here, not at import: every `dip` command imports the task objects
+
     planes = [ndimage.convolve(image[..., c].astype(np.float64), kernel, mode="mirror") for c in range(image.shape[-1])]
     return np.stack(planes, axis=-1)

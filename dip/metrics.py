@@ -14,6 +14,8 @@ SSIM uses Wang et al.'s settings: Gaussian window σ = 1.5, no sample-covariance
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dip.errors import ConfigError, ImageError
@@ -36,12 +38,13 @@ def rgb_to_y(image: np.ndarray) -> np.ndarray:
 
 
 def psnr(estimate: np.ndarray, reference: np.ndarray, *, protocol: str = "rgb", factor: int | None = None) -> float:
-    """PSNR in dB (peak 1.0) of ``estimate`` against ``reference`` under ``protocol``; ``inf`` if they are equal."""
-    from skimage.metrics import peak_signal_noise_ratio  # imports scipy.stats: 1 s that `dip --help` need not pay
-
+    """PSNR in dB (peak 1.0) of ``estimate`` against ``reference`` under ``protocol``: 10·log10(1 / MSE) in float64,
+    as scikit-image's ``peak_signal_noise_ratio`` with ``data_range=1`` (tested to agree; not called, since it imports
+    scipy.stats, 1.4 s of every `dip evaluate` job); ``inf`` if they are equal."""
     a, b = _prepare(estimate, reference, protocol, factor)
+    mse = float(np.mean((a - b) ** 2))
     with np.errstate(divide="ignore"):
-        return float(peak_signal_noise_ratio(b, a, data_range=1.0))
+        return float(10 * np.log10(1.0 / mse)) if mse > 0 else math.inf
 
 
 def ssim(estimate: np.ndarray, reference: np.ndarray, *, protocol: str = "rgb", factor: int | None = None) -> float:

@@ -57,3 +57,10 @@ def textured_rgb() -> np.ndarray:
     from skimage import data
 
     return (data.astronaut()[160:224, 180:244] / 255).astype(np.float32)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with slow tests (workflow runs, the SLURM cluster) first, so that pytest-xdist's workers start them at
+    once rather than after the quick ones, and the suite ends when they do."""
+    slow = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module.__name__ not in slow)  # stable: each module's tests stay together

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from skimage.metrics import structural_similarity
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from dip.errors import ConfigError, ImageError
-from dip.metrics import PROTOCOLS, evaluate, psnr, rgb_to_y, ssim
+from dip.metrics import PROTOCOLS, _prepare, evaluate, psnr, rgb_to_y, ssim
 
 
 def test_rgb_to_y_known_values() -> None:
@@ -38,6 +38,14 @@ def test_psnr_of_known_mse(mse: float) -> None:
     reference = np.full((16, 16, 3), 0.5)
     estimate = reference + np.sqrt(mse) * np.where(np.indices((16, 16, 3)).sum(0) % 2, 1, -1)
     assert psnr(estimate, reference) == pytest.approx(10 * math.log10(1 / mse), abs=1e-9)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_psnr_is_scikit_images_on_the_region_each_protocol_compares(protocol: str, textured_rgb: np.ndarray) -> None:
+    noisy = np.clip(textured_rgb + np.random.default_rng(0).normal(0, 0.05, textured_rgb.shape), 0, 1)
+    estimate, reference = _prepare(noisy, textured_rgb, protocol, 2)
+    expected = peak_signal_noise_ratio(reference, estimate, data_range=1.0)
+    assert psnr(noisy, textured_rgb, protocol=protocol, factor=2) == pytest.approx(expected, abs=1e-9)
 
 
 def test_identical_images_give_infinite_psnr_and_unit_ssim(rgb_image: np.ndarray) -> None:
