@@ -34,6 +34,7 @@ from dip.errors import ConfigError, OutputError
 from dip.failures import check_upstream
 from dip.io import check_writable, read_image, write_image
 from dip.metrics import evaluate as score
+from dip.metrics import psnr
 from dip.operators import Observation, Operator, load_observation, make_operator, operator_for, save_observation
 from dip.record import read_json, versions, write_json, write_trace
 
@@ -332,9 +333,7 @@ def _early_stop_metrics(record: dict[str, Any], restored: np.ndarray, observatio
     return {
         "es_stop_iteration": record.get("iterations") if stopped else None,
         "es_selected_iteration": record.get("selected_iteration"),
-        "es_psnr_gt": score(restored, observation.clean, protocol="rgb")["psnr"]
-        if observation.has_ground_truth
-        else None,
+        "es_psnr_gt": psnr(restored, observation.clean, protocol="rgb") if observation.has_ground_truth else None,
     }
 
 

@@ -53,12 +53,16 @@ def read_failure(directory: Path) -> dict[str, Any] | None:
         return {"status": FAILED, "stage": "unknown", "error": f"{path}: unreadable failure record ({error})"}
 
 
+def meta_identity(meta: dict[str, Any]) -> dict[str, Any]:
+    """Task, level and labels of an observation's meta (KeyError/TypeError if it is not one)."""
+    return {"task": meta["task"], "level": meta["level"], **meta.get("labels", {})}
+
+
 def observation_identity(directory: Path) -> dict[str, Any]:
     """Task, level and labels of an observation directory, or of its failure record; {} if it has neither."""
     meta_path = Path(directory) / "observation.json"
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        return {"task": meta["task"], "level": meta["level"], **meta.get("labels", {})}
+        return meta_identity(json.loads(meta_path.read_text(encoding="utf-8")))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
         record = read_failure(directory)
         return dict(record.get("identity", {})) if record else {}

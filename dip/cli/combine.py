@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from dip import api
-from dip.failures import read_failure, write_failure
+from dip.failures import meta_identity, read_failure, write_failure
 from dip.record import read_json
 
 
@@ -39,9 +39,10 @@ def identity(args: argparse.Namespace) -> dict[str, object]:
             record = read_json(first / api.RECORD)
         except (OSError, ValueError):
             record = {}
-        observation = record.get("observation", {})
-        fields = {key: observation[key] for key in ("task", "level") if key in observation}
-        fields.update(observation.get("labels", {}))
+        try:
+            fields = meta_identity(record.get("observation", {}))
+        except (KeyError, TypeError, AttributeError):
+            fields = {}
         fields.update({key: record[key] for key in ("variant", "seed") if key in record})
     return {**fields, **({"method": args.method} if args.method else {})}
 

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
+_PAPER: dict[str, Any] = {
+    "arch": "skip",
+    "input_kind": "noise",
+    "input_depth": 32,
+    "channels_down": [128] * 5,
+    "channels_up": [128] * 5,
+    "channels_skip": [4] * 5,
+    "upsample": "bilinear",
+    "pad": "reflection",
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {
-        "arch": "skip",
-        "input_kind": "noise",
-        "input_depth": 32,
-        "channels_down": [128] * 5,
-        "channels_up": [128] * 5,
-        "channels_skip": [4] * 5,
-        "upsample": "bilinear",
-        "pad": "reflection",
-    },
+    "paper": _PAPER,
     "inpaint-text": {
         "arch": "skip",
         "input_kind": "noise",
@@ -37,14 +39,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "upsample": "nearest",
     },
     "flash-no-flash": {
-        "arch": "skip",
-        "input_kind": "noise",
-        "input_depth": 3,
-        "channels_down": [128] * 5,
-        "channels_up": [128] * 5,
-        "channels_skip": [4] * 5,
+        **_PAPER,
+        "input_depth": 3,  # the flash photo (`Operator.net_input`)
         "upsample": ["nearest", "nearest", "bilinear", "bilinear", "bilinear"],
-        "pad": "reflection",
     },
     "light": {
         "arch": "skip",
