@@ -86,9 +86,9 @@ def tune_cpu_allocator(top_pad_bytes: int = 1 << 30) -> bool:
     """Tell glibc malloc to keep large buffers instead of returning them to the OS after every iteration.
 
     DIP frees and re-allocates the same large activation buffers every iteration; by default glibc serves them with
-    mmap and unmaps them on free, costing ~1.8 M page faults per iteration of the paper net (PROTOCOL.md). This is the
-    in-process equivalent of `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=… MALLOC_TOP_PAD_=…`; results are unchanged.
-    Returns False where it does not apply (not glibc).
+    mmap and unmaps them on free, costing ~1.8 M page faults per iteration of the paper net (benchmarks/NOTES.md).
+    This is the in-process equivalent of `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=… MALLOC_TOP_PAD_=…`; results are
+    unchanged. Returns False where it does not apply (not glibc).
     """
     global _allocator_tuned
     if _allocator_tuned:

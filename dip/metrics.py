@@ -1,4 +1,4 @@
-"""PSNR and SSIM under the named protocols of shared/PROTOCOL.md ("Metrics").
+"""PSNR and SSIM under named protocols (docs/reproduction.md, "Two LR conventions, two protocols").
 
 - ``rgb``: all channels, whole image, peak 1.0 (denoising, inpainting).
 - ``y-matlab``: the common SR protocol of MATLAB scripts: BT.601 Y rounded to 8-bit levels (``rgb2ycbcr`` on uint8

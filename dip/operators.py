@@ -153,7 +153,7 @@ class Operator(ABC):
 
     @abstractmethod
     def paper_fit(self) -> PaperFit:
-        """The paper's fit settings for this level (docs/PROTOCOL.md)."""
+        """The paper's fit settings for this level (docs/reproduction.md)."""
 
     @property
     @abstractmethod

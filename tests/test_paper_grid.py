@@ -20,13 +20,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from PIL import Image
 
 from dip.workflow_config import level_fit
 from tests.test_workflow import ENV, REPO, snakemake, workflow_copy
 
 SMOKE_ITERATIONS = 2
 CROP = 128
-IMAGES_PER_SET = {"set5": ["butterfly"], "dip-inpainting": ["inpainting-vase"]}
+IMAGES_PER_SET = {
+    "set5": ["butterfly"],
+    "dip-inpainting": ["inpainting-vase"],
+    "dip-restoration": ["restoration-barbara"],
+}
 CBM3D_OFFLINE = {"image_F16_512rgb": "dip-paper/denoising/F16_GT.png"}
 
 
@@ -116,6 +121,12 @@ def test_the_whole_paper_grid_runs_in_smoke_mode(shared_dir: Path, tmp_path: Pat
     against = (results / "tables" / "denoising.md").read_text().split("against the paper")[1]
     for method, figure in (("dip-paper-last", "29.22"), ("dip-paper", "30.43"), ("dip-paper-mean2", "31.00")):
         assert re.search(rf"\| +{method} +\| +mean +\| +rgb +\| +[\d.]+ +\| +{figure} +\|", against), method
+    # Table 1's barbara, grey as restoration.ipynb has it, beside the paper's 32.22.
+    barbara = summary[summary.image == "restoration-barbara"]
+    assert set(barbara.method) == {"dip-paper", "biharmonic"}
+    assert all(Image.open(folder / run / "restored.png").mode == "L" for run in barbara.run_dir)
+    against = (results / "tables" / "inpainting.md").read_text().split("against the paper")[1]
+    assert re.search(r"\| +dip-paper +\| +restoration-barbara +\| +rgb +\| +[\d.]+ +\| +32\.22 +\|", against)
     with zipfile.ZipFile(folder / "report.zip") as archive:
         names = archive.namelist()
         assert sum(name.endswith(".png") for name in names) >= 3 * len(grid)

@@ -127,30 +127,38 @@ def test_dip_command_lines_carry_the_variant_and_fit_settings(grid_dry_run: str)
     assert "--channels-last" in fast and "--precision bf16" in fast
 
 
-def test_paper_config_plans_the_papers_grid(tmp_path: Path) -> None:
+PLANNED_RULES = ("export_image", "degrade", "restore", "last_output", "seed_mean", "baseline")
+
+
+def paper_workflow(folder: Path) -> Path:
+    """A workflow copy whose config/paper.yaml can be dry-run offline."""
     # Set14's names are known once its zip is fetched: give them here, so that the dry run needs no network.
     config = yaml.safe_load((REPO / "config/paper.yaml").read_text())
     config["datasets"]["set14"]["images"] = [f"image{i:02d}" for i in range(14)]
-    folder = workflow_copy(tmp_path / "wf", TEST_CONFIG)
+    workflow_copy(folder, TEST_CONFIG)
     # The CBM3D images are a local folder: the workflow checks that it exists and has the images the config names.
     for image in config["datasets"]["cbm3d-color9"]["images"]:
         write_image(folder / "data/cbm3d-color9" / f"{image}.png", np.full((64, 64, 3), 0.5, dtype=np.float32))
     (folder / "config/paper.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return folder
+
+
+def test_paper_config_plans_the_papers_grid(tmp_path: Path) -> None:
+    folder = paper_workflow(tmp_path / "wf")
     result = snakemake(folder, "--configfile", "config/paper.yaml", "-n", "-p")
     assert result.returncode == 0, result.stderr + result.stdout
-    # observations: SR (5 + 14) × 4 levels, denoising 9 × 2, inpainting 3 × (random50, file) = 100; DIP: SR 76 +
-    # denoising 18 × 2 seeds + inpainting 3 (random50: the paper net) + 3 × 2 (file: the text and region nets), and
-    # each denoising fit's last output and the mean of its two seeds; baselines: SR 76 × 2 + denoising 18 × 2 +
-    # inpainting 6.
+    # observations: SR (5 + 14) × 4 levels, denoising 9 × 2, inpainting 3 × (random50, file) + barbara's random50 =
+    # 101; DIP: SR 76 + denoising 18 × 2 seeds + inpainting 4 (random50: the paper net) + 3 × 2 (file: the text and
+    # region nets), and each denoising fit's last output and the mean of its two seeds; baselines: SR 76 × 2 +
+    # denoising 18 × 2 + inpainting 7.
     counts = job_counts(result.stdout)
-    rules = ("export_image", "degrade", "restore", "last_output", "seed_mean", "baseline")
-    assert {rule: counts[rule] for rule in rules} == {
-        "export_image": 5 + 14 + 9 + 3 + 3,
-        "degrade": 100,
-        "restore": 121,
+    assert {rule: counts[rule] for rule in PLANNED_RULES} == {
+        "export_image": 5 + 14 + 9 + 3 + 3 + 1,
+        "degrade": 101,
+        "restore": 122,
         "last_output": 36,
         "seed_mean": 18,
-        "baseline": 194,
+        "baseline": 195,
     }
     commands = re.findall(r"^Shell command: (dip \w+ .*)$", result.stdout, re.MULTILINE)
     kate = next(c for c in commands if c.startswith("dip degrade") and "/file/inpainting-kate/" in c)
@@ -161,9 +169,53 @@ def test_paper_config_plans_the_papers_grid(tmp_path: Path) -> None:
     assert "--level 8-bicubic" in bicubic_lr and "--label source=set5" in bicubic_lr
     fits = [c for c in commands if c.startswith("dip restore")]
     random50 = [c for c in fits if "/inpainting/random50/" in c]
-    assert len(random50) == 3 and all("--variant paper" in c for c in random50)
+    assert len(random50) == 4 and all("--variant paper" in c for c in random50)
     assert not any("--iterations" in c or "--reg-noise" in c for c in fits), "the paper's per-level defaults apply"
     assert not any("samples" in c for c in commands), "the default config must not be merged into a given one"
+
+
+def test_followups_config_adds_every_other_task_to_the_papers_grid(tmp_path: Path) -> None:
+    folder = paper_workflow(tmp_path / "wf")
+    result = snakemake(folder, "--configfile", "config/paper.yaml", "config/followups.yaml", "-n", "-p")
+    assert result.returncode == 0, result.stderr + result.stdout
+    commands = re.findall(r"^Shell command: (dip \w+ .*)$", result.stdout, re.MULTILINE)
+    planned = {
+        (dataset, task, level)
+        for dataset, task, level in (
+            re.search(r"results/([^/]+)/([^/]+)/([^/]+)/", c).groups() for c in commands if c.startswith("dip restore")
+        )
+    }
+    color9 = {("cbm3d-color9", "denoising", level) for level in ("25", "50")}
+    color9 |= {("cbm3d-color9", "denoising", f"{kind}-{s}") for kind in ("impulse", "shot", "speckle") for s in "234"}
+    color9 |= {("cbm3d-color9", "jpeg", q) for q in ("10", "20", "30", "40")}
+    color9 |= {("cbm3d-color9", "deblurring", level) for level in ("gauss1.6-n2", "motion9-45deg-n2")}
+    sparse = {("dip-restoration", "inpainting", level) for level in ("random50", "random98")}
+    assert color9 | sparse | {("dip-flash", "flash-no-flash", "pair")} <= planned
+    assert {(d, t) for d, t, _ in planned} >= {("set5", "super-resolution"), ("dip-inpainting", "inpainting")}
+
+    # The paper's rows stay as they were; the noise kinds run one seed to the end with ES-WMV watching.
+    counts = job_counts(result.stdout)
+    assert (counts["last_output"], counts["seed_mean"]) == (36, 18)
+    noise_fits = [c for c in commands if c.startswith("dip restore") and re.search(r"/(impulse|shot|speckle)-", c)]
+    assert len(noise_fits) == 9 * 9 and all("--es-continue" in c and "--seed 0" in c for c in noise_fits)
+    fits = [c for c in commands if c.startswith("dip restore")]
+    assert all("--variant light" in c for c in fits if "/jpeg/" in c)
+    assert all("--variant flash-no-flash" in c for c in fits if "/flash-no-flash/" in c)
+    assert all("--variant paper" in c for c in fits if "/random98/" in c)
+    baselines = {
+        (re.search(r"results/[^/]+/([^/]+)/([^/-]+)", c).groups(), re.search(r"--method (\S+)", c).group(1))
+        for c in commands
+        if c.startswith("dip baseline")
+    }
+    for (task, level), method in [
+        (("denoising", "impulse"), "median"),
+        (("denoising", "shot"), "bm3d-vst"),
+        (("denoising", "speckle"), "nlm"),
+        (("jpeg", "10"), "tv"),
+        (("deblurring", "motion9"), "wiener"),
+        (("flash-no-flash", "pair"), "guided-filter"),
+    ]:
+        assert ((task, level), method) in baselines
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """Restore an observation with Deep Image Prior; writes restored.png, record.json and trace.csv (and, with
 --frames N, frames.webp and frames.json: N snapshots of the net's output along the fit, for `dip viewer`).
 
-Defaults of the fit follow the paper's notebook for the observation's task and level (see PROTOCOL.md); every flag
+Defaults of the fit follow the paper's notebook for the observation's task and level (docs/reproduction.md); every flag
 overrides them. With --checkpoint, the fit saves its state every --checkpoint-every iterations and when it gets
 SIGINT/SIGTERM, and the same command resumes from it. It also keeps the final state until all outputs are written
 (then it is deleted), so a run that could not write them finishes at once when run again. A checkpoint of another

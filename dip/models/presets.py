@@ -1,6 +1,6 @@
 """Named model specs: each preset is a partial spec merged over its arch's defaults by `resolve_spec`.
 
-The skip presets follow the authors' notebooks (PROTOCOL.md, "The net and the optimiser").
+The skip presets follow the authors' notebooks (docs/reproduction.md, "The paper's settings per task and level").
 """
 
 from __future__ import annotations

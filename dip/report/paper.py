@@ -31,8 +31,8 @@ HEADER = [
 
 
 def reference_figures() -> pd.DataFrame:
-    """The paper's (and PROTOCOL.md's) reference PSNRs: set, task, level, image ('mean' for a set mean), images (how
-    many the figure averages), method, protocol, psnr, origin."""
+    """The paper's reference PSNRs (and those recomputed from the authors' results): set, task, level, image ('mean'
+    for a set mean), images (how many the figure averages), method, protocol, psnr, origin."""
     text = resources.files("dip").joinpath("data", "paper-figures.tsv").read_text(encoding="utf-8")
     return pd.read_csv(io.StringIO(text), sep="\t", dtype={"level": str})
 
