@@ -88,17 +88,25 @@ def psnr_curves(traces: pd.DataFrame, task: str, palette: dict, summary: pd.Data
         var_name="curve",
         value_name="psnr",
     ).assign(curve=lambda f: f.curve.map(CURVES))
+    long = long.dropna(subset=["psnr"])
     datasets = sorted(long.dataset.unique())
     levels = level_order(long.level)
     runs = None if summary is None else finished(summary)[lambda f: (f.task == task) & (f.variant != "")]
     tables = runs.protocol.iloc[0] if runs is not None and "protocol" in runs and len(runs) else TRACE_PROTOCOL
     figure = Figure(figsize=(1.5 + 3.2 * len(levels), 0.5 + 2.8 * len(datasets)), layout="constrained")
     axes = figure.subplots(len(datasets), len(levels), squeeze=False, sharex=True)
+    ran = set(zip(long.dataset, long.level, strict=True))
+    # The legend goes on the top right panel that has curves (a dataset need not run every level).
+    legend_at = next((d, lv) for d in datasets for lv in reversed(levels) if (d, lv) in ran)
     for row, dataset in enumerate(datasets):
         for column, level in enumerate(levels):
             ax = axes[row][column]
+            if (dataset, level) not in ran:
+                ax.set_axis_off()
+                ax.text(0.5, 0.5, f"{dataset} {level_label(task, level)}: not run", ha="center", transform=ax.transAxes)
+                continue
             panel = long[(long.dataset == dataset) & (long.level == level)]
-            last = row == 0 and column == len(levels) - 1
+            last = (dataset, level) == legend_at
             sns.lineplot(
                 panel,
                 x="iteration",
