@@ -17,7 +17,7 @@ from dip.cli import main
 from dip.errors import DipError
 from dip.io import write_image
 from dip.report.aggregate import level_order, method_order, read_metrics, read_table, read_traces
-from dip.report.figures import write_figures
+from dip.report.figures import psnr_points, write_figures
 from dip.report.tables import comparison, early_stopping, latex_escape, write_tables
 
 # PSNR of (method, variant, seed, level, image): DIP wins at σ=25, bm3d at σ=50.
@@ -172,6 +172,26 @@ def test_figures_are_written(summary: pd.DataFrame, tmp_path: Path) -> None:
     for path in paths:
         with Image.open(path) as picture:
             assert picture.width > 200 and picture.height > 200
+
+
+def test_a_task_of_many_levels_wraps_its_panels_each_with_the_methods_that_ran_it() -> None:
+    """Eleven denoising levels (σ and the noise kinds), each with its own baselines: four panels a row, one axis."""
+    levels = ["25", "50", *(f"{kind}-{s}" for kind in ("impulse", "shot", "speckle") for s in (2, 3, 4))]
+    baseline = {"impulse": "median", "shot": "bm3d-vst", "speckle": "nlm"}
+    rows = [
+        {"dataset": "toy", "task": "denoising", "level": level, "image": "a", "seed": 0, "status": "ok"}
+        | {"method": method, "variant": variant, "psnr": psnr, "protocol": "rgb"}
+        for n, level in enumerate(levels)
+        for method, variant, psnr in (("dip-tiny", "tiny", 20.0 + n), (baseline.get(level[:-2], "bm3d"), "", 30.0))
+    ]
+    figure = psnr_points(
+        pd.DataFrame(rows), "denoising", {"dip-tiny": "C0", "bm3d": "C1", "median": "C2", "bm3d-vst": "C3", "nlm": "C4"}
+    )
+    panels = [ax for ax in figure.axes if ax.axison]
+    assert len(figure.axes) == 12 and len(panels) == 11 and figure.get_size_inches()[0] < 16
+    assert {ax.get_ylim() for ax in panels} == {(19.0, 31.0)}
+    impulse = next(ax for ax in panels if ax.get_title() == "impulse noise, severity 2")
+    assert [label.get_text() for label in impulse.get_xticklabels()] == ["median", "dip-tiny"]
 
 
 def test_image_grid_needs_observation_dirs(summary: pd.DataFrame, tmp_path: Path) -> None:

@@ -38,38 +38,71 @@ def method_palette(summary: pd.DataFrame) -> dict[str, tuple[float, float, float
     return dict(zip(methods, sns.color_palette("colorblind", len(methods)), strict=True))
 
 
+LEVELS_PER_ROW = 4
+"""A figure's panels per row: a task of many levels (e.g. denoising with the noise kinds) wraps onto more rows."""
+
+
+def _level_panels(
+    datasets: list[str], levels: list[str], ran: set[tuple[str, str]], task: str, size: tuple[float, float], **share
+) -> tuple[Figure, dict[tuple[str, str], object]]:
+    """A grid of one panel per dataset and level (each dataset's levels wrapped at LEVELS_PER_ROW), the panels of
+    pairs that did not run saying so; returns the figure and the axes of the pairs that ran."""
+    columns = min(len(levels), LEVELS_PER_ROW)
+    rows_per_dataset = -(-len(levels) // columns)
+    width, height = size
+    figure = Figure(
+        figsize=(1.5 + width * columns, 0.5 + height * rows_per_dataset * len(datasets)), layout="constrained"
+    )
+    axes = figure.subplots(rows_per_dataset * len(datasets), columns, squeeze=False, **share)
+    panels = {}
+    for d, dataset in enumerate(datasets):
+        for index in range(rows_per_dataset * columns):
+            ax = axes[d * rows_per_dataset + index // columns][index % columns]
+            level = levels[index] if index < len(levels) else None
+            if (dataset, level) in ran:
+                panels[(dataset, level)] = ax
+                continue
+            ax.set_axis_off()
+            if level is not None:
+                ax.text(0.5, 0.5, f"{dataset} {level_label(task, level)}: not run", ha="center", transform=ax.transAxes)
+    return figure, panels
+
+
+def _panel_title(datasets: list[str], dataset: str, task: str, level: str) -> str:
+    """A panel's title: its level, after its dataset where the figure has several, on short lines."""
+    title = level_label(task, level) if len(datasets) == 1 else f"{dataset} {level_label(task, level)}"
+    return textwrap.fill(title, 30)
+
+
 def psnr_points(summary: pd.DataFrame, task: str, palette: dict) -> Figure:
-    """The mean PSNR per method and level (a marker with the runs as dots; one panel per dataset). No bars: the
-    axis starts near the lowest run, said in its label, so that no length suggests a ratio."""
+    """The mean PSNR per method (a marker, with the runs as dots), one panel per dataset and level with the methods
+    that ran it. No bars: every panel has the same axis, starting near the lowest run (its label says so), so that
+    no length suggests a ratio."""
     runs = scored_runs(summary, task)
     if runs.empty:
         return _notes_page([f"no {task} run has a ground truth, so there is no PSNR to plot: see {task}-images.png."])
-    runs = runs.assign(setting=lambda f: [level_label(task, lv) for lv in f.level])
     datasets = sorted(runs.dataset.unique())
+    levels = level_order(runs.level)
     methods = method_order(runs)
+    widest = int(runs.groupby(["dataset", "level"]).method.nunique().max())
     protocol = runs.protocol.iloc[0] if "protocol" in runs and runs.protocol.nunique() == 1 else "per run"
     bottom = max(0.0, float(np.floor(runs.psnr.min())) - 1)
-    figure = Figure(figsize=(2.5 + 1.2 * len(methods) * runs.level.nunique(), 3.5), layout="constrained")
-    axes = figure.subplots(1, len(datasets), squeeze=False, sharey=True)[0]
-    for index, (ax, dataset) in enumerate(zip(axes, datasets, strict=True)):
-        data = runs[runs.dataset == dataset]
-        order = [level_label(task, lv) for lv in level_order(data.level)]
-        common = {"data": data, "x": "setting", "y": "psnr", "hue": "method", "order": order, "hue_order": methods}
-        sns.stripplot(**common, dodge=True, palette=palette, size=3, alpha=0.5, legend=False, ax=ax)
-        sns.pointplot(
-            **common,
-            dodge=0.8 - 0.8 / len(methods),
-            palette=palette,
-            errorbar=None,
-            markers="D",
-            linestyle="none",
-            legend=index == len(datasets) - 1,
-            ax=ax,
-        )
-        ax.set(title=f"{task}: {dataset}" if dataset else task, xlabel="level", ylabel="")
-    axes[0].set_ylim(bottom=bottom)
-    axes[0].set_ylabel(f"PSNR (dB), {protocol} protocol\n(axis from {bottom:g} dB)")
-    sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1, 1), title="method (◆ mean, · runs)", frameon=False)
+    ran = set(zip(runs.dataset, runs.level, strict=True))
+    top = float(np.ceil(runs.psnr.max())) + 1
+    figure, panels = _level_panels(datasets, levels, ran, task, (1.2 + 0.45 * widest, 3.0))
+    for (dataset, level), ax in panels.items():
+        data = runs[(runs.dataset == dataset) & (runs.level == level)]
+        order = [m for m in methods if m in set(data.method)]
+        common = {"data": data, "x": "method", "y": "psnr", "hue": "method", "order": order, "hue_order": order}
+        sns.stripplot(**common, palette=palette, size=3, alpha=0.5, legend=False, ax=ax)
+        sns.pointplot(**common, palette=palette, errorbar=None, markers="D", linestyle="none", legend=False, ax=ax)
+        ax.set(title=_panel_title(datasets, dataset, task, level), xlabel="", ylabel="", ylim=(bottom, top))
+        ax.tick_params(axis="x", labelrotation=60)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+            label.set_rotation_mode("anchor")
+    first = next(iter(panels.values()))
+    first.set_ylabel(f"PSNR (dB), {protocol} protocol\n(axis from {bottom:g} dB; ◆ mean, · runs)")
     return figure
 
 
@@ -93,40 +126,34 @@ def psnr_curves(traces: pd.DataFrame, task: str, palette: dict, summary: pd.Data
     levels = level_order(long.level)
     runs = None if summary is None else finished(summary)[lambda f: (f.task == task) & (f.variant != "")]
     tables = runs.protocol.iloc[0] if runs is not None and "protocol" in runs and len(runs) else TRACE_PROTOCOL
-    figure = Figure(figsize=(1.5 + 3.2 * len(levels), 0.5 + 2.8 * len(datasets)), layout="constrained")
-    axes = figure.subplots(len(datasets), len(levels), squeeze=False, sharex=True)
     ran = set(zip(long.dataset, long.level, strict=True))
-    # The legend goes on the top right panel that has curves (a dataset need not run every level).
-    legend_at = next((d, lv) for d in datasets for lv in reversed(levels) if (d, lv) in ran)
-    for row, dataset in enumerate(datasets):
-        for column, level in enumerate(levels):
-            ax = axes[row][column]
-            if (dataset, level) not in ran:
-                ax.set_axis_off()
-                ax.text(0.5, 0.5, f"{dataset} {level_label(task, level)}: not run", ha="center", transform=ax.transAxes)
-                continue
-            panel = long[(long.dataset == dataset) & (long.level == level)]
-            last = (dataset, level) == legend_at
-            sns.lineplot(
-                panel,
-                x="iteration",
-                y="psnr",
-                hue="method",
-                hue_order=[m for m in palette if m in set(data.method)],
-                palette=palette,
-                style="curve",
-                style_order=[CURVES[c] for c in curves],
-                errorbar=None,
-                legend=last,
-                ax=ax,
-            )
-            if runs is not None and "selected_iteration" in runs:
-                _mark_selections(ax, runs[(runs.dataset == dataset) & (runs.level == level)], palette)
-            title = level_label(task, level)
-            ylabel = f"PSNR (dB), {TRACE_PROTOCOL}" + ("" if tables == TRACE_PROTOCOL else f"\n(tables: {tables})")
-            ax.set(title=f"{dataset} {title}" if len(datasets) > 1 else title, ylabel=ylabel if column == 0 else "")
-            if last:
-                sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), frameon=False)
+    figure, panels = _level_panels(datasets, levels, ran, task, (3.2, 2.8), sharex=True)
+    # The legend goes on the top right panel with curves (a dataset need not run every level).
+    first = [level for level in levels if (datasets[0], level) in ran]
+    legend_at = (datasets[0], ([lv for lv in first if levels.index(lv) < LEVELS_PER_ROW] or first)[-1])
+    ylabel = f"PSNR (dB), {TRACE_PROTOCOL}" + ("" if tables == TRACE_PROTOCOL else f"\n(tables: {tables})")
+    for (dataset, level), ax in panels.items():
+        panel = long[(long.dataset == dataset) & (long.level == level)]
+        last = (dataset, level) == legend_at
+        sns.lineplot(
+            panel,
+            x="iteration",
+            y="psnr",
+            hue="method",
+            hue_order=[m for m in palette if m in set(data.method)],
+            palette=palette,
+            style="curve",
+            style_order=[CURVES[c] for c in curves],
+            errorbar=None,
+            legend=last,
+            ax=ax,
+        )
+        if runs is not None and "selected_iteration" in runs:
+            _mark_selections(ax, runs[(runs.dataset == dataset) & (runs.level == level)], palette)
+        first_column = levels.index(level) % LEVELS_PER_ROW == 0
+        ax.set(title=_panel_title(datasets, dataset, task, level), ylabel=ylabel if first_column else "")
+        if last:
+            sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), frameon=False)
     return figure
 
 
