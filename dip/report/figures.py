@@ -189,8 +189,8 @@ def _show(ax, image: np.ndarray, title: str = "", colour: object = "black") -> N
 
 def image_grid(summary: pd.DataFrame, task: str, palette: dict, max_examples: int = 3, zoom: int = 4) -> Figure:
     """Clean (where there is one), observed, the guide (flash-no-flash's flash photo, the net's input) and each
-    method's output (first seed) for a few images, each above a zoomed centre crop; the titles give PSNRs where there
-    is a ground truth.
+    method's output (first seed; left out where the method did not run that level) for a few images, each above a
+    zoomed centre crop; the titles give PSNRs where there is a ground truth.
 
     Needs the column `observation_dir` (the label that the workflow gives `dip degrade`).
     """
@@ -199,8 +199,9 @@ def image_grid(summary: pd.DataFrame, task: str, palette: dict, max_examples: in
         raise DipError(
             "the summary has no observation_dir column (label the observations: --label observation_dir=DIR)"
         )
-    methods = method_order(runs)
-    examples = runs.drop_duplicates(["dataset", "level", "image"]).head(max_examples)
+    keys = ["dataset", "level", "image"]
+    examples = runs.drop_duplicates(keys).head(max_examples)
+    methods = method_order(runs.merge(examples[keys], on=keys))  # those of the examples shown
     folders = [Path(folder) for folder in examples.observation_dir]
     inputs = [name for name in INPUT_TITLES if any((folder / name).is_file() for folder in folders)]
     columns = [*inputs, *methods]
@@ -209,14 +210,15 @@ def image_grid(summary: pd.DataFrame, task: str, palette: dict, max_examples: in
     for index, example in enumerate(examples.itertuples(index=False)):
         folder = Path(example.observation_dir)
         same = runs[(runs.dataset == example.dataset) & (runs.level == example.level) & (runs.image == example.image)]
-        panels = _input_panels(folder, inputs, f"{example.image} {level_label(task, example.level)}", example)
+        name = textwrap.fill(f"{example.image} {level_label(task, example.level)}", 24)
+        panels = _input_panels(folder, inputs, name, example)
         shape = panels[0][1].shape if (folder / CLEAN).is_file() else _output_shape(same, panels[0][1].shape)
         panels = [(title, _resized(image, shape)) for title, image in panels]
         height, width = shape[:2]
         for method in methods:
             run = same[same.method == method].sort_values("seed").head(1)
-            if run.empty:
-                panels.append((method, np.ones(shape, np.float32)))
+            if run.empty:  # the method does not solve this level (e.g. the median filter and Gaussian noise)
+                panels.append((method, None))
                 continue
             restored = _resized(read_image(Path(run.run_dir.iloc[0]) / "restored.png"), shape)
             psnr = run.psnr.iloc[0] if "psnr" in run else np.nan
@@ -224,6 +226,10 @@ def image_grid(summary: pd.DataFrame, task: str, palette: dict, max_examples: in
         size_h, size_w = max(8, height // zoom), max(8, width // zoom)
         top, left = (height - size_h) // 2, (width - size_w) // 2
         for column, (title, image) in enumerate(panels):
+            if image is None:
+                axes[2 * index][column].set_axis_off()
+                axes[2 * index + 1][column].set_axis_off()
+                continue
             _show(axes[2 * index][column], image, title, palette.get(columns[column], "black"))
             _show(axes[2 * index + 1][column], image[top : top + size_h, left : left + size_w])
         box = Rectangle((left - 0.5, top - 0.5), size_w, size_h, fill=False, edgecolor="red", linewidth=1)
