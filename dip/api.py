@@ -347,20 +347,23 @@ def evaluate(
 ) -> dict[str, Any]:
     """PSNR and SSIM of a restored image (an array, a `Restoration`, or a run directory) against the observation's
     clean image, under the task's protocol (`auto`) or the one named, with the task's other protocols too; the flat
-    metrics record of `dip evaluate`, written to `out`. An observation without ground truth gets a record without
-    scores (`ground_truth: false`)."""
+    metrics record of `dip evaluate`, written to `out`, with the observation directory where one is given (for the
+    figures' image grids). An observation without ground truth gets a record without scores (`ground_truth: false`)."""
     run_dir = None
     if isinstance(restored, str | Path):
         run_dir = Path(restored)
         record, restored = _read_run(run_dir)
     elif isinstance(restored, Restoration):
         record, restored = restored.record, restored.output
+    observation_dir = str(observation) if isinstance(observation, str | Path) else None
     observation = _observation(observation)
     record = record or {}
     meta = observation.meta
     operator = operator_for(observation)
     protocol = operator.metric_protocol if protocol == "auto" else protocol
     metrics = {column: meta[key] for key, column in RECORDED_META.items() if key in meta}
+    if observation_dir is not None:  # where the figures and the viewer find its images (a label may say otherwise)
+        metrics["observation_dir"] = observation_dir
     metrics.update(meta.get("labels", {}))
     metrics.update(
         method=record.get("method", ""),

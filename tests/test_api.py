@@ -37,6 +37,7 @@ def test_files_and_arrays_give_what_the_commands_give(tmp_path: Path) -> None:
     metrics = dip.evaluate(api / "run", observation, out=api / "m.json")
     theirs = json.loads((cli / "m.json").read_text())
     assert metrics["psnr"] == theirs["psnr"] and metrics["method"] == theirs["method"] == "dip-tiny"
+    assert theirs["observation_dir"] == str(cli / "obs") and "observation_dir" not in metrics  # given as an object
     filled = dip.baseline(observation, "biharmonic", out=api / "bh")
     assert dip.evaluate(filled, observation)["psnr"] > metrics["psnr_observed"]
 

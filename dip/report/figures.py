@@ -192,12 +192,12 @@ def image_grid(summary: pd.DataFrame, task: str, palette: dict, max_examples: in
     method's output (first seed; left out where the method did not run that level) for a few images, each above a
     zoomed centre crop; the titles give PSNRs where there is a ground truth.
 
-    Needs the column `observation_dir` (the label that the workflow gives `dip degrade`).
+    Needs the column `observation_dir` (which `dip evaluate RUN --observation DIR` records).
     """
     runs = task_runs(summary, task)
     if "observation_dir" not in runs:
         raise DipError(
-            "the summary has no observation_dir column (label the observations: --label observation_dir=DIR)"
+            "the summary has no observation_dir column (score the runs with `dip evaluate RUN --observation DIR`)"
         )
     keys = ["dataset", "level", "image"]
     examples = runs.drop_duplicates(keys).head(max_examples)

@@ -47,7 +47,7 @@ def write_viewer(summary: pd.DataFrame, out: Path, caps: ViewerCaps) -> dict[str
     """Write the viewer of `summary` (a table of `dip aggregate`) into `out`; returns the page's data."""
     if "observation_dir" not in summary:
         raise DipError(
-            "the summary has no observation_dir column (label the observations: --label observation_dir=DIR)"
+            "the summary has no observation_dir column (score the runs with `dip evaluate RUN --observation DIR`)"
         )
     check_folders(summary)
     prepare(out)
