@@ -43,7 +43,7 @@ LEVELS_PER_ROW = 4
 
 
 def _level_panels(
-    datasets: list[str], levels: list[str], ran: set[tuple[str, str]], task: str, size: tuple[float, float], **share
+    datasets: list[str], levels: list[str], ran: set[tuple[str, str]], task: str, size: tuple[float, float]
 ) -> tuple[Figure, dict[tuple[str, str], object]]:
     """A grid of one panel per dataset and level (each dataset's levels wrapped at LEVELS_PER_ROW), the panels of
     pairs that did not run saying so; returns the figure and the axes of the pairs that ran."""
@@ -53,7 +53,7 @@ def _level_panels(
     figure = Figure(
         figsize=(1.5 + width * columns, 0.5 + height * rows_per_dataset * len(datasets)), layout="constrained"
     )
-    axes = figure.subplots(rows_per_dataset * len(datasets), columns, squeeze=False, **share)
+    axes = figure.subplots(rows_per_dataset * len(datasets), columns, squeeze=False)
     panels = {}
     for d, dataset in enumerate(datasets):
         for index in range(rows_per_dataset * columns):
@@ -127,7 +127,7 @@ def psnr_curves(traces: pd.DataFrame, task: str, palette: dict, summary: pd.Data
     runs = None if summary is None else finished(summary)[lambda f: (f.task == task) & (f.variant != "")]
     tables = runs.protocol.iloc[0] if runs is not None and "protocol" in runs and len(runs) else TRACE_PROTOCOL
     ran = set(zip(long.dataset, long.level, strict=True))
-    figure, panels = _level_panels(datasets, levels, ran, task, (3.2, 2.8), sharex=True)
+    figure, panels = _level_panels(datasets, levels, ran, task, (3.2, 2.8))  # levels may run different iterations
     # The legend goes on the top right panel with curves (a dataset need not run every level).
     first = [level for level in levels if (datasets[0], level) in ran]
     legend_at = (datasets[0], ([lv for lv in first if levels.index(lv) < LEVELS_PER_ROW] or first)[-1])
