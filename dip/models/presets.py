@@ -20,15 +20,7 @@ _PAPER: dict[str, Any] = {
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": _PAPER,
-    "inpaint-text": {
-        "arch": "skip",
-        "input_kind": "noise",
-        "input_depth": 32,
-        "channels_down": [128] * 5,
-        "channels_up": [128] * 5,
-        "channels_skip": [128] * 5,
-        "upsample": "nearest",
-    },
+    "inpaint-text": {**_PAPER, "channels_skip": [128] * 5, "upsample": "nearest"},
     "inpaint-region": {
         "arch": "skip",
         "input_kind": "meshgrid",
