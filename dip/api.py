@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,11 @@ from dip.metrics import evaluate as score
 from dip.metrics import psnr
 from dip.operators import Observation, Operator, load_observation, make_operator, operator_for, save_observation
 from dip.record import read_json, versions, write_json, write_trace
+
+if TYPE_CHECKING:
+    import torch
+
+    from dip.fit import FitResult, FitSettings
 
 log = logging.getLogger(__name__)
 
@@ -140,52 +145,16 @@ def restore(
     `checkpoint`, the fit saves and resumes its state there; with `out`, restored.png, trace.csv, the frames and
     record.json are written, and the checkpoint is deleted once they are.
     """
-    from dip.device import (
-        check_precision,
-        configure_threads,
-        describe_device,
-        enable_cuda_speedups,
-        select_device,
-        set_deterministic,
-        tune_cpu_allocator,
-    )
-    from dip.fit import LAST_OUTPUT, FitSettings
-    from dip.frames import write_frames
-    from dip.gpu_slots import claim as claim_gpu
-    from dip.io import to_numpy
+    from dip.device import describe_device
     from dip.models import resolve_spec
     from dip.restoration import restore as fit_observation
 
     observation = _observation(observation)
     operator = operator_for(observation)
     spec = resolve_spec(arch if arch is not None else operator.paper_preset)
-    given = {key: value for key, value in settings.items() if value is not None}
-    merged = {**operator.paper_fit(), **given}
-    if smoke_iterations:
-        merged["iterations"] = smoke_iterations
-    if merged["backtrack_db"] == 0:
-        merged["backtrack_db"] = None
-    try:
-        fit_settings = FitSettings(**merged)
-    except TypeError as error:
-        raise ConfigError(f"unknown fit setting: {error}") from None
-    device_, gpu_slot = claim_gpu(select_device(device))  # several GPUs: a free one of its own
-    check_precision(fit_settings.precision, device_)
-    configure_threads(threads)
-    set_deterministic(deterministic)
-    if not deterministic:
-        enable_cuda_speedups(device_)
-    if device_.type == "cpu":
-        tune_cpu_allocator()
-    out = None if out is None else Path(out)
-    checkpoint = None if checkpoint is None else Path(checkpoint)
-    if checkpoint and out and checkpoint.resolve().is_relative_to(out.resolve()):
-        raise ConfigError("--checkpoint must lie outside --out (a workflow deletes a job's outputs before it starts)")
-    if out is not None:
-        check_writable(out, "--out")
-    if checkpoint is not None:
-        check_writable(checkpoint.parent, f"--checkpoint {checkpoint}")
-
+    fit_settings = _fit_settings(operator, settings, smoke_iterations)
+    device_, gpu_slot = _prepare_device(device, fit_settings.precision, threads, deterministic)
+    out, checkpoint = _check_run_paths(out, checkpoint)
     result, facts = fit_observation(
         observation,
         operator,
@@ -202,11 +171,75 @@ def restore(
         "method": method or f"dip-{variant}",
         "variant": variant,
         "model": spec,
-        "parameters": facts["parameters"],
-        "fit": asdict(fit_settings),
-        "seed": fit_settings.seed,
-        "iterations": result.iterations,
+        **_fit_record(result, fit_settings, facts),
         "smoke_iterations": smoke_iterations,
+        "device": describe_device(device_),
+        "gpu_slot": gpu_slot,
+        "observation": observation.meta,
+    }
+    return _finish_run(result, record, out)
+
+
+def _fit_settings(operator: Operator, given: dict[str, Any], smoke_iterations: int | None) -> FitSettings:
+    """The fit's settings: those given, over the task's paper values; `smoke_iterations` caps the iterations."""
+    from dip.fit import FitSettings
+
+    merged = {**operator.paper_fit(), **{key: value for key, value in given.items() if value is not None}}
+    if smoke_iterations:
+        merged["iterations"] = smoke_iterations
+    if merged["backtrack_db"] == 0:
+        merged["backtrack_db"] = None
+    try:
+        return FitSettings(**merged)
+    except TypeError as error:
+        raise ConfigError(f"unknown fit setting: {error}") from None
+
+
+def _prepare_device(
+    device: str, precision: str, threads: int | None, deterministic: bool
+) -> tuple[torch.device, int | None]:
+    """The device of the fit (with several GPUs, a free one of its own: its slot), set up for it."""
+    from dip.device import (
+        check_precision,
+        configure_threads,
+        enable_cuda_speedups,
+        select_device,
+        set_deterministic,
+        tune_cpu_allocator,
+    )
+    from dip.gpu_slots import claim as claim_gpu
+
+    device_, gpu_slot = claim_gpu(select_device(device))
+    check_precision(precision, device_)
+    configure_threads(threads)
+    set_deterministic(deterministic)
+    if not deterministic:
+        enable_cuda_speedups(device_)
+    if device_.type == "cpu":
+        tune_cpu_allocator()
+    return device_, gpu_slot
+
+
+def _check_run_paths(out: str | Path | None, checkpoint: str | Path | None) -> tuple[Path | None, Path | None]:
+    """The run directory and the checkpoint, checked writable before the fit; the checkpoint lies outside `out`."""
+    out = None if out is None else Path(out)
+    checkpoint = None if checkpoint is None else Path(checkpoint)
+    if checkpoint and out and checkpoint.resolve().is_relative_to(out.resolve()):
+        raise ConfigError("--checkpoint must lie outside --out (a workflow deletes a job's outputs before it starts)")
+    if out is not None:
+        check_writable(out, "--out")
+    if checkpoint is not None:
+        check_writable(checkpoint.parent, f"--checkpoint {checkpoint}")
+    return out, checkpoint
+
+
+def _fit_record(result: FitResult, settings: FitSettings, facts: dict[str, Any]) -> dict[str, Any]:
+    """The part of a run record that tells how the fit went."""
+    return {
+        "parameters": facts["parameters"],
+        "fit": asdict(settings),
+        "seed": settings.seed,
+        "iterations": result.iterations,
         "selected_iteration": result.selected_iteration,
         "output": result.output_kind,
         "stop_reason": result.stop_reason,
@@ -215,13 +248,19 @@ def restore(
         "resumed_from": result.resumed_from,
         "seconds": result.seconds,
         "seconds_per_iteration": result.seconds / max(1, result.iterations),
-        "device": describe_device(device_),
-        "gpu_slot": gpu_slot,
-        "observation": observation.meta,
         "versions": versions(),
         "fingerprint": facts["fingerprint"],
         "warnings": result.notes,
     }
+
+
+def _finish_run(result: FitResult, record: dict[str, Any], out: Path | None) -> Restoration:
+    """Write the run directory (restored.png, last.png, trace.csv, the frames, record.json) where `out` is given,
+    then delete the checkpoint: the fit is kept until all its outputs are."""
+    from dip.fit import LAST_OUTPUT
+    from dip.frames import write_frames
+    from dip.io import to_numpy
+
     restored = to_numpy(result.output)
     if out is not None:
         try:
@@ -230,7 +269,7 @@ def restore(
                 write_image(out / LAST, to_numpy(result.last_output))
             write_trace(out / "trace.csv", result.trace)
             write_frames(out, result.frames, restored.shape[:2])
-            write_json(out / "record.json", record)
+            write_json(out / RECORD, record)
         except OSError as error:
             kept = result.checkpoint
             after = f"the fit is kept in {kept}: run the same command again" if kept else "no checkpoint kept the fit"

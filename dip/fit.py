@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 import threading
 import time
@@ -17,14 +16,23 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dip.device import autocast
-from dip.errors import ConfigError, DipError, DivergenceError, OutputError
+from dip.errors import ConfigError, DipError, DivergenceError
+from dip.fit_steps import (
+    CHECKPOINT_VERSION,
+    Backtracker,
+    Nets,
+    SingleNet,
+    StopWatch,
+    load_checkpoint,
+    psnr_from_mse,
+    psnr_to,
+    save_checkpoint,
+)
 from dip.frames import Frame, FrameRecorder, check_frames
 from dip.stopping import make_stopping_rule
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_VERSION = 1
 LAST_OUTPUT = "last output"
 """`FitResult.output_kind` when the chosen output is the last one."""
 
@@ -136,76 +144,210 @@ class FitInterrupted(DipError):
         self.iteration = iteration
 
 
-def _psnr_from_mse(mse: float) -> float:
-    return 10 * math.log10(1.0 / mse) if mse > 0 else math.inf
+class FitRun:
+    """One fit from one iteration to the next: its state (which saves and loads itself as the checkpoint) and the
+    steps the loop takes for it, in order: `next_input`, `loss`, `after_backward` (NaN guard and backtracking),
+    `after_step` (average, frame, stopping rule, trace, checkpoint), and at the end `finish`."""
 
+    def __init__(
+        self,
+        problem: FitProblem,
+        settings: FitSettings,
+        nets: Nets,
+        index: int = 0,
+        *,
+        fingerprint: str = "",
+        checkpoint: Path | None = None,
+        logs: bool = True,
+    ) -> None:
+        self.problem, self.settings, self.nets, self.index = problem, settings, nets, index
+        self.fingerprint, self.logs = fingerprint, logs
+        device = problem.observed.device
+        self.net_input = problem.net_input.contiguous(memory_format=nets.memory_format)
+        self.perturbation = torch.empty_like(self.net_input)
+        self.generator = torch.Generator(device=device).manual_seed(settings.seed + 1)
+        self.watch = StopWatch(settings)
+        self.backtracker = Backtracker(settings, nets, index)
+        self.recorder = FrameRecorder(settings.iterations, settings.frames, settings.frame_side)
+        self.iteration, self.elapsed, self.stop_reason = 0, 0.0, "iterations"
+        self.trace: list[dict[str, float]] = []
+        self.ema: torch.Tensor | None = None
+        self.failure: DipError | None = None
+        self.checked = False
+        """Whether this iteration's loss was read (a host sync: the loop reads it only every so often)."""
+        self.resumed_from: int | None = None
+        state, self.checkpoint = load_checkpoint(checkpoint, device, fingerprint) if checkpoint else (None, None)
+        if state is not None:
+            self.load_state_dict(state)
+            self.resumed_from = self.iteration
+            log.info("resuming from %s at iteration %d", checkpoint, self.iteration)
+        self.started = time.perf_counter()
 
-class _Snapshot:
-    """The last good state (parameters, optimiser, output average) that backtracking restores."""
-
-    def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer, ema: torch.Tensor | None) -> None:
-        self.params = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        self.optimizer = _clone_state(optimizer.state_dict())
-        self.ema = None if ema is None else ema.clone()
-
-    def restore(self, net: nn.Module, optimizer: torch.optim.Optimizer) -> torch.Tensor | None:
-        net.load_state_dict(self.params)
-        optimizer.load_state_dict(_clone_state(self.optimizer))
-        return None if self.ema is None else self.ema.clone()
+    # --- the checkpoint: every part of the fit's state, written and read in one place ---
 
     def state_dict(self) -> dict[str, Any]:
-        return {"params": self.params, "optimizer": self.optimizer, "ema": self.ema}
+        return {
+            "version": CHECKPOINT_VERSION,
+            "fingerprint": self.fingerprint,
+            "settings": asdict(self.settings),
+            "iteration": self.iteration,
+            "elapsed": self.seconds(),
+            "trace": self.trace,
+            "ema": self.ema,
+            "stop_reason": self.stop_reason,
+            "generator": self.generator.get_state(),
+            "frames": self.recorder.state_dict(),
+            **self.nets.state_dict(self.index),  # model, optimizer, scaler
+            **self.watch.state_dict(),  # stopping, best_output, fired_output, early_stop, firing
+            **self.backtracker.state_dict(),  # backtracks, snapshot, snapshot_psnr
+        }
 
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> _Snapshot:
-        snapshot = cls.__new__(cls)
-        snapshot.params, snapshot.optimizer, snapshot.ema = state["params"], state["optimizer"], state["ema"]
-        return snapshot
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.iteration, self.elapsed, self.trace = state["iteration"], state["elapsed"], state["trace"]
+        self.ema, self.stop_reason = state["ema"], state.get("stop_reason", self.stop_reason)
+        self.generator.set_state(state["generator"].cpu())
+        self.recorder.load_state_dict(state.get("frames", []))
+        self.nets.load_state_dict(self.index, state)
+        self.watch.load_state_dict(state)
+        self.backtracker.load_state_dict(state)
+
+    def save(self) -> None:
+        if self.checkpoint:
+            save_checkpoint(self.checkpoint, self.state_dict())
+
+    def seconds(self) -> float:
+        return self.elapsed + time.perf_counter() - self.started
+
+    # --- the steps of one iteration ---
+
+    @property
+    def active(self) -> bool:
+        return self.failure is None and self.stop_reason == "iterations" and self.iteration < self.settings.iterations
+
+    def next_input(self) -> torch.Tensor:
+        """z, plus this iteration's input noise (drawn from the fit's own generator) while the fit is active."""
+        if self.settings.reg_noise_std == 0 or not self.active:
+            return self.net_input
+        self.perturbation.normal_(generator=self.generator)
+        return self.net_input + self.perturbation * self.settings.reg_noise_std
+
+    def loss(self, output: torch.Tensor) -> torch.Tensor:
+        """The data term ‖A·f(z) − x0‖² (mean over pixels)."""
+        return torch.mean((self.problem.forward(output) - self.problem.observed) ** 2)
+
+    def _due(self, every: int) -> bool:
+        return self.iteration % every == 0 or self.iteration == self.settings.iterations - 1
+
+    def _logged(self) -> bool:
+        return self.logs and self.iteration % max(1, self.settings.iterations // 20) == 0
+
+    def after_backward(self, loss: torch.Tensor) -> bool:
+        """Guard against a non-finite loss and backtrack on a PSNR drop; whether the optimiser steps this fit."""
+        iteration = self.iteration
+        self.checked = self.backtracker.due(iteration) or self._logged() or self._due(self.settings.trace_every)
+        value = float(loss.detach()) if self.checked else None
+        try:
+            restored, self.ema = self.backtracker.check(iteration, value, self.ema)
+        except DipError as error:
+            self.failure = error
+            return False
+        if restored:
+            self.iteration += 1
+        return not restored
+
+    def after_step(self, output: torch.Tensor, loss: torch.Tensor, polls_every_iteration: bool) -> bool:
+        """Average, frame, stopping rule, trace, log and checkpoint of a stepped iteration; whether a row was traced."""
+        detached, iteration, settings = output.detach(), self.iteration, self.settings
+        if settings.ema > 0:
+            self.ema = (
+                detached.clone()
+                if self.ema is None
+                else self.ema.mul_(settings.ema).add_(detached, alpha=1 - settings.ema)
+            )
+        if self.recorder.due(iteration):
+            self._take_frame(iteration, detached, loss)
+        self.watch.observe(iteration, detached, self.ema)
+        traced = self._due(settings.trace_every)
+        if traced:
+            self.trace.append(self._trace_row(float(loss.detach()), detached))
+        if self._logged():
+            value = float(loss.detach())
+            log.info(
+                "iteration %d/%d  loss %.3g  data-term PSNR %.2f dB",
+                iteration,
+                settings.iterations,
+                value,
+                psnr_from_mse(value),
+            )
+        self.iteration += 1
+        if self.iteration % settings.checkpoint_every == 0 and self.iteration < settings.iterations:
+            self.save()
+        if (polls_every_iteration or self.checked) and self.watch.poll(self.problem.clean):
+            if settings.frames and not self.recorder.has(iteration):
+                self._take_frame(iteration, detached, loss)  # the last output of a fit stopped early
+            self.stop_reason = self.watch.stop_reason()
+        return traced
+
+    def _take_frame(self, iteration: int, output: torch.Tensor, loss: torch.Tensor) -> None:
+        """Keep this output as a frame; its PSNRs are read here (a host sync on N iterations only)."""
+        self.recorder.capture(
+            iteration, output, psnr_from_mse(float(loss.detach())), psnr_to(output, self.problem.clean)
+        )
+
+    def _trace_row(self, loss: float, output: torch.Tensor) -> dict[str, float]:
+        """The trace row of this iteration; ground truth only feeds the plotted PSNR columns, never a decision."""
+        return {
+            "iteration": self.iteration,
+            "loss": loss,
+            "psnr_obs": psnr_from_mse(loss),
+            "psnr_gt": psnr_to(output, self.problem.clean),
+            "psnr_gt_avg": math.nan if self.ema is None else psnr_to(self.ema, self.problem.clean),
+            "seconds": self.seconds(),
+            "es_variance": self.watch.rule.last_variance,
+        }
+
+    # --- the end ---
+
+    def finish(self, last: torch.Tensor) -> FitResult:
+        """Save the final state, then choose the output: the stopping rule's pick, else the average, else `last`
+        (the net's output on the unperturbed z after the last iteration)."""
+        self.save()
+        seconds = self.seconds()
+        notes = not_converged(self.trace)
+        for note in notes:
+            log.warning(note)
+        self.watch.finish(self.problem.clean)
+        chosen, kind, selected = self.select_output(last)
+        if not torch.isfinite(chosen).all():
+            raise DivergenceError("the fit produced a non-finite image; nothing was written")
+        return FitResult(
+            output=chosen.detach().cpu().contiguous(),
+            last_output=last.detach().cpu().contiguous(),
+            trace=self.trace,
+            iterations=self.iteration,
+            selected_iteration=int(selected if selected is not None else self.iteration - 1),
+            output_kind=kind,
+            stop_reason=self.stop_reason,
+            seconds=seconds,
+            backtracks=self.backtracker.backtracks,
+            resumed_from=self.resumed_from,
+            early_stop=self.watch.early_stop,
+            notes=notes,
+            checkpoint=self.checkpoint,
+            frames=self.recorder.frames,
+        )
+
+    def select_output(self, last: torch.Tensor) -> tuple[torch.Tensor, str, int | None]:
+        """(the output the fit returns, what it is, its iteration)."""
+        pick = self.watch.pick()
+        if pick is not None:
+            return pick[0], f"{self.settings.stopping} selection", pick[1]
+        if self.ema is not None:
+            return self.ema, f"average of outputs (weight {self.settings.ema})", self.iteration - 1
+        return last, LAST_OUTPUT, self.iteration - 1
 
 
-def _clone_state(state: Any) -> Any:
-    if isinstance(state, torch.Tensor):
-        return state.detach().clone()
-    if isinstance(state, dict):
-        return {k: _clone_state(v) for k, v in state.items()}
-    if isinstance(state, list):
-        return [_clone_state(v) for v in state]
-    return state
-
-
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a killed job never leaves a half-written checkpoint."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as handle:  # an OSError, which torch.save(state, tmp) would turn into a RuntimeError
-            torch.save(state, handle)
-        os.replace(tmp, path)
-    except OSError as error:
-        raise OutputError(f"cannot save the checkpoint {path} ({error.strerror or error})") from None
-
-
-def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
-    """The checkpoint's state; None if there is none or it is unreadable (reported: a fresh start overwrites it)."""
-    if not path.exists():
-        return None
-    try:
-        return torch.load(path, map_location=device, weights_only=False)
-    except Exception as error:  # a corrupt file must not stop a fresh start
-        log.warning("ignoring unreadable checkpoint %s (%s); starting from iteration 0", path, error)
-        return None
-
-
-def _belongs_to(state: dict[str, Any], fingerprint: str) -> bool:
-    """Whether a checkpoint's state is of this very fit (same format, model, settings and observation)."""
-    return (
-        isinstance(state, dict)
-        and state.get("version") == CHECKPOINT_VERSION
-        and state.get("fingerprint") == fingerprint
-    )
-
-
-def _not_converged(trace: list[dict[str, float]]) -> list[str]:
+def not_converged(trace: list[dict[str, float]]) -> list[str]:
     """A warning when the data-term PSNR of the last trace row is below that of the first."""
     if len(trace) < 2 or not trace[-1]["psnr_obs"] < trace[0]["psnr_obs"]:
         return []
@@ -213,6 +355,50 @@ def _not_converged(trace: list[dict[str, float]]) -> list[str]:
         f"the data-term PSNR ended at {trace[-1]['psnr_obs']:.2f} dB, below its start at {trace[0]['psnr_obs']:.2f} "
         "dB: the fit did not converge (lower the learning rate?)"
     ]
+
+
+def run_fits(
+    nets: Nets, runs: list[FitRun], *, stop_event: threading.Event | None = None, show_bar: bool = False
+) -> list[FitResult | DipError]:
+    """Fit the runs that share `nets` together, one iteration of each at a time; each run's result, or the error
+    that ended it (a diverged fit ends alone, its batch-mates go on)."""
+    polls_every_iteration = _polls_every_iteration(runs[0].problem.observed.device)
+    total = max(run.settings.iterations for run in runs)
+    bar = tqdm(total=total, initial=min(run.iteration for run in runs), disable=not show_bar, unit="it", desc="DIP fit")
+    for run in runs:
+        run.started = time.perf_counter()
+    while any(run.active for run in runs):
+        if stop_event is not None and stop_event.is_set():
+            bar.close()
+            interrupt(runs)
+        # forward and backward: every net at once (the finished ones too: their step is skipped)
+        outputs = nets.forward([run.next_input() for run in runs])
+        losses = [run.loss(output) for run, output in zip(runs, outputs, strict=True)]
+        nets.backward(losses)
+        # NaN guard and backtracking, each fit on its own; then the optimiser step of the fits that go on
+        stepping = [run.active and run.after_backward(loss) for run, loss in zip(runs, losses, strict=True)]
+        nets.step(stepping)
+        # average, frame, stopping rule, trace, log, checkpoint
+        for run, output, loss, stepped in zip(runs, outputs, losses, stepping, strict=True):
+            if stepped and run.after_step(output, loss, polls_every_iteration) and run is runs[0]:
+                bar.set_postfix(psnr_obs=f"{run.trace[-1]['psnr_obs']:.2f}")
+        bar.update(1)
+    bar.close()
+    lasts = nets.evaluate([run.net_input for run in runs])  # the authors' final forward pass on the unperturbed z
+    results: list[FitResult | DipError] = []
+    for run, last in zip(runs, lasts, strict=True):
+        try:
+            results.append(run.finish(last) if run.failure is None else run.failure)
+        except DipError as error:
+            results.append(error)
+    return results
+
+
+def interrupt(runs: list[FitRun]) -> None:
+    """Save each fit's checkpoint and raise FitInterrupted."""
+    for run in runs:
+        run.save()
+    raise FitInterrupted(runs[0].iteration, runs[0].checkpoint)
 
 
 def fit(
@@ -232,264 +418,15 @@ def fit(
     `stop_event`, when set (e.g. by a signal handler), makes the fit save its checkpoint and raise FitInterrupted.
     `progress`: a progress bar (None: only on a terminal); logs get a line every 5 % either way.
     """
-    net, forward = problem.net, problem.forward
-    device = problem.observed.device
-    memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
-    net.to(memory_format=memory_format)
-    net.train()  # BatchNorm stays in training mode for the whole fit, as in the authors' code
-    net_input_saved = problem.net_input.contiguous(memory_format=memory_format)
-    optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
-    generator = torch.Generator(device=device).manual_seed(settings.seed + 1)
-    stopping = make_stopping_rule(settings.stopping, window=settings.es_window, patience=settings.es_patience)
-    perturbation = torch.empty_like(net_input_saved)
-    # fp16 gradients of an MSE near 1e-3 underflow: scale the loss (a no-op for fp32 and bf16, which need none)
-    scaler = torch.amp.GradScaler(device.type, enabled=settings.precision == "fp16")
-
-    start, elapsed, backtracks = 0, 0.0, 0
-    trace: list[dict[str, float]] = []
-    ema: torch.Tensor | None = None
-    best_output: torch.Tensor | None = None
-    fired_output: torch.Tensor | None = None
-    """The rule's pick when it fired, frozen: later minima must not change it before the fit reads `fired()`."""
-    firing: tuple[int, int] | None = None
-    early_stop: dict[str, Any] | None = None
-    snapshot_psnr = -math.inf
-    resumed_from = None
-    recorder = FrameRecorder(settings.iterations, settings.frames, settings.frame_side)
-    state = _load_checkpoint(checkpoint, device) if checkpoint else None
-    if state is not None and not _belongs_to(state, fingerprint):
-        log.warning("checkpoint %s belongs to another fit: leaving it as it is; this fit runs without one", checkpoint)
-        state, checkpoint = None, None
-    stop_reason = "iterations"
-    if state is not None:
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"].cpu())
-        stopping.load_state_dict(state["stopping"])
-        start, elapsed, backtracks = state["iteration"], state["elapsed"], state["backtracks"]
-        trace, ema, best_output = state["trace"], state["ema"], state["best_output"]
-        fired_output, early_stop = state.get("fired_output"), state.get("early_stop")
-        firing, stop_reason = state.get("firing"), state.get("stop_reason", stop_reason)
-        if "scaler" in state:  # checkpoints written before fp16 loss scaling have none (and need none)
-            scaler.load_state_dict(state["scaler"])
-        snapshot = _Snapshot.from_state(state["snapshot"])
-        snapshot_psnr = state["snapshot_psnr"]
-        recorder.load_state_dict(state.get("frames", []))
-        resumed_from = start
-        log.info("resuming from %s at iteration %d", checkpoint, start)
-    else:
-        snapshot = _Snapshot(net, optimizer, ema)
-
-    def take_frame(iteration: int, output: torch.Tensor, loss: torch.Tensor) -> None:
-        """Keep this output as a frame; its PSNRs are read here (a host sync on N iterations only)."""
-        psnr_gt = math.nan
-        if problem.clean is not None:
-            psnr_gt = _psnr_from_mse(float(torch.mean((output.clamp(0, 1) - problem.clean) ** 2)))
-        recorder.capture(iteration, output, _psnr_from_mse(float(loss.detach())), psnr_gt)
-
-    def checkpoint_state(iteration: int) -> dict[str, Any]:
-        return {
-            "version": CHECKPOINT_VERSION,
-            "fingerprint": fingerprint,
-            "iteration": iteration,
-            "elapsed": elapsed + time.perf_counter() - t0,
-            "backtracks": backtracks,
-            "model": net.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(),
-            "generator": generator.get_state(),
-            "stopping": stopping.state_dict(),
-            "trace": trace,
-            "ema": ema,
-            "best_output": best_output,
-            "fired_output": fired_output,
-            "early_stop": early_stop,
-            "firing": firing,
-            "stop_reason": stop_reason,
-            "snapshot": snapshot.state_dict(),
-            "snapshot_psnr": snapshot_psnr,
-            "frames": recorder.state_dict(),
-            "settings": asdict(settings),
-        }
-
     show_bar = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=settings.iterations, initial=start, disable=not show_bar, unit="it", desc="DIP fit")
-    log_every = max(1, settings.iterations // 20)
-    polls_every_iteration = _polls_every_iteration(device)
-    iteration = start
-    t0 = time.perf_counter()
-    while iteration < settings.iterations and stop_reason == "iterations":
-        if stop_event is not None and stop_event.is_set():
-            if checkpoint:
-                _save_checkpoint(checkpoint, checkpoint_state(iteration))
-            bar.close()
-            raise FitInterrupted(iteration, checkpoint)
-        net_input = net_input_saved
-        if settings.reg_noise_std > 0:
-            perturbation.normal_(generator=generator)
-            net_input = net_input_saved + perturbation * settings.reg_noise_std
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(settings.precision, device):
-            output = net(net_input)
-        output = output.float()
-        loss = torch.mean((forward(output) - problem.observed) ** 2)
-        scaler.scale(loss).backward()
-
-        snapshot_due = iteration % settings.backtrack_every == 0
-        logged = not show_bar and iteration % log_every == 0
-        check = snapshot_due or logged or iteration % settings.trace_every == 0 or iteration == settings.iterations - 1
-        loss_value = float(loss.detach()) if check else math.nan
-        if check and not math.isfinite(loss_value):
-            backtracks += 1
-            if backtracks > settings.max_backtracks:
-                bar.close()
-                raise DivergenceError(
-                    f"the fit diverged (loss {loss_value}) at iteration {iteration} and {settings.max_backtracks} "
-                    "backtracks did not recover it; lower the learning rate"
-                )
-            log.warning("non-finite loss at iteration %d: restoring the last good parameters", iteration)
-            ema = snapshot.restore(net, optimizer)
-            iteration += 1
-            bar.update(1)
-            continue
-        psnr_obs = _psnr_from_mse(loss_value) if check else math.nan
-        if snapshot_due:
-            dropped = settings.backtrack_db is not None and psnr_obs < snapshot_psnr - settings.backtrack_db
-            if iteration > 0 and dropped:
-                backtracks += 1
-                log.info(
-                    "iteration %d: data-term PSNR fell from %.2f to %.2f dB; restoring the last good parameters",
-                    iteration,
-                    snapshot_psnr,
-                    psnr_obs,
-                )
-                ema = snapshot.restore(net, optimizer)
-                iteration += 1
-                bar.update(1)
-                continue
-            # the parameters that produced this PSNR, before this step's update (as the authors' closure saves them)
-            snapshot, snapshot_psnr = _Snapshot(net, optimizer, ema), psnr_obs
-        scaler.step(optimizer)  # skips the step when fp16 gradients overflowed
-        scaler.update()
-        detached = output.detach()
-        if settings.ema > 0:
-            ema = detached.clone() if ema is None else ema.mul_(settings.ema).add_(detached, alpha=1 - settings.ema)
-        if recorder.due(iteration):
-            take_frame(iteration, detached, loss)
-        step = stopping.update(iteration, detached)
-        if step is not None:  # device-side selection: no host sync here
-            keep = ema if ema is not None else detached
-            best_output = keep.clone() if best_output is None else torch.where(step.is_best, keep, best_output)
-            if firing is None and early_stop is None:
-                frozen = best_output if fired_output is None else fired_output
-                fired_output = torch.where(step.fires, best_output, frozen)
-        if iteration % settings.trace_every == 0 or iteration == settings.iterations - 1:
-            now = elapsed + time.perf_counter() - t0
-            trace.append(_trace_row(iteration, loss_value, detached, ema, problem.clean, now, stopping.last_variance))
-            bar.set_postfix(psnr_obs=f"{psnr_obs:.2f}")
-        if logged:
-            log.info(
-                "iteration %d/%d  loss %.3g  data-term PSNR %.2f dB",
-                iteration,
-                settings.iterations,
-                loss_value,
-                psnr_obs,
-            )
-        iteration += 1
-        bar.update(1)
-        if checkpoint and iteration % settings.checkpoint_every == 0 and iteration < settings.iterations:
-            _save_checkpoint(checkpoint, checkpoint_state(iteration))
-        if step is not None and firing is None and early_stop is None and (polls_every_iteration or check):
-            firing = stopping.fired()
-            if firing is not None and settings.es_continue:
-                early_stop = _early_stop_record(firing[0] + 1, firing[1], fired_output, problem.clean)
-            elif firing is not None:
-                if settings.frames and not recorder.has(iteration - 1):
-                    take_frame(iteration - 1, detached, loss)  # the last output of a fit stopped early
-                stop_reason = (
-                    f"{settings.stopping} (no new variance minimum for {settings.es_patience} iterations; "
-                    f"fired after {firing[0] + 1})"
-                )
-                break
-    bar.close()
-    if checkpoint:
-        _save_checkpoint(checkpoint, checkpoint_state(iteration))
-    seconds = elapsed + time.perf_counter() - t0
-    notes = _not_converged(trace)
-    for note in notes:
-        log.warning(note)
-
-    if settings.es_continue and early_stop is None:
-        early_stop = _early_stop_record(None, stopping.best_iteration, best_output, problem.clean)
-    with torch.no_grad(), autocast(settings.precision, device):
-        last = net(net_input_saved).float()  # the authors' final forward pass on the unperturbed z
-    if firing is not None and fired_output is not None and not settings.es_continue:
-        chosen, kind, selected = fired_output, f"{settings.stopping} selection", firing[1]
-    elif best_output is not None and not settings.es_continue:
-        chosen, kind, selected = best_output, f"{settings.stopping} selection", stopping.best_iteration
-    elif ema is not None:
-        chosen, kind, selected = ema, f"average of outputs (weight {settings.ema})", iteration - 1
-    else:
-        chosen, kind, selected = last, LAST_OUTPUT, iteration - 1
-    if not torch.isfinite(chosen).all():
-        raise DivergenceError("the fit produced a non-finite image; nothing was written")
-    return FitResult(
-        output=chosen.detach().cpu().contiguous(),
-        last_output=last.detach().cpu().contiguous(),
-        trace=trace,
-        iterations=iteration,
-        selected_iteration=int(selected if selected is not None else iteration - 1),
-        output_kind=kind,
-        stop_reason=stop_reason,
-        seconds=seconds,
-        backtracks=backtracks,
-        resumed_from=resumed_from,
-        early_stop=early_stop,
-        notes=notes,
-        checkpoint=checkpoint,
-        frames=recorder.frames,
-    )
+    nets = SingleNet(problem.net, settings, problem.observed.device)
+    run = FitRun(problem, settings, nets, fingerprint=fingerprint, checkpoint=checkpoint, logs=not show_bar)
+    (result,) = run_fits(nets, [run], stop_event=stop_event, show_bar=show_bar)
+    if isinstance(result, DipError):
+        raise result
+    return result
 
 
 def _polls_every_iteration(device: torch.device) -> bool:
     """Read the stopping rule's decision at every iteration, or (on CUDA) only where the loop syncs anyway."""
     return device.type != "cuda"
-
-
-def _early_stop_record(
-    stop_iteration: int | None,
-    selected_iteration: int | None,
-    selected_output: torch.Tensor | None,
-    clean: torch.Tensor | None,
-) -> dict[str, Any]:
-    """Where an early-stopping rule fired (None: it never did), what it picked and, with ground truth, its PSNR."""
-    psnr = math.nan
-    if clean is not None and selected_output is not None:
-        psnr = _psnr_from_mse(float(torch.mean((selected_output.clamp(0, 1) - clean) ** 2)))
-    return {"stop_iteration": stop_iteration, "selected_iteration": selected_iteration, "psnr_gt": psnr}
-
-
-def _trace_row(
-    iteration: int,
-    loss: float,
-    output: torch.Tensor,
-    ema: torch.Tensor | None,
-    clean: torch.Tensor | None,
-    seconds: float,
-    es_variance: float,
-) -> dict[str, float]:
-    """One trace row; ground truth only feeds the plotted PSNR columns, never a decision."""
-    row = {
-        "iteration": iteration,
-        "loss": loss,
-        "psnr_obs": _psnr_from_mse(loss),
-        "psnr_gt": math.nan,
-        "psnr_gt_avg": math.nan,
-        "seconds": seconds,
-        "es_variance": es_variance,
-    }
-    if clean is not None:
-        row["psnr_gt"] = _psnr_from_mse(float(torch.mean((output.clamp(0, 1) - clean) ** 2)))
-        if ema is not None:
-            row["psnr_gt_avg"] = _psnr_from_mse(float(torch.mean((ema.clamp(0, 1) - clean) ** 2)))
-    return row
