@@ -140,10 +140,10 @@ def restore(
     """Restore an observation with Deep Image Prior.
 
     `arch`: a preset name or a model spec (default: the authors' net for the task and level). `settings`: fields of
-    `dip.fit.FitSettings`; those the task's paper values cover (`FIT_OVERRIDES`; backtrack_db 0 turns backtracking
-    off) default to them. `smoke_iterations` caps the iterations and marks the record. With
-    `checkpoint`, the fit saves and resumes its state there; with `out`, restored.png, trace.csv, the frames and
-    record.json are written, and the checkpoint is deleted once they are.
+    `dip.fit.FitSettings` (None: its default); those the task's paper values cover (`FIT_OVERRIDES`) default to them.
+    `smoke_iterations` caps the iterations and marks the record. With `checkpoint`, the fit saves and resumes its
+    state there; with `out`, restored.png, trace.csv, the frames and record.json are written, and the checkpoint is
+    deleted once they are.
     """
     from dip.device import describe_device
     from dip.models import resolve_spec
@@ -187,8 +187,6 @@ def _fit_settings(operator: Operator, given: dict[str, Any], smoke_iterations: i
     merged = {**operator.paper_fit(), **{key: value for key, value in given.items() if value is not None}}
     if smoke_iterations:
         merged["iterations"] = smoke_iterations
-    if merged["backtrack_db"] == 0:
-        merged["backtrack_db"] = None
     try:
         return FitSettings(**merged)
     except TypeError as error:

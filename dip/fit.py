@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from dip.device import PRECISIONS
 from dip.errors import ConfigError, DipError, DivergenceError
 from dip.fit_steps import (
     CHECKPOINT_VERSION,
@@ -29,7 +30,7 @@ from dip.fit_steps import (
     save_checkpoint,
 )
 from dip.frames import Frame, FrameRecorder, check_frames
-from dip.stopping import make_stopping_rule
+from dip.stopping import STOPPING_RULES, make_stopping_rule
 
 log = logging.getLogger(__name__)
 
@@ -37,34 +38,58 @@ LAST_OUTPUT = "last output"
 """`FitResult.output_kind` when the chosen output is the last one."""
 
 
+def _setting(default: Any, help: str, **flag: Any) -> Any:
+    """A field of `FitSettings` with its help text (and `dip restore` flag options such as `choices`)."""
+    return field(default=default, metadata={"help": help, **flag})
+
+
 @dataclass(frozen=True)
 class FitSettings:
-    """Hyper-parameters of one fit; the defaults are the paper's super-resolution ×4 settings."""
+    """Everything that decides how one DIP fit runs; `dip restore`'s fit flags and the workflow's `fit` keys are its
+    fields. The defaults are generic ones; `dip restore` takes the paper's values for the task and level instead
+    where those say otherwise (iterations, lr, reg_noise_std, ema, backtrack_db, stopping: `Operator.paper_fit`)."""
 
-    iterations: int = 2000
-    lr: float = 0.01
-    reg_noise_std: float = 0.03
-    ema: float = 0.0
-    """Weight of the exponential moving average of outputs (0.99 in the paper's denoising); 0 = last output."""
-    backtrack_db: float | None = 5.0
-    """Restore the last good parameters when the data-term PSNR drops by more than this; None disables."""
-    backtrack_every: int = 100
-    """How often the last good state is saved (also the NaN guard's fallback) and the PSNR drop is checked."""
-    max_backtracks: int = 20
-    stopping: str = "fixed"
-    es_window: int = 100
-    es_patience: int = 1000
-    es_continue: bool = False
-    """Fit all `iterations` even after the stopping rule fires; its pick goes to FitResult.early_stop."""
-    seed: int = 0
-    trace_every: int = 10
-    checkpoint_every: int = 200
-    precision: str = "fp32"
-    channels_last: bool = False
-    frames: int = 0
-    """Snapshots of the net's output kept along the fit (`dip.frames`), at geometrically spaced iterations."""
-    frame_side: int = 256
-    """Frames larger than this are shrunk to at most this many pixels on their longer side."""
+    iterations: int = _setting(2000, "optimiser iterations")
+    lr: float = _setting(0.01, "Adam learning rate")
+    reg_noise_std: float = _setting(0.03, "std of the noise added to the input z at every iteration")
+    ema: float = _setting(
+        0.0, "weight of the running average of the outputs (0.99 in the paper's denoising); 0 returns the last output"
+    )
+    backtrack_db: float = _setting(
+        5.0,
+        "restore the last good state when the data-term PSNR drops by more than this many dB; 0 turns backtracking off",
+    )
+    backtrack_every: int = _setting(
+        100,
+        "save the last good state (also the NaN guard's fallback) and check the PSNR drop every this many iterations",
+    )
+    max_backtracks: int = _setting(20, "give up (the fit diverged) after this many restores of the NaN guard")
+    stopping: str = _setting(
+        "fixed",
+        "stopping rule: fixed (all iterations) or es-wmv (early stopping without ground truth)",
+        choices=STOPPING_RULES,
+    )
+    es_window: int = _setting(100, "window of the ES-WMV stopping rule (outputs whose variance it watches)")
+    es_patience: int = _setting(1000, "ES-WMV stops after this many iterations without a new variance minimum")
+    es_continue: bool = _setting(
+        False,
+        "with a stopping rule: fit all iterations anyway and record where the rule would have stopped, "
+        "its pick and that output's PSNR",
+    )
+    seed: int = _setting(0, "seed of the net's initialisation, its input z and the input noise")
+    trace_every: int = _setting(10, "write a row of trace.csv every this many iterations")
+    checkpoint_every: int = _setting(200, "save a resumable checkpoint every this many iterations (with --checkpoint)")
+    precision: str = _setting(
+        "fp32", "arithmetic precision of the net (bf16 on a CPU or GPU, fp16 on CUDA)", choices=PRECISIONS
+    )
+    channels_last: bool = _setting(False, "run the net in channels_last memory layout (with bf16: the fast CPU path)")
+    frames: int = _setting(
+        0,
+        "save this many snapshots of the output at geometrically spaced iterations (frames.webp, frames.json); "
+        "they change no number of the fit",
+        metavar="N",
+    )
+    frame_side: int = _setting(256, "shrink frames to at most this many pixels on their longer side", metavar="PX")
 
     def __post_init__(self) -> None:
         positive = {
@@ -82,9 +107,9 @@ class FitSettings:
             raise ConfigError(f"reg_noise_std must be a finite number ≥ 0, not {self.reg_noise_std}")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
-        if self.backtrack_db is not None and not (math.isfinite(self.backtrack_db) and self.backtrack_db > 0):
+        if not (math.isfinite(self.backtrack_db) and self.backtrack_db >= 0):
             raise ConfigError(
-                f"backtrack_db must be a positive finite number (or None to disable), not {self.backtrack_db}"
+                f"backtrack_db must be a finite number ≥ 0 (0 turns backtracking off), not {self.backtrack_db}"
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, not {self.seed!r}")

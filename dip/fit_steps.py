@@ -122,7 +122,7 @@ class Backtracker:
         if loss is None or not self.due(iteration):
             return False, ema
         psnr_obs = psnr_from_mse(loss)
-        dropped = self.settings.backtrack_db is not None and psnr_obs < self.snapshot_psnr - self.settings.backtrack_db
+        dropped = self.settings.backtrack_db > 0 and psnr_obs < self.snapshot_psnr - self.settings.backtrack_db
         if iteration > 0 and dropped:
             self.backtracks += 1
             log.info(

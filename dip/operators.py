@@ -109,7 +109,8 @@ class PaperFit(TypedDict):
     lr: float
     reg_noise_std: float
     ema: float
-    backtrack_db: float | None
+    backtrack_db: float
+    """0: no backtracking."""
     stopping: NotRequired[str]
     """A stopping rule of `dip.stopping` where the task's source stops early (default: `fixed`)."""
 
@@ -350,7 +351,7 @@ class Denoising(Operator):
                 "lr": 0.01,
                 "reg_noise_std": 1 / 30,
                 "ema": 0.0,
-                "backtrack_db": None,
+                "backtrack_db": 0.0,
                 "stopping": "es-wmv",
             }
         assert self.sigma is not None
@@ -450,7 +451,7 @@ class SuperResolution(Operator):
             "lr": 0.01,
             "reg_noise_std": 0.05 if large else 0.03,
             "ema": 0.0,
-            "backtrack_db": None,
+            "backtrack_db": 0.0,
         }
 
     @property
@@ -552,7 +553,7 @@ class Inpainting(Operator):
             iterations = SPARSE_ITERATIONS[nearest]
             return {"iterations": iterations, "lr": 0.001, "reg_noise_std": 0.03, "ema": 0.0, "backtrack_db": 5.0}
         iterations = 5001 if self.kind == "box" else 6001
-        return {"iterations": iterations, "lr": 0.01, "reg_noise_std": 0.03, "ema": 0.0, "backtrack_db": None}
+        return {"iterations": iterations, "lr": 0.01, "reg_noise_std": 0.03, "ema": 0.0, "backtrack_db": 0.0}
 
     @property
     def needs_mask_file(self) -> bool:
@@ -765,7 +766,7 @@ class Deblurring(Operator):
 
     def paper_fit(self) -> PaperFit:
         """No published DIP setting for deblurring: the super-resolution notebook's (×4), whose A is also a blur."""
-        return {"iterations": 2000, "lr": 0.01, "reg_noise_std": 0.03, "ema": 0.0, "backtrack_db": None}
+        return {"iterations": 2000, "lr": 0.01, "reg_noise_std": 0.03, "ema": 0.0, "backtrack_db": 0.0}
 
     @property
     def paper_preset(self) -> str:
@@ -858,7 +859,7 @@ class FlashNoFlash(Operator):
 
     def paper_fit(self) -> PaperFit:
         """The flash-no-flash notebook: Adam lr 0.1, 601 iterations, no reg-noise, the last output."""
-        return {"iterations": 601, "lr": 0.1, "reg_noise_std": 0.0, "ema": 0.0, "backtrack_db": None}
+        return {"iterations": 601, "lr": 0.1, "reg_noise_std": 0.0, "ema": 0.0, "backtrack_db": 0.0}
 
     @property
     def paper_preset(self) -> str:

@@ -84,10 +84,12 @@ def given_input(image: np.ndarray, spec: dict[str, Any], net: str) -> np.ndarray
 
 def fit_identity(settings: FitSettings) -> dict[str, Any]:
     """The settings that identify a fit for its fingerprint: all of them, less the frame settings when it saves no
-    frame (so that a checkpoint written before frames existed still resumes)."""
+    frame, and "no backtracking" as it was spelled before (None), so that older checkpoints still resume."""
     identity = dict(settings.__dict__)
     if not settings.frames:
         del identity["frames"], identity["frame_side"]
+    if not settings.backtrack_db:
+        identity["backtrack_db"] = None
     return identity
 
 

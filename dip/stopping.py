@@ -74,7 +74,7 @@ class WindowedMovingVariance:
     the fit reads `fired()` only where it syncs anyway, and gets the same stop and pick as a check at every iteration.
     """
 
-    def __init__(self, window: int = 100, patience: int = 1000) -> None:
+    def __init__(self, window: int, patience: int) -> None:
         if window < 2:
             raise ConfigError(f"es_window must be ≥ 2, got {window}")
         if patience < 1:
@@ -185,8 +185,8 @@ class WindowedMovingVariance:
         self._fired_pick = torch.as_tensor(state.get("fired_pick", -1), device=device)
 
 
-def make_stopping_rule(name: str, *, window: int = 100, patience: int = 1000) -> StoppingRule:
-    """Build a stopping rule by name (`fixed` or `es-wmv`)."""
+def make_stopping_rule(name: str, *, window: int, patience: int) -> StoppingRule:
+    """Build a stopping rule by name (`fixed` or `es-wmv`); `FitSettings` holds the defaults of its parameters."""
     if name == "fixed":
         return FixedIterations()
     if name == "es-wmv":

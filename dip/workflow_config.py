@@ -275,7 +275,7 @@ def level_fit(config: Mapping[str, Any], task: str, level: str) -> dict[str, Any
 
 
 def fit_flags(settings: Mapping[str, Any]) -> list[str]:
-    """A level's fit settings (`level_fit`) as `dip restore` flags: `reg_noise: 0.03` → `--reg-noise 0.03`."""
+    """A level's fit settings (`level_fit`) as `dip restore` flags: `reg_noise_std: 0.03` → `--reg-noise-std 0.03`."""
     flags = []
     for key, value in sorted(settings.items()):
         if key in RUN_KEYS or value is False:

@@ -272,7 +272,7 @@ def test_es_continue_needs_a_stopping_rule():
 
 def test_unknown_stopping_rule():
     with pytest.raises(ConfigError, match="stopping rule"):
-        make_stopping_rule("never")
+        make_stopping_rule("never", window=100, patience=1000)
 
 
 def test_es_wmv_running_variance_equals_the_direct_one():
@@ -315,3 +315,31 @@ def test_es_wmv_resumes_from_a_checkpoint_of_plain_numbers():
         legacy.update(iteration, output)
     assert live.fired() is not None
     assert (live.best_iteration, live.fired()) == (legacy.best_iteration, legacy.fired())
+
+
+def test_dip_restores_fit_flags_are_the_fit_settings():
+    """One flag per field, spelt like it, with its choices, and its default stated as the field's (the task's paper
+    value where it has one); a flag left out is None so that the field's default applies."""
+    import argparse
+    import dataclasses
+
+    from dip.api import FIT_OVERRIDES
+    from dip.cli.restore import add_fit_arguments
+
+    parser = argparse.ArgumentParser()
+    add_fit_arguments(parser.add_argument_group())
+    actions = {action.dest: action for action in parser._actions if action.dest != "help"}
+    assert list(actions) == [setting.name for setting in dataclasses.fields(FitSettings)]
+    for setting in dataclasses.fields(FitSettings):
+        action = actions[setting.name]
+        assert action.option_strings == ["--" + setting.name.replace("_", "-")] and action.default is None
+        assert action.choices == setting.metadata.get("choices")
+        if setting.name in FIT_OVERRIDES:
+            assert "(default: the task's paper value)" in action.help
+        elif not isinstance(setting.default, bool):
+            assert f"(default: {setting.default})" in action.help
+    assert vars(parser.parse_args(["--backtrack-db", "0", "--es-continue"])) == {
+        **dict.fromkeys(actions),
+        "backtrack_db": 0.0,
+        "es_continue": True,
+    }

@@ -443,20 +443,20 @@ PAPER_FITS = [
     # task, level, iterations, lr, reg-noise, EMA, backtracking (dB), net
     ("denoising", "25", 1800, 0.01, 1 / 30, 0.99, 5.0, "paper"),
     ("denoising", "50", 1800, 0.01, 1 / 20, 0.99, 5.0, "paper"),
-    ("super-resolution", "4", 2000, 0.01, 0.03, 0.0, None, "paper"),
-    ("super-resolution", "4-bicubic", 2000, 0.01, 0.03, 0.0, None, "paper"),
-    ("super-resolution", "8", 4000, 0.01, 0.05, 0.0, None, "paper"),
-    ("super-resolution", "8-bicubic", 4000, 0.01, 0.05, 0.0, None, "paper"),
+    ("super-resolution", "4", 2000, 0.01, 0.03, 0.0, 0.0, "paper"),
+    ("super-resolution", "4-bicubic", 2000, 0.01, 0.03, 0.0, 0.0, "paper"),
+    ("super-resolution", "8", 4000, 0.01, 0.05, 0.0, 0.0, "paper"),
+    ("super-resolution", "8-bicubic", 4000, 0.01, 0.05, 0.0, 0.0, "paper"),
     ("inpainting", "random50", 11000, 0.001, 0.03, 0.0, 5.0, "paper"),  # restoration.ipynb, barbara (50 % kept)
     ("inpainting", "random98", 1000, 0.001, 0.03, 0.0, 5.0, "paper"),  # restoration.ipynb, kate (2 % kept)
     ("inpainting", "random60", 11000, 0.001, 0.03, 0.0, 5.0, "paper"),  # the nearer notebook setting decides
     ("inpainting", "random90", 1000, 0.001, 0.03, 0.0, 5.0, "paper"),
-    ("inpainting", "text", 6001, 0.01, 0.03, 0.0, None, "inpaint-text"),
-    ("inpainting", "file", 6001, 0.01, 0.03, 0.0, None, "inpaint-text"),
-    ("inpainting", "box25", 5001, 0.01, 0.03, 0.0, None, "inpaint-region"),
-    ("flash-no-flash", "pair", 601, 0.1, 0.0, 0.0, None, "flash-no-flash"),
-    ("deblurring", "gauss1.6-n2", 2000, 0.01, 0.03, 0.0, None, "paper"),  # no DIP setting: super-resolution ×4's
-    ("deblurring", "motion9-45deg-n2", 2000, 0.01, 0.03, 0.0, None, "paper"),
+    ("inpainting", "text", 6001, 0.01, 0.03, 0.0, 0.0, "inpaint-text"),
+    ("inpainting", "file", 6001, 0.01, 0.03, 0.0, 0.0, "inpaint-text"),
+    ("inpainting", "box25", 5001, 0.01, 0.03, 0.0, 0.0, "inpaint-region"),
+    ("flash-no-flash", "pair", 601, 0.1, 0.0, 0.0, 0.0, "flash-no-flash"),
+    ("deblurring", "gauss1.6-n2", 2000, 0.01, 0.03, 0.0, 0.0, "paper"),  # no DIP setting: super-resolution ×4's
+    ("deblurring", "motion9-45deg-n2", 2000, 0.01, 0.03, 0.0, 0.0, "paper"),
 ]
 
 
@@ -716,8 +716,8 @@ def test_bad_jpeg_qualities_are_one_clear_error(level):
     [
         ("jpeg", "10", (2400, 0.01, 1 / 30, 0.99, 5.0, "es-wmv"), "light"),
         ("jpeg", "40", (2400, 0.01, 1 / 30, 0.99, 5.0, "es-wmv"), "light"),
-        ("denoising", "impulse-2", (5000, 0.01, 1 / 30, 0.0, None, "es-wmv"), "paper"),
-        ("denoising", "speckle-4", (5000, 0.01, 1 / 30, 0.0, None, "es-wmv"), "paper"),
+        ("denoising", "impulse-2", (5000, 0.01, 1 / 30, 0.0, 0.0, "es-wmv"), "paper"),
+        ("denoising", "speckle-4", (5000, 0.01, 1 / 30, 0.0, 0.0, "es-wmv"), "paper"),
     ],
 )
 def test_jpeg_and_noise_kinds_hold_their_sources_settings_with_es_wmv(task, level, fit, net):

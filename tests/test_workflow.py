@@ -170,7 +170,7 @@ def test_paper_config_plans_the_papers_grid(tmp_path: Path) -> None:
     fits = [c for c in commands if c.startswith("dip restore")]
     random50 = [c for c in fits if "/inpainting/random50/" in c]
     assert len(random50) == 4 and all("--variant paper" in c for c in random50)
-    assert not any("--iterations" in c or "--reg-noise" in c for c in fits), "the paper's per-level defaults apply"
+    assert not any("--iterations" in c or "--reg-noise-std" in c for c in fits), "the paper's per-level defaults apply"
     assert not any("samples" in c for c in commands), "the default config must not be merged into a given one"
 
 

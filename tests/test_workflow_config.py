@@ -12,8 +12,10 @@ import yaml
 from snakemake.utils import validate as snakemake_validate
 
 from dip.errors import ConfigError
+from dip.fit import FitSettings
 from dip.io import write_image
 from dip.workflow_config import (
+    RUN_KEYS,
     apply_overrides,
     check_config,
     check_crops,
@@ -73,6 +75,17 @@ def test_defaults_are_filled_in_as_snakemake_validate_fills_them(name: str) -> N
     snakemake_validate(theirs, str(SCHEMA_PATH))
     assert ours == theirs
     assert ours["resources"]["retries"] == 1 and ours["seeds"] == [0]
+
+
+def test_the_fit_keys_are_the_fit_settings() -> None:
+    """`fit.<task>` holds the grid's keys (which runs, `levels`) and every field of FitSettings but the seed (one run
+    per seed); the schema's choices are the field's."""
+    keys = set(SCHEMA["$defs"]["fit"]["properties"])
+    fields = {name for name in FitSettings.__dataclass_fields__ if name != "seed"}
+    assert keys - {*RUN_KEYS, "levels"} == fields
+    for name, setting in FitSettings.__dataclass_fields__.items():
+        if "choices" in setting.metadata:
+            assert tuple(SCHEMA["$defs"]["fit"]["properties"][name]["enum"]) == setting.metadata["choices"]
 
 
 def test_defaults_are_copies_of_the_schemas() -> None:

@@ -26,6 +26,15 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that states each flag's default, except where there is none to state (None, an off switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; only the module of `command` is imported (a job pays for no other command's imports)."""
     parser = argparse.ArgumentParser(
@@ -43,7 +52,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             name,
             help=help_text,
             description=(module.__doc__ or "").strip(),
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=DefaultsHelpFormatter,
         )
         module.add_arguments(sub)
         if hasattr(module, "record_failure"):

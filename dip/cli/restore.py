@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -20,10 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dip import api
-from dip.device import DEVICES, PRECISIONS
+from dip.device import DEVICES
 from dip.errors import ConfigError
 from dip.failures import observation_identity, write_failure
-from dip.stopping import STOPPING_RULES
+from dip.fit import FitSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,52 +36,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", help="method label in records (default: dip-<variant>)")
     parser.add_argument("--variant", help="variant name in records (default: the preset name)")
     fit = parser.add_argument_group("fit (default: the paper's settings for the task and level)")
-    fit.add_argument("--iterations", type=int)
     fit.add_argument(
         "--smoke-iterations",
         type=int,
         metavar="N",
         help="a smoke run: N iterations whatever --iterations says, and the record marks it as a smoke run",
     )
-    fit.add_argument("--lr", type=float, help="Adam learning rate")
-    fit.add_argument("--reg-noise", type=float, help="std of the noise added to z each iteration")
-    fit.add_argument("--ema", type=float, help="weight of the running average of outputs (0 = last output)")
-    fit.add_argument("--backtrack-db", type=float, help="restore the last good state on a PSNR drop > this (0 = off)")
-    fit.add_argument(
-        "--stopping",
-        choices=STOPPING_RULES,
-        help="stopping rule (default: the task's, es-wmv for jpeg and the non-Gaussian noise kinds, else fixed)",
-    )
-    fit.add_argument("--es-window", type=int, default=100, help="ES-WMV window")
-    fit.add_argument("--es-patience", type=int, default=1000, help="ES-WMV patience")
-    fit.add_argument(
-        "--es-continue",
-        action="store_true",
-        help="with --stopping es-wmv: fit all iterations anyway and record where the rule would have stopped",
-    )
-    fit.add_argument("--seed", type=int, default=0, help="seed of the net's initialisation, z and reg-noise")
-    fit.add_argument("--trace-every", type=int, default=10)
-    fit.add_argument(
-        "--frames",
-        type=int,
-        default=0,
-        metavar="N",
-        help="save N snapshots of the net's output at geometrically spaced iterations (frames.webp, frames.json); "
-        "they change no number of the fit",
-    )
-    fit.add_argument(
-        "--frame-side", type=int, default=256, metavar="PX", help="shrink frames to at most PX on the longer side"
-    )
+    add_fit_arguments(fit)
     run = parser.add_argument_group("execution")
     run.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} or cuda:N")
     run.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    run.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    run.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     run.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
     run.add_argument("--checkpoint", type=Path, help="checkpoint file (outside --out: resumed when present)")
-    run.add_argument("--checkpoint-every", type=int, default=200)
     run.add_argument("--no-ground-truth", action="store_true", help="do not trace PSNR to the clean image")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+FIT_FLAGS = tuple(setting.name for setting in dataclasses.fields(FitSettings))
+"""`dip restore`'s fit flags: every field of `FitSettings`, `--name-with-dashes`."""
+
+
+def add_fit_arguments(group: argparse._ArgumentGroup) -> None:
+    """A flag for each field of `FitSettings`, with its type, help and default (the task's paper value where it has
+    one); a flag left out is None, so that `api.restore` fills it in."""
+    for setting in dataclasses.fields(FitSettings):
+        help_text, options = setting.metadata["help"], dict(setting.metadata)
+        del options["help"]
+        flag = "--" + setting.name.replace("_", "-")
+        if isinstance(setting.default, bool):
+            group.add_argument(flag, action="store_true", default=None, help=help_text)
+            continue
+        default = "the task's paper value" if setting.name in api.FIT_OVERRIDES else setting.default
+        group.add_argument(flag, type=type(setting.default), help=f"{help_text} (default: {default})", **options)
 
 
 def arch_of(args: argparse.Namespace) -> str | dict | None:
@@ -130,22 +117,7 @@ def run(args: argparse.Namespace) -> int:
             progress=False if args.quiet else None,
             smoke_iterations=args.smoke_iterations,
             stop_event=stop_event,
-            iterations=args.iterations,
-            lr=args.lr,
-            reg_noise_std=args.reg_noise,
-            ema=args.ema,
-            backtrack_db=args.backtrack_db,
-            stopping=args.stopping,
-            es_window=args.es_window,
-            es_patience=args.es_patience,
-            es_continue=args.es_continue,
-            seed=args.seed,
-            trace_every=args.trace_every,
-            checkpoint_every=args.checkpoint_every,
-            frames=args.frames,
-            frame_side=args.frame_side,
-            precision=args.precision,
-            channels_last=args.channels_last,
+            **{name: getattr(args, name) for name in FIT_FLAGS},
         )
     return 0
 
