@@ -30,6 +30,7 @@ from dip.fit_steps import (
     save_checkpoint,
 )
 from dip.frames import Frame, FrameRecorder, check_frames
+from dip.stacked import StackedNets
 from dip.stopping import STOPPING_RULES, make_stopping_rule
 
 log = logging.getLogger(__name__)
@@ -455,3 +456,28 @@ def fit(
 def _polls_every_iteration(device: torch.device) -> bool:
     """Read the stopping rule's decision at every iteration, or (on CUDA) only where the loop syncs anyway."""
     return device.type != "cuda"
+
+
+def fit_batch(
+    problems: list[FitProblem],
+    settings: list[FitSettings],
+    *,
+    fingerprints: list[str] | None = None,
+    checkpoints: list[Path | None] | None = None,
+    stop_event: threading.Event | None = None,
+    progress: bool | None = None,
+) -> list[FitResult | DipError]:
+    """Fit K problems whose nets share an architecture and whose images share a size as one stacked model
+    (`dip.stacked`), each fit with its own settings, trace, input noise, average, backtracking, stopping rule, frames,
+    checkpoint and output, as `fit` would fit it alone; each fit's result, or the error that ended it (alone)."""
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    fingerprints = fingerprints or [""] * len(problems)
+    checkpoints = checkpoints or [None] * len(problems)
+    nets = StackedNets([problem.net for problem in problems], settings, problems[0].observed.device)
+    runs = [
+        FitRun(problem, fit_settings, nets, index, fingerprint=key, checkpoint=path, logs=not show_bar)
+        for index, (problem, fit_settings, key, path) in enumerate(
+            zip(problems, settings, fingerprints, checkpoints, strict=True)
+        )
+    ]
+    return run_fits(nets, runs, stop_event=stop_event, show_bar=show_bar)

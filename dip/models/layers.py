@@ -106,7 +106,8 @@ def cat(tensors: Sequence[torch.Tensor], dim: int) -> torch.Tensor:
     kernels behind it (e.g. `upsample_bilinear2d_backward`) run several times slower on it (benchmarks/NOTES.md).
     """
     for tensor in tensors:
-        channels_last = tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
+        # a contiguous tensor first: inside `vmap` (batched fits, NCHW) only that layout can be queried
+        channels_last = not tensor.is_contiguous() and tensor.is_contiguous(memory_format=torch.channels_last)
         if tensor.requires_grad and channels_last:
             tensor.register_hook(_channels_last_gradient)
     return torch.cat(list(tensors), dim=dim)
