@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dip.datasets import exported_source
-from dip.errors import ConfigError, OutputError
+from dip.errors import ConfigError, DipError, OutputError
 from dip.failures import check_upstream
 from dip.io import check_writable, read_image, write_image
 from dip.metrics import evaluate as score
@@ -178,6 +178,217 @@ def restore(
         "observation": observation.meta,
     }
     return _finish_run(result, record, out)
+
+
+@dataclass
+class _BatchMember:
+    """One fit of a batch: an observation and a seed, and where its run directory and checkpoint go."""
+
+    observation: Observation
+    operator: Operator
+    spec: dict[str, Any]
+    settings: FitSettings
+    variant: str
+    run_dir: Path
+    checkpoint: Path | None
+
+
+def run_name(identity: dict[str, Any], name: str, variant: str, seed: int) -> Path:
+    """A fit's run directory under a batch's `--out`, as the workflow names it:
+    `<dataset>/<task>/<level>/<image>/dip-<variant>/seed<seed>`, from an observation's identity (`meta_identity`: task,
+    level and labels); `name`, the observation directory's own name, where it has no image label; no dataset part
+    without one."""
+    parts = [identity["dataset"]] if "dataset" in identity else []
+    parts += [identity.get("task", "unknown"), str(identity.get("level", "unknown")), identity.get("image", name)]
+    return Path(*parts, f"dip-{variant}", f"seed{seed}")
+
+
+@dataclass
+class BatchFit:
+    """One fit of `restore_batch`: its run directory and its restoration, or the error that ended it (alone)."""
+
+    run_dir: Path
+    identity: dict[str, Any]
+    outcome: Restoration | DipError
+
+
+def restore_batch(
+    observations: list[Observation | str | Path],
+    seeds: list[int],
+    *,
+    out: str | Path,
+    arch: str | dict[str, Any] | None = None,
+    method: str | None = None,
+    variant: str | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    deterministic: bool = False,
+    checkpoint: str | Path | None = None,
+    use_ground_truth: bool = True,
+    progress: bool | None = False,
+    smoke_iterations: int | None = None,
+    stop_event: threading.Event | None = None,
+    **settings: Any,
+) -> list[BatchFit]:
+    """Restore each observation with each seed, the fits of one net and one image size as one batch (`fit_batch`);
+    each fit writes its run directory under `out` (`run_name`; its checkpoint likewise under the directory
+    `checkpoint`), as `restore` would. Returns each fit (observations × seeds, in that order) with its restoration,
+    or the error that ended it alone."""
+    if "seed" in settings and settings["seed"] is not None:
+        raise ConfigError("a batch takes its seeds from `seeds` (--seeds), not `seed`")
+    settings.pop("seed", None)
+    planned: list[tuple[Path, dict[str, Any], _BatchMember | DipError]] = []
+    for index, given in enumerate(observations):
+        identity = _identity_of(given)
+        name = Path(given).name if isinstance(given, str | Path) else str(index)
+        variant_name = _variant_name(given, arch, variant)
+        for seed in seeds:
+            run = run_name(identity, name, variant_name, seed)
+            run_dir = Path(out) / run
+            try:
+                member = _batch_member(
+                    given, seed, arch, variant_name, settings, smoke_iterations, out, run, checkpoint
+                )
+            except DipError as error:
+                member = error
+            planned.append((run_dir, {**identity, "seed": seed}, member))
+    members = [member for _, _, member in planned]
+    ready = [member for member in members if isinstance(member, _BatchMember)]
+    if not ready:
+        return [BatchFit(run_dir, identity, member) for run_dir, identity, member in planned]  # type: ignore[arg-type]
+    device_, gpu_slot = _prepare_device(device, ready[0].settings.precision, threads, deterministic)
+    results = _fit_batches(ready, device_, use_ground_truth, stop_event, progress)
+    fits: list[BatchFit] = []
+    for run_dir, identity, member in planned:
+        outcome = member if isinstance(member, DipError) else results[id(member)]
+        if isinstance(outcome, DipError):
+            fits.append(BatchFit(run_dir, identity, outcome))
+            continue
+        assert isinstance(member, _BatchMember)
+        result, facts = outcome
+        record = {
+            "method": method or f"dip-{member.variant}",
+            "variant": member.variant,
+            "model": member.spec,
+            **_fit_record(result, member.settings, facts),
+            "smoke_iterations": smoke_iterations,
+            "device": facts["device"],
+            "gpu_slot": gpu_slot,
+            "batch": facts["batch"],
+            "observation": member.observation.meta,
+        }
+        try:
+            fits.append(BatchFit(run_dir, identity, _finish_run(result, record, run_dir)))
+        except DipError as error:
+            fits.append(BatchFit(run_dir, identity, error))
+    return fits
+
+
+def _identity_of(given: Observation | str | Path) -> dict[str, Any]:
+    """Task, level and labels of an observation (of its failure record, where a step before failed)."""
+    from dip.failures import meta_identity, observation_identity
+
+    return observation_identity(Path(given)) if isinstance(given, str | Path) else meta_identity(given.meta)
+
+
+def _variant_name(given: Observation | str | Path, arch: str | dict[str, Any] | None, variant: str | None) -> str:
+    """The variant's name in run directories and records: the one given, else the preset's (or arch's) name."""
+    from dip.models import resolve_spec
+
+    if variant:
+        return variant
+    if arch is None:
+        try:
+            arch = operator_for(_observation(given)).paper_preset
+        except DipError:
+            return "paper"  # an observation that cannot be read: its fit fails, under the name of the paper's net
+    spec = resolve_spec(arch)
+    return spec.get("preset") or spec["arch"]
+
+
+def _batch_member(
+    given: Observation | str | Path,
+    seed: int,
+    arch: str | dict[str, Any] | None,
+    variant: str,
+    settings: dict[str, Any],
+    smoke_iterations: int | None,
+    out: str | Path,
+    run: Path,
+    checkpoint: str | Path | None,
+) -> _BatchMember:
+    """One fit of a batch, checked before any fit runs (its settings, its run directory and checkpoint writable)."""
+    from dip.models import resolve_spec
+
+    if isinstance(given, str | Path):
+        check_upstream(Path(given))
+    observation = _observation(given)
+    operator = operator_for(observation)
+    spec = resolve_spec(arch if arch is not None else operator.paper_preset)
+    fit_settings = _fit_settings(operator, {**settings, "seed": seed}, smoke_iterations)
+    run_dir = Path(out) / run
+    checkpoint_file = None if checkpoint is None else Path(checkpoint) / run.parent / f"{run.name}.ckpt"
+    _check_run_paths(run_dir, checkpoint_file)
+    return _BatchMember(observation, operator, spec, fit_settings, variant, run_dir, checkpoint_file)
+
+
+def _fit_batches(
+    members: list[_BatchMember],
+    device: torch.device,
+    use_ground_truth: bool,
+    stop_event: threading.Event | None,
+    progress: bool | None,
+) -> dict[int, tuple[FitResult, dict[str, Any]] | DipError]:
+    """Fit the members in batches of one net and one image size; each member's (result, facts), or its error."""
+    import json
+
+    from dip.device import describe_device
+    from dip.fit import fit_batch
+    from dip.models import count_parameters
+    from dip.restoration import build_problem, fit_key
+
+    outcomes: dict[int, tuple[FitResult, dict[str, Any]] | DipError] = {}
+    batches: dict[tuple[str, tuple[int, ...]], list[_BatchMember]] = {}
+    for member in members:
+        shape = member.operator.output_shape(member.observation)
+        batches.setdefault((json.dumps(member.spec, sort_keys=True), tuple(shape)), []).append(member)
+    for batch in batches.values():
+        problems, ready = [], []
+        for member in batch:
+            try:
+                problems.append(
+                    build_problem(
+                        member.observation,
+                        member.operator,
+                        member.spec,
+                        seed=member.settings.seed,
+                        device=device,
+                        use_ground_truth=use_ground_truth,
+                    )
+                )
+                ready.append(member)
+            except DipError as error:
+                outcomes[id(member)] = error
+        if not ready:
+            continue
+        keys = [fit_key(m.observation, m.spec, m.settings) for m in ready]
+        results = fit_batch(
+            problems,
+            [m.settings for m in ready],
+            fingerprints=keys,
+            checkpoints=[m.checkpoint for m in ready],
+            stop_event=stop_event,
+            progress=progress,
+        )
+        for member, problem, key, result in zip(ready, problems, keys, results, strict=True):
+            facts = {
+                "parameters": count_parameters(problem.net),
+                "fingerprint": key,
+                "device": describe_device(device),
+                "batch": len(ready),
+            }
+            outcomes[id(member)] = result if isinstance(result, DipError) else (result, facts)
+    return outcomes
 
 
 def _fit_settings(operator: Operator, given: dict[str, Any], smoke_iterations: int | None) -> FitSettings:

@@ -93,6 +93,12 @@ def fit_identity(settings: FitSettings) -> dict[str, Any]:
     return identity
 
 
+def fit_key(observation: Observation, spec: dict[str, Any], settings: FitSettings) -> str:
+    """The fingerprint of a fit: model, settings, observation (and the net's input, when the task gives it)."""
+    guide = () if observation.guide is None else (observation.guide,)
+    return fingerprint(spec, fit_identity(settings), observation.meta, observation.observed, *guide)
+
+
 def restore(
     observation: Observation,
     operator: Operator,
@@ -109,7 +115,6 @@ def restore(
     problem = build_problem(
         observation, operator, spec, seed=settings.seed, device=device, use_ground_truth=use_ground_truth
     )
-    guide = () if observation.guide is None else (observation.guide,)  # the net's input, when the task gives it
-    key = fingerprint(spec, fit_identity(settings), observation.meta, observation.observed, *guide)
+    key = fit_key(observation, spec, settings)
     result = fit(problem, settings, fingerprint=key, checkpoint=checkpoint, stop_event=stop_event, progress=progress)
     return result, {"parameters": count_parameters(problem.net), "fingerprint": key}

@@ -139,3 +139,42 @@ def test_a_batch_needs_one_architecture_and_precision():
     with pytest.raises(ConfigError, match="NCHW"):
         StackedNets(nets[:1], [FitSettings(channels_last=True)], torch.device("cpu"))
     assert math.isfinite(FitSettings().lr)
+
+
+def test_dip_restore_fits_observations_times_seeds_into_the_workflows_run_directories(tmp_path):
+    """`dip restore OBS OBS --seeds 0 1 --out DIR`: one run directory per observation and seed, named as the
+    workflow names them, each the fit `dip restore OBS --seed S` makes; an observation whose step failed fails its
+    fits alone (a failure record with --record-failure), the others are written."""
+    import json
+
+    import numpy as np
+    from skimage import data
+
+    from dip.cli import main
+    from dip.failures import FAILURE_FILE, write_failure
+    from dip.io import read_image, write_image
+
+    image = tmp_path / "tiny.png"
+    write_image(image, data.astronaut()[60:92, 200:232].astype(np.float32) / 255)
+    observations = []
+    for level in ("25", "50"):
+        out = tmp_path / f"obs{level}"
+        labels = ["--label", "dataset=set", "--label", f"image=img{level}"]
+        assert main(["degrade", str(image), "--task", "denoising", "--level", level, *labels, "--out", str(out)]) == 0
+        observations.append(str(out))
+    failed = tmp_path / "failed"
+    write_failure(failed, {"status": "failed", "stage": "degrade", "error": "bad", "identity": {"task": "denoising"}})
+    common = ["--arch", "tiny", "--iterations", "4", "--quiet", "--threads", "1"]
+    args = [*observations, str(failed), "--seeds", "0", "1", "--out", str(tmp_path / "runs"), *common]
+    assert main(["restore", *args, "--record-failure", "log.txt"]) == 0
+    runs = sorted(path.parent.relative_to(tmp_path / "runs") for path in (tmp_path / "runs").rglob("record.json"))
+    assert [str(run) for run in runs] == [
+        f"set/denoising/{level}/img{level}/dip-tiny/seed{seed}" for level in ("25", "50") for seed in (0, 1)
+    ]
+    assert (tmp_path / "runs/denoising/unknown/failed/dip-tiny/seed1" / FAILURE_FILE).exists()
+    record = json.loads((tmp_path / "runs/set/denoising/50/img50/dip-tiny/seed1/record.json").read_text())
+    assert (record["seed"], record["batch"], record["fit"]["reg_noise_std"]) == (1, 4, 1 / 20)  # σ=50's own setting
+    single = tmp_path / "single"
+    assert main(["restore", observations[1], "--seed", "1", "--out", str(single), *common]) == 0
+    batched = read_image(tmp_path / "runs/set/denoising/50/img50/dip-tiny/seed1/restored.png")
+    assert np.abs(batched - read_image(single / "restored.png")).max() <= 2 / 255

@@ -16,20 +16,41 @@ import dataclasses
 import json
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from dip import api
 from dip.device import DEVICES
-from dip.errors import ConfigError
-from dip.failures import observation_identity, write_failure
+from dip.errors import ConfigError, DipError
+from dip.failures import failure_record, observation_identity, write_failure
 from dip.fit import FitSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("observation", type=Path, help="observation directory written by `dip degrade`")
-    parser.add_argument("--out", type=Path, required=True, help="run directory to write")
+    parser.add_argument(
+        "observations",
+        type=Path,
+        nargs="+",
+        metavar="observation",
+        help="observation directory written by `dip degrade` (several: with --seeds)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="run directory to write; with --seeds, the directory under which each fit writes its own, "
+        "<dataset>/<task>/<level>/<image>/dip-<variant>/seed<seed> as the workflow names it",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="S",
+        help="fit each observation with each of these seeds, the fits of one net and one image size as one batch "
+        "in this process (one stacked model); a fit that fails does so alone",
+    )
     arch = parser.add_mutually_exclusive_group()
     arch.add_argument("--arch", help="model preset (see `dip archs`); default: the paper's net for the task")
     arch.add_argument("--arch-json", help='model spec as JSON, e.g. \'{"preset": "tiny", "channels_skip": [0, 4, 4]}\'')
@@ -47,7 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} or cuda:N")
     run.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     run.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
-    run.add_argument("--checkpoint", type=Path, help="checkpoint file (outside --out: resumed when present)")
+    run.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="checkpoint file (outside --out: resumed when present); with --seeds, a directory for one per fit",
+    )
     run.add_argument("--no-ground-truth", action="store_true", help="do not trace PSNR to the clean image")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -101,33 +126,55 @@ def stop_on_signals(event: threading.Event) -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.seeds is None and len(args.observations) > 1:
+        raise ConfigError("several observations are fitted as a batch: give their --seeds (and --out a directory)")
+    common = {
+        "arch": arch_of(args),
+        "method": args.method,
+        "variant": args.variant,
+        "device": args.device,
+        "threads": args.threads,
+        "deterministic": args.deterministic,
+        "checkpoint": args.checkpoint,
+        "out": args.out,
+        "use_ground_truth": not args.no_ground_truth,
+        "progress": False if args.quiet else None,
+        "smoke_iterations": args.smoke_iterations,
+        **{name: getattr(args, name) for name in FIT_FLAGS},
+    }
     stop_event = threading.Event()
     with stop_on_signals(stop_event):
-        api.restore(
-            args.observation,
-            arch=arch_of(args),
-            method=args.method,
-            variant=args.variant,
-            device=args.device,
-            threads=args.threads,
-            deterministic=args.deterministic,
-            checkpoint=args.checkpoint,
-            out=args.out,
-            use_ground_truth=not args.no_ground_truth,
-            progress=False if args.quiet else None,
-            smoke_iterations=args.smoke_iterations,
-            stop_event=stop_event,
-            **{name: getattr(args, name) for name in FIT_FLAGS},
-        )
-    return 0
+        if args.seeds is None:
+            api.restore(args.observations[0], stop_event=stop_event, **common)
+            return 0
+        fits = api.restore_batch(args.observations, args.seeds, stop_event=stop_event, **common)
+    return report_batch(args, fits)
+
+
+def report_batch(args: argparse.Namespace, fits: list[api.BatchFit]) -> int:
+    """Each failed fit of a batch in one line (and, with --record-failure, its failure record in its run
+    directory); 0 when every fit succeeded or has its failure recorded, else 2."""
+    failed = [fit for fit in fits if isinstance(fit.outcome, DipError)]
+    for fit in failed:
+        print(f"dip restore: error: {fit.run_dir}: {fit.outcome}", file=sys.stderr)
+        if args.record_failure is not None:
+            variant = fit.run_dir.parent.name.removeprefix("dip-")
+            who = {**fit.identity, "method": args.method or f"dip-{variant}", "variant": variant}
+            write_failure(fit.run_dir, failure_record("restore", fit.outcome, args.record_failure, who))
+    log = logging.getLogger(__name__)
+    log.info("%d of %d fits done", len(fits) - len(failed), len(fits))
+    return 0 if not failed or args.record_failure is not None else DipError.exit_code
 
 
 def identity(args: argparse.Namespace) -> dict[str, object]:
     variant = args.variant or args.arch or ""
     method = args.method or f"dip-{variant}"
-    return {**observation_identity(args.observation), "method": method, "variant": variant, "seed": args.seed}
+    return {**observation_identity(args.observations[0]), "method": method, "variant": variant, "seed": args.seed}
 
 
 def record_failure(args: argparse.Namespace, record: dict) -> bool:
+    """A single fit's failure record in its run directory; a batch's error before any fit is not one fit's."""
+    if args.seeds is not None:
+        return False
     write_failure(args.out, record)
     return True
