@@ -4,6 +4,7 @@ format, the SLURM profile (its real runs are in tests/test_workflow_runs.py)."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -372,3 +373,18 @@ def test_config_overrides_of_lists_and_nested_keys(tmp_path: Path) -> None:
     denoising = [c for c in commands if "/denoising/" in c]
     assert len(denoising) == 2 and all("--iterations 7 " in c for c in denoising)
     assert all("--iterations 30 " in c for c in commands if "/super-resolution/" in c)
+
+
+def test_batch_fits_runs_the_dip_fits_of_one_variant_and_settings_as_one_batch(tmp_path: Path) -> None:
+    """With `batch_fits: 3` the test grid's three DIP fits (three tasks on one 32² crop) run in one `dip restore`
+    process; each run directory is where it would be without batching, its record says the batch's size."""
+    config = {**copy.deepcopy(TEST_CONFIG), "batch_fits": 3}
+    folder = workflow_copy(tmp_path / "wf", config)
+    assert planned_jobs(folder)["fit_batch"] == 1
+    runs = [f"results/samples/{task}/astronaut/dip-tiny/seed0" for task in ("denoising/25", "super-resolution/2")]
+    runs.append("results/samples/inpainting/random50/astronaut/dip-tiny/seed0")
+    result = snakemake(folder, "--cores", "1", *runs)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for run in runs:
+        record = json.loads((folder / run / "record.json").read_text())
+        assert record["batch"] == 3 and record["iterations"] == 30 and (folder / run / "restored.png").exists()

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import subprocess
 
 import pandas as pd
@@ -46,6 +47,9 @@ SEED_MEAN_RUN = "results/{dataset}/{task}/{level}/{image}/dip-{variant}/seed-mea
 RUN = "results/{dataset}/{task}/{level}/{image}/{run}"
 METRICS = "results/metrics/{dataset}/{task}/{level}/{image}/{run}.json"
 CHECKPOINT = "results/.checkpoints/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}-{settings}.ckpt"
+BATCH_RUN = "results/.batches/{batch}"
+"""A batch of DIP fits (`batch_fits`): its runs, `<dataset>/<task>/<level>/<image>/dip-<variant>/seed<seed>`, which
+the `restore` rule copies to DIP_RUN."""
 
 
 def config_error(key: str, problem: str) -> WorkflowError:
@@ -128,6 +132,43 @@ DIP_RUNS = OBSERVATIONS.merge(
     ),
     on=["task", "level"],
 )
+
+
+def plan_batches(runs: pd.DataFrame, size: int) -> dict[str, dict]:
+    """The DIP runs in batches of at most `size` fits (`batch_fits`): the observations of one dataset fitted by one
+    variant with the same fit flags and seeds, each with all its seeds; named by a digest of their runs.
+    """
+    batches = {}
+    for (dataset, variant), group in runs.groupby(["dataset", "variant"], sort=True):
+        by_settings = {}
+        for task, level, image in sorted(
+            set(zip(group.task, group.level, group.image))
+        ):
+            seeds = tuple(level_fit(config, task, level)["seeds"])
+            flags = fit_flags(wildcards_of(task=task, level=level))
+            by_settings.setdefault((flags, seeds), []).append((task, level, image))
+        for (flags, seeds), observations in sorted(by_settings.items()):
+            per_batch = max(1, size // len(seeds))
+            for start in range(0, len(observations), per_batch):
+                members = observations[start : start + per_batch]
+                digest = hashlib.sha256(
+                    json.dumps(
+                        [dataset, config["variants"][variant], flags, seeds, members],
+                        sort_keys=True,
+                    ).encode()
+                ).hexdigest()[:12]
+                batches[f"{dataset}/dip-{variant}/{digest}"] = {
+                    "dataset": dataset,
+                    "variant": variant,
+                    "seeds": seeds,
+                    "observations": members,
+                }
+    return batches
+
+
+def wildcards_of(**values):
+    """An object with these attributes, as a rule's wildcards."""
+    return type("Wildcards", (), values)
 
 
 def with_output(runs: pd.DataFrame, output: str) -> pd.DataFrame:
@@ -253,6 +294,53 @@ def checkpoint_file(wildcards) -> str:
     settings = [arch_json(wildcards), fit_flags(wildcards), config["degradation_seed"]]
     digest = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:12]
     return CHECKPOINT.format(**wildcards, settings=digest)
+
+
+BATCHES = (
+    plan_batches(DIP_RUNS, config["batch_fits"]) if config["batch_fits"] > 1 else {}
+)
+BATCH_OF = {
+    (batch["dataset"], task, level, image, batch["variant"], str(seed)): name
+    for name, batch in BATCHES.items()
+    for task, level, image in batch["observations"]
+    for seed in batch["seeds"]
+}
+
+
+def batch_of(wildcards) -> str:
+    """The batch directory that holds a DIP run (`batch_fits` > 1)."""
+    key = (
+        wildcards.dataset,
+        wildcards.task,
+        wildcards.level,
+        wildcards.image,
+        wildcards.variant,
+        wildcards.seed,
+    )
+    return BATCH_RUN.format(batch=BATCH_OF[key])
+
+
+def batch_observations(wildcards) -> list[str]:
+    """The observations of a batch."""
+    batch = BATCHES[wildcards.batch]
+    return [
+        OBSERVATION.format(
+            dataset=batch["dataset"], task=task, level=level, image=image
+        )
+        for task, level, image in batch["observations"]
+    ]
+
+
+def batch_params(wildcards) -> str:
+    """The flags of a batch's `dip restore`: its variant's net, its fit settings and its seeds."""
+    batch = BATCHES[wildcards.batch]
+    task, level, image = batch["observations"][0]
+    member = wildcards_of(variant=batch["variant"], task=task, level=level)
+    seeds = " ".join(str(seed) for seed in batch["seeds"])
+    return (
+        f"--variant {batch['variant']} --arch-json {shlex.quote(arch_json(member))} {fit_flags(member)}"
+        f" --seeds {seeds}"
+    )
 
 
 def seed_runs(wildcards) -> list[str]:

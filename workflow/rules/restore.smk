@@ -1,27 +1,73 @@
-rule restore:
-    input:
-        OBSERVATION,
-    output:
-        directory(DIP_RUN),
-    log:
-        "results/logs/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.tsv"
-    retries: config["resources"]["retries"]
-    conda:
-        "../envs/dip.yaml"
-    threads: config["threads"]
-    resources:
-        gpu=config["resources"]["gpu"],
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=config["resources"]["runtime"],
-    params:
-        arch=arch_json,
-        fit=fit_flags,
-        device=config["device"],
-        checkpoint=checkpoint_file,
-    shell:
-        "dip restore {input} --out {output} --variant {wildcards.variant}"
-        " --arch-json {params.arch:q} {params.fit}"
-        " --seed {wildcards.seed} --device {params.device} --threads {threads}"
-        " --checkpoint {params.checkpoint} --quiet --record-failure {log} > {log} 2>&1"
+if not BATCHES:
+
+    rule restore:
+        input:
+            OBSERVATION,
+        output:
+            directory(DIP_RUN),
+        log:
+            "results/logs/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.log",
+        benchmark:
+            "results/benchmarks/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.tsv"
+        retries: config["resources"]["retries"]
+        conda:
+            "../envs/dip.yaml"
+        threads: config["threads"]
+        resources:
+            gpu=config["resources"]["gpu"],
+            mem_mb=config["resources"]["mem_mb"],
+            runtime=config["resources"]["runtime"],
+        params:
+            arch=arch_json,
+            fit=fit_flags,
+            device=config["device"],
+            checkpoint=checkpoint_file,
+        shell:
+            "dip restore {input} --out {output} --variant {wildcards.variant}"
+            " --arch-json {params.arch:q} {params.fit}"
+            " --seed {wildcards.seed} --device {params.device} --threads {threads}"
+            " --checkpoint {params.checkpoint} --quiet --record-failure {log} > {log} 2>&1"
+
+else:
+
+    # batch_fits > 1: the fits of a batch run in one process (fit_batch); each run is then copied to its own place.
+    rule fit_batch:
+        input:
+            batch_observations,
+        output:
+            directory(BATCH_RUN),
+        log:
+            "results/logs/restore/batches/{batch}.log",
+        benchmark:
+            "results/benchmarks/restore/batches/{batch}.tsv"
+        retries: config["resources"]["retries"]
+        conda:
+            "../envs/dip.yaml"
+        threads: config["threads"]
+        resources:
+            gpu=config["resources"]["gpu"],
+            mem_mb=config["resources"]["mem_mb"],
+            runtime=config["resources"]["runtime"],
+        params:
+            flags=batch_params,
+            device=config["device"],
+            checkpoint="results/.checkpoints/batches/{batch}",
+        shell:
+            "dip restore {input} --out {output} {params.flags}"
+            " --device {params.device} --threads {threads}"
+            " --checkpoint {params.checkpoint} --quiet --record-failure {log} > {log} 2>&1"
+
+    rule restore:
+        input:
+            batch_of,
+        output:
+            directory(DIP_RUN),
+        log:
+            "results/logs/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.log",
+        localrule: True
+        conda:
+            "../envs/dip.yaml"
+        params:
+            run="{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}",
+        shell:
+            "cp -R {input}/{params.run} {output} > {log} 2>&1"
