@@ -231,7 +231,9 @@ def degrade_flags(wildcards, input) -> str:
 def export_flags(wildcards) -> str:
     """Optional flags of `dip datasets export` for a dataset."""
     dataset = config["datasets"][wildcards.dataset]
-    return " ".join(f"--{key} {dataset[key]}" for key in ("shrink", "crop") if key in dataset)
+    return " ".join(
+        f"--{key} {dataset[key]}" for key in ("shrink", "crop") if key in dataset
+    )
 
 
 def arch_json(wildcards) -> str:
