@@ -74,7 +74,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("execution")
     run.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} or cuda:N")
     run.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    run.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    run.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32 (IEEE float32, also on CUDA); tf32 (CUDA: TensorFloat-32 matmuls and convolutions); bf16 or fp16 "
+        "(autocast; fp16 on CUDA only); auto: bf16 where the device computes it natively (CUDA compute capability ≥ "
+        "8.0, or a CPU with AMX-BF16/AVX512-BF16 and --channels-last), else fp32; record.json says which ran and why",
+    )
     run.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     run.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
     run.add_argument("--checkpoint", type=Path, help="checkpoint file (outside --out: resumed when present)")
