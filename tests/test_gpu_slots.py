@@ -169,3 +169,18 @@ def test_restore_records_its_slot(tmp_path: Path) -> None:
     assert main(["restore", str(tmp_path / "obs"), *fit, "--out", str(tmp_path / "run")]) == 0
     record = json.loads((tmp_path / "run" / "record.json").read_text())
     assert record["gpu_slot"] is None and record["device"].startswith("cpu")
+
+
+def test_no_fit_starts_once_the_time_budget_is_spent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With $DIP_DEADLINE in the past, `dip restore --record-failure` writes a failure record instead of fitting."""
+    image = tmp_path / "tiny.png"
+    write_image(image, np.full((32, 32, 3), 0.5, dtype=np.float32))
+    assert main(["degrade", str(image), "--task", "denoising", "--level", "25", "--out", str(tmp_path / "obs")]) == 0
+    fit = ["--arch", "tiny", "--iterations", "2", "--device", "cpu", "--quiet", "--record-failure", "log.txt"]
+    monkeypatch.setenv("DIP_DEADLINE", str(time.time() - 1))
+    assert main(["restore", str(tmp_path / "obs"), *fit, "--out", str(tmp_path / "late")]) == 0
+    failure = json.loads((tmp_path / "late" / "failure.json").read_text())
+    assert failure["error"].startswith("not started: the run's time budget") and failure["stage"] == "restore"
+    monkeypatch.setenv("DIP_DEADLINE", str(time.time() + 600))
+    assert main(["restore", str(tmp_path / "obs"), *fit, "--out", str(tmp_path / "early")]) == 0
+    assert (tmp_path / "early" / "record.json").is_file()

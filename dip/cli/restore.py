@@ -14,14 +14,16 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from dip import api
 from dip.device import DEVICES, PRECISIONS
-from dip.errors import ConfigError
+from dip.errors import ConfigError, TimeBudgetSpent
 from dip.failures import observation_identity, write_failure
 from dip.stopping import STOPPING_RULES
 
@@ -119,8 +121,27 @@ def stop_on_signals(event: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+DEADLINE_VARIABLE = "DIP_DEADLINE"
+"""A Unix time after which `dip restore` starts no fit (a budgeted run, e.g. benchmarks/gpu/run.sh): the fit is
+recorded as not started, as any failure is, so that the tables list it."""
+
+
+def check_deadline() -> None:
+    """Refuse to start a fit once $DIP_DEADLINE has passed."""
+    value = os.environ.get(DEADLINE_VARIABLE, "").strip()
+    if not value:
+        return
+    try:
+        deadline = float(value)
+    except ValueError:
+        raise ConfigError(f"{DEADLINE_VARIABLE} must be a Unix time in seconds, not {value!r}") from None
+    if time.time() >= deadline:
+        raise TimeBudgetSpent(f"not started: the run's time budget (${DEADLINE_VARIABLE}) was spent")
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    check_deadline()
     stop_event = threading.Event()
     with stop_on_signals(stop_event):
         api.restore(
