@@ -5,15 +5,19 @@
 # their benchmark driver, and the wheels of what its python3 lacks (snakemake and its dependencies, bm3d, pooch,
 # jsonschema, ...) for CPython 3.12 on manylinux x86_64. Prints the carried size (the device's limit: 64 MiB).
 #   benchmarks/gpu/prepare.sh            # SHARED=../shared, PYTHON=.venv/bin/python by default
+#   CARRY=/tmp/carry WHEELS=0 benchmarks/gpu/prepare.sh   # data and code only, elsewhere (the smoke test's)
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 SHARED=${SHARED:-$REPO/../shared}
 PYTHON=${PYTHON:-$REPO/.venv/bin/python}
-CARRY=$REPO/.gpu-carry
+CARRY=${CARRY:-$REPO/.gpu-carry}
 cd "$REPO"
-git check-ignore -q .gpu-carry/ || { echo ".gpu-carry/ is not ignored by git: add it to .gitignore" >&2; exit 2; }
+if [ "$CARRY" = "$REPO/.gpu-carry" ] && ! git check-ignore -q .gpu-carry/; then
+    echo ".gpu-carry/ is not ignored by git: add it to .gitignore" >&2
+    exit 2
+fi
 rm -rf "$CARRY"
-mkdir -p "$CARRY/cache/dip-paper" "$CARRY/cbm3d-color9" "$CARRY/authors/data-256/denoising" "$CARRY/wheels"
+mkdir -p "$CARRY/cache/dip-paper" "$CARRY/cbm3d-color9" "$CARRY/authors" "$CARRY/wheels"
 
 # Images: the dataset cache layout of dip/datasets.py (<dataset>/<file> as its manifests name them).
 cp -r "$SHARED/data/set5" "$CARRY/cache/set5"
@@ -23,16 +27,23 @@ done
 # F16 for denoising: the authors' F16_GT.png under the name config/paper.yaml's CBM3D folder gives it.
 cp "$SHARED/data/dip-paper/denoising/F16_GT.png" "$CARRY/cbm3d-color9/image_F16_512rgb.png"
 
-# The authors' code and the driver that runs their notebook loops; a 256² centre crop of F16 for their 256² timing.
+# The authors' code and the driver that runs their notebook loops; centre crops of F16 for their 256² timing (and 64²
+# for the smoke run).
 cp -r "$SHARED/reference/deep-image-prior/models" "$SHARED/reference/deep-image-prior/utils" "$CARRY/authors/"
 cp "$SHARED/bench/orig_dip_bench.py" "$CARRY/authors/"
-"$PYTHON" - "$SHARED/data/dip-paper/denoising/F16_GT.png" "$CARRY/authors/data-256/denoising/F16_GT.png" <<'PY'
+"$PYTHON" - "$SHARED/data/dip-paper/denoising/F16_GT.png" "$CARRY/authors" <<'PY'
 import sys
+from pathlib import Path
 from PIL import Image
 image = Image.open(sys.argv[1])
-left, top = (image.width - 256) // 2, (image.height - 256) // 2
-image.crop((left, top, left + 256, top + 256)).save(sys.argv[2])
+for side in (256, 64):
+    out = Path(sys.argv[2]) / f"data-{side}" / "denoising" / "F16_GT.png"
+    out.parent.mkdir(parents=True)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    image.crop((left, top, left + side, top + side)).save(out)
 PY
+
+if [ "${WHEELS:-1}" = 0 ]; then du -sh "$CARRY"; exit 0; fi
 
 # Wheels: what dip-bench[bm3d,workflow] needs beyond the GPU image's packages (KINDS.md's list), one version each.
 WHEELS=(

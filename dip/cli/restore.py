@@ -122,12 +122,12 @@ def stop_on_signals(event: threading.Event) -> Iterator[None]:
 
 
 DEADLINE_VARIABLE = "DIP_DEADLINE"
-"""A Unix time after which `dip restore` starts no fit (a budgeted run, e.g. benchmarks/gpu/run.sh): the fit is
-recorded as not started, as any failure is, so that the tables list it."""
+"""A Unix time after which `dip restore` and `dip baseline` start no fit (a budgeted run, e.g. benchmarks/gpu/run.sh):
+the run is recorded as not started, as any failure is, so that the tables list it."""
 
 
 def check_deadline() -> None:
-    """Refuse to start a fit once $DIP_DEADLINE has passed."""
+    """Refuse to start a fit (or baseline) once $DIP_DEADLINE has passed."""
     value = os.environ.get(DEADLINE_VARIABLE, "").strip()
     if not value:
         return
