@@ -22,8 +22,8 @@ def test_the_gpu_run_in_smoke_mode(tmp_path: Path, shared_dir: Path) -> None:
     env = {**os.environ, "SHARED": str(shared_dir), "PYTHON": sys.executable, "CARRY": str(carry), "WHEELS": "0"}
     prepared = subprocess.run([REPO / "benchmarks/gpu/prepare.sh"], env=env, capture_output=True, text=True)
     assert prepared.returncode == 0, prepared.stderr
-    command = [REPO / "benchmarks/gpu/run.sh", out, "--smoke", "--budget", "300", "--reserve", "100", "--carry", carry]
-    run = subprocess.run(command, env={**env, "LIMIT": "330"}, capture_output=True, text=True, timeout=400)
+    command = [REPO / "benchmarks/gpu/run.sh", out, "--smoke", "--budget", "400", "--reserve", "120", "--carry", carry]
+    run = subprocess.run(command, env={**env, "LIMIT": "440"}, capture_output=True, text=True, timeout=500)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert sorted(path.name for path in out.iterdir()) == ["logs.tar.gz", "results.json", "summary.md", "tables.tar.gz"]
     results = json.loads((out / "results.json").read_text())

@@ -36,6 +36,8 @@ STAGES = (
 )
 """Priority order of the paper's grid: a stage's runs are the metrics files its pattern matches first."""
 SET5_X4 = {"denoising": [], "super-resolution": ["4"], "inpainting": []}
+RUNNING: list[subprocess.Popen] = []
+"""The commands running now, each in a process group of its own: stopped when the run itself is stopped."""
 
 
 class Budget:
@@ -61,17 +63,25 @@ def run_logged(command: list[str], log: Path, *, env: dict | None = None, until:
         process = subprocess.Popen(
             command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
         )
+        RUNNING.append(process)
         timeout = None if until is None else max(1.0, until - time.time())
         try:
             return process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             handle.write(f"\n[run.py] stopped at its time limit ({time.strftime('%H:%M:%S')})\n")
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                return process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                return process.wait()
+            return stop(process)
+        finally:
+            RUNNING.remove(process)
+
+
+def stop(process: subprocess.Popen) -> int:
+    """SIGTERM to the process group (a fit saves its checkpoint and stops), SIGKILL 20 s later."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        return process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        return process.wait()
 
 
 def gpu_tier(out: Path, budget: Budget) -> dict:
@@ -117,16 +127,27 @@ def peak(out: Path, carry: Path, device: str) -> dict:
     return json.loads(result.read_text())["peak"] if result.is_file() else {}
 
 
-def ours(out: Path, case: str, size: int, device: str, iterations: int, fits: int) -> list[dict]:
-    """s/iter of our fit (benchmarks/bench_fit.py) with `fits` processes at once on the device."""
+def ours(out: Path, case: str, size: int, device: str, iterations: int, fits: int, until: float) -> list[dict]:
+    """s/iter of our fit (benchmarks/bench_fit.py) with `fits` processes at once on the device (stopped at `until`)."""
     command = [sys.executable, str(REPO / "benchmarks" / "bench_fit.py"), "--single", case, "--device", device]
     command += ["--size", str(size), "--iterations", str(iterations), "--warmup", str(min(3, iterations))]
     log = out / "logs" / "speed.log"
     with log.open("a") as handle:
         handle.write(f"$ {fits} × {' '.join(command)}\n")
         handle.flush()
-        processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=handle, text=True) for _ in range(fits)]
-        outputs = [process.communicate()[0] for process in processes]
+        processes = [
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=handle, text=True, start_new_session=True)
+            for _ in range(fits)
+        ]
+        RUNNING.extend(processes)
+        outputs = []
+        for process in processes:
+            try:
+                outputs.append(process.communicate(timeout=max(1.0, until - time.time()))[0])
+            except subprocess.TimeoutExpired:
+                stop(process)
+                handle.write(f"[run.py] {case} × {fits} stopped at the time limit of the timings\n")
+            RUNNING.remove(process)
     rows = []
     for output in outputs:
         lines = output.strip().splitlines()
@@ -151,7 +172,7 @@ def speed(out: Path, carry: Path, args: argparse.Namespace, budget: Budget) -> l
         if time.time() > until:
             return
         case = f"paper-{256 if size == 64 else size}-{precision}"
-        results = ours(out, case, size, device, iterations, fits)
+        results = ours(out, case, size, device, iterations, fits, until)
         if results:
             per_fit = sum(row["s_per_iter"] for row in results) / len(results)
             rows.append(
@@ -314,7 +335,8 @@ def _parity(tables: dict[str, Path]) -> dict:
 def markdown(results: dict) -> str:
     lines = [f"# GPU run ({'smoke' if results['smoke'] else 'full'}): {results['wall_s']:.0f} s", ""]
     tier = results.get("gpu_tier")
-    lines += [f"gpu tier: {tier['summary'] if tier else 'skipped (smoke)'}", "", "## s/iter (paper net)", ""]
+    absent = "skipped (smoke)" if results["smoke"] else "did not finish"
+    lines += [f"gpu tier: {tier['summary'] if tier else absent}", "", "## s/iter (paper net)", ""]
     lines += ["| code | size | precision | fits | s/iter per fit | s/iter throughput | GFLOP/iter | peak GPU GB |"]
     lines += ["|---|---|---|---|---|---|---|---|"]
     for row in results["speed"]:
@@ -324,9 +346,10 @@ def markdown(results: dict) -> str:
         cells += [f"{row['peak_gpu_gb']:.2f}" if row.get("peak_gpu_gb") else ""]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     tables = results["tables"]
-    lines += ["", "## paper's tables", "", f"stages run: {', '.join(tables['stages_run']) or 'none'}"]
-    lines += [f"left out (time budget): {', '.join(tables['left_out']) or 'nothing'}"]
-    lines += [f"Set5 ×4 parity (dip-paper, mean PSNR): {json.dumps(tables['parity'])}", ""]
+    lines += ["", "## paper's tables", ""]
+    lines += [f"stages run: {', '.join(tables.get('stages_run', [])) or 'none'}"]
+    lines += [f"left out (time budget): {', '.join(tables.get('left_out', [])) or 'nothing'}"]
+    lines += [f"Set5 ×4 parity (dip-paper, mean PSNR): {json.dumps(tables.get('parity', {}))}", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -344,16 +367,22 @@ def main() -> None:
     out = args.outdir
     (out / "logs").mkdir(parents=True, exist_ok=True)
     budget = Budget(args.budget, args.reserve)
-    results: dict = {"smoke": args.smoke}
-    results["gpu_tier"] = None if args.smoke else gpu_tier(out, budget)
-    results["speed"] = speed(out, args.carry, args, budget)
-    results["tables"] = paper_tables(out, args.carry, args, budget)
-    results["wall_s"] = budget.elapsed()
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "summary.md").write_text(markdown(results))
-    with tarfile.open(out / "logs.tar.gz", "w:gz") as archive:
-        archive.add(out / "logs", arcname="logs")
-    shutil.rmtree(out / "logs")
+    results: dict = {"smoke": args.smoke, "gpu_tier": None, "speed": [], "tables": {}}
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # run.sh's hard limit: keep what ran
+    try:
+        if not args.smoke:
+            results["gpu_tier"] = gpu_tier(out, budget)
+        results["speed"] = speed(out, args.carry, args, budget)
+        results["tables"] = paper_tables(out, args.carry, args, budget)
+    finally:
+        for process in list(RUNNING):
+            stop(process)
+        results["wall_s"] = budget.elapsed()
+        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        (out / "summary.md").write_text(markdown(results))
+        with tarfile.open(out / "logs.tar.gz", "w:gz") as archive:
+            archive.add(out / "logs", arcname="logs")
+        shutil.rmtree(out / "logs")
     print((out / "summary.md").read_text())
 
 
