@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -145,7 +145,6 @@ def restore(
     state there; with `out`, restored.png, trace.csv, the frames and record.json are written, and the checkpoint is
     deleted once they are.
     """
-    from dip.device import describe_device
     from dip.models import resolve_spec
     from dip.restoration import restore as fit_observation
 
@@ -153,7 +152,8 @@ def restore(
     operator = operator_for(observation)
     spec = resolve_spec(arch if arch is not None else operator.paper_preset)
     fit_settings = _fit_settings(operator, settings, smoke_iterations)
-    device_, gpu_slot = _prepare_device(device, fit_settings.precision, threads, deterministic)
+    device_, gpu_slot, precision, precision_record = _prepare_device(device, fit_settings, threads, deterministic)
+    fit_settings = replace(fit_settings, precision=precision)
     out, checkpoint = _check_run_paths(out, checkpoint)
     result, facts = fit_observation(
         observation,
@@ -173,8 +173,7 @@ def restore(
         "model": spec,
         **_fit_record(result, fit_settings, facts),
         "smoke_iterations": smoke_iterations,
-        "device": describe_device(device_),
-        "gpu_slot": gpu_slot,
+        **_device_record(device_, gpu_slot, precision_record),
         "observation": observation.meta,
     }
     return _finish_run(result, record, out)
@@ -256,7 +255,9 @@ def restore_batch(
     ready = [member for member in members if isinstance(member, _BatchMember)]
     if not ready:
         return [BatchFit(run_dir, identity, member) for run_dir, identity, member in planned]  # type: ignore[arg-type]
-    device_, gpu_slot = _prepare_device(device, ready[0].settings.precision, threads, deterministic)
+    device_, gpu_slot, precision, precision_record = _prepare_device(device, ready[0].settings, threads, deterministic)
+    for member in ready:
+        member.settings = replace(member.settings, precision=precision)
     results = _fit_batches(ready, device_, use_ground_truth, stop_event, progress)
     fits: list[BatchFit] = []
     for run_dir, identity, member in planned:
@@ -272,8 +273,7 @@ def restore_batch(
             "model": member.spec,
             **_fit_record(result, member.settings, facts),
             "smoke_iterations": smoke_iterations,
-            "device": facts["device"],
-            "gpu_slot": gpu_slot,
+            **_device_record(device_, gpu_slot, precision_record),
             "batch": facts["batch"],
             "observation": member.observation.meta,
         }
@@ -342,7 +342,6 @@ def _fit_batches(
     """Fit the members in batches of one net and one image size; each member's (result, facts), or its error."""
     import json
 
-    from dip.device import describe_device
     from dip.fit import fit_batch
     from dip.models import count_parameters
     from dip.restoration import build_problem, fit_key
@@ -384,7 +383,6 @@ def _fit_batches(
             facts = {
                 "parameters": count_parameters(problem.net),
                 "fingerprint": key,
-                "device": describe_device(device),
                 "batch": len(ready),
             }
             outcomes[id(member)] = result if isinstance(result, DipError) else (result, facts)
@@ -405,13 +403,17 @@ def _fit_settings(operator: Operator, given: dict[str, Any], smoke_iterations: i
 
 
 def _prepare_device(
-    device: str, precision: str, threads: int | None, deterministic: bool
-) -> tuple[torch.device, int | None]:
-    """The device of the fit (with several GPUs, a free one of its own: its slot), set up for it."""
+    device: str, settings: FitSettings, threads: int | None, deterministic: bool
+) -> tuple[torch.device, int | None, str, dict[str, str]]:
+    """The device of the fit (with several GPUs, a free one of its own: its slot), set up for it, and the precision
+    it runs (`auto` resolved) with the record of how it was chosen."""
+    import torch
+
     from dip.device import (
         check_precision,
+        configure_cuda,
         configure_threads,
-        enable_cuda_speedups,
+        resolve_precision,
         select_device,
         set_deterministic,
         tune_cpu_allocator,
@@ -419,14 +421,32 @@ def _prepare_device(
     from dip.gpu_slots import claim as claim_gpu
 
     device_, gpu_slot = claim_gpu(select_device(device))
+    precision, why = resolve_precision(settings.precision, device_, settings.channels_last)
     check_precision(precision, device_)
     configure_threads(threads)
     set_deterministic(deterministic)
-    if not deterministic:
-        enable_cuda_speedups(device_)
+    configure_cuda(device_, precision, autotune=not deterministic)
     if device_.type == "cpu":
         tune_cpu_allocator()
-    return device_, gpu_slot
+    if device_.type == "cuda":
+        if device_.index is not None:
+            torch.cuda.set_device(device_)  # no CUDA context on GPU 0 for a fit of another GPU
+        torch.cuda.reset_peak_memory_stats(device_)
+    return device_, gpu_slot, precision, {"asked": settings.precision, "ran": precision, "why": why}
+
+
+def _device_record(device: torch.device, gpu_slot: int | None, precision: dict[str, str]) -> dict[str, Any]:
+    """The part of a run record that tells where and how the fit ran (after it: its peak GPU memory)."""
+    import torch
+
+    from dip.device import describe_device
+
+    return {
+        "precision": precision,
+        "device": describe_device(device),
+        "gpu_slot": gpu_slot,
+        "gpu_memory_peak_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+    }
 
 
 def _check_run_paths(out: str | Path | None, checkpoint: str | Path | None) -> tuple[Path | None, Path | None]:

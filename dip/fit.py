@@ -27,6 +27,7 @@ from dip.fit_steps import (
     load_checkpoint,
     psnr_from_mse,
     psnr_to,
+    resume_generator,
     save_checkpoint,
 )
 from dip.frames import Frame, FrameRecorder, check_frames
@@ -81,7 +82,11 @@ class FitSettings:
     trace_every: int = _setting(10, "write a row of trace.csv every this many iterations")
     checkpoint_every: int = _setting(200, "save a resumable checkpoint every this many iterations (with --checkpoint)")
     precision: str = _setting(
-        "fp32", "arithmetic precision of the net (bf16 on a CPU or GPU, fp16 on CUDA)", choices=PRECISIONS
+        "fp32",
+        "fp32 (IEEE float32, also on CUDA); tf32 (CUDA: TensorFloat-32 matmuls and convolutions); bf16 or fp16 "
+        "(autocast; fp16 on CUDA only); auto: bf16 where the device computes it natively (CUDA compute capability ≥ "
+        "8.0, or a CPU with AMX-BF16/AVX512-BF16 and --channels-last), else fp32; record.json says which ran and why",
+        choices=PRECISIONS,
     )
     channels_last: bool = _setting(False, "run the net in channels_last memory layout (with bf16: the fast CPU path)")
     frames: int = _setting(
@@ -231,7 +236,7 @@ class FitRun:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.iteration, self.elapsed, self.trace = state["iteration"], state["elapsed"], state["trace"]
         self.ema, self.stop_reason = state["ema"], state.get("stop_reason", self.stop_reason)
-        self.generator.set_state(state["generator"].cpu())
+        resume_generator(self.generator, state["generator"], self.settings.seed + 1 + self.iteration)
         self.recorder.load_state_dict(state.get("frames", []))
         self.nets.load_state_dict(self.index, state)
         self.watch.load_state_dict(state)

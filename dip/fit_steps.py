@@ -146,6 +146,7 @@ class Backtracker:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.backtracks, self.snapshot_psnr = state["backtracks"], state["snapshot_psnr"]
         self.snapshot = Snapshot(**state["snapshot"])
+        steps_on_cpu(self.snapshot.optimizer)
 
 
 class StopWatch:
@@ -287,9 +288,29 @@ class SingleNet:
     def load_state_dict(self, index: int, state: dict[str, Any]) -> None:
         """Load a fit's part; checkpoints written before fp16 loss scaling have no scaler (and need none)."""
         self.net.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(steps_on_cpu(state["optimizer"]))
         if "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
+
+
+def steps_on_cpu(optimizer_state: dict[str, Any]) -> dict[str, Any]:
+    """Adam's step counts back on the CPU, where Adam keeps them (a checkpoint loaded onto a GPU put them there, and
+    Adam would then read each one back to the host at every step)."""
+    for param_state in optimizer_state["state"].values():
+        if isinstance(param_state.get("step"), torch.Tensor):
+            param_state["step"] = param_state["step"].cpu()
+    return optimizer_state
+
+
+def resume_generator(generator: torch.Generator, saved: torch.Tensor, reseed: int) -> None:
+    """Continue the reg-noise stream of a checkpoint; one written on another kind of device (the CPU's and CUDA's
+    generators differ) goes on with a stream seeded by `reseed` instead: the same distribution, other draws."""
+    saved = saved.cpu()
+    if saved.numel() == generator.get_state().numel():
+        generator.set_state(saved)
+        return
+    log.warning("the checkpoint was written on another kind of device: the reg-noise stream is reseeded")
+    generator.manual_seed(reseed)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -15,15 +15,17 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from dip import api
 from dip.device import DEVICES
-from dip.errors import ConfigError, DipError
+from dip.errors import ConfigError, DipError, TimeBudgetSpent
 from dip.failures import failure_record, observation_identity, write_failure
 from dip.fit import FitSettings
 
@@ -124,8 +126,27 @@ def stop_on_signals(event: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+DEADLINE_VARIABLE = "DIP_DEADLINE"
+"""A Unix time after which `dip restore` and `dip baseline` start no fit (a budgeted run, e.g. benchmarks/gpu/run.sh):
+the run is recorded as not started, as any failure is, so that the tables list it."""
+
+
+def check_deadline() -> None:
+    """Refuse to start a fit (or baseline) once $DIP_DEADLINE has passed."""
+    value = os.environ.get(DEADLINE_VARIABLE, "").strip()
+    if not value:
+        return
+    try:
+        deadline = float(value)
+    except ValueError:
+        raise ConfigError(f"{DEADLINE_VARIABLE} must be a Unix time in seconds, not {value!r}") from None
+    if time.time() >= deadline:
+        raise TimeBudgetSpent(f"not started: the run's time budget (${DEADLINE_VARIABLE}) was spent")
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    check_deadline()
     if args.seeds is None and len(args.observations) > 1:
         raise ConfigError("several observations are fitted as a batch: give their --seeds (and --out a directory)")
     common = {
