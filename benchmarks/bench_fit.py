@@ -84,8 +84,8 @@ def run_case(case: Case, iterations: int, warmup: int, threads: int | None, devi
     from dip.device import configure_threads, describe_device, select_device, tune_cpu_allocator
     from dip.fit import FitSettings, fit
     from dip.models import resolve_spec
-    from dip.operators import make_operator
     from dip.restoration import build_problem
+    from dip.tasks import make_operator
 
     configure_threads(threads)
     device = select_device(device_name)

@@ -35,8 +35,9 @@ from dip.failures import check_upstream
 from dip.io import check_writable, read_image, write_image
 from dip.metrics import evaluate as score
 from dip.metrics import psnr
-from dip.operators import Observation, Operator, load_observation, make_operator, operator_for, save_observation
 from dip.record import read_json, versions, write_json, write_trace
+from dip.tasks import Observation, Operator, make_operator, operator_for
+from dip.tasks.observation_dir import load_observation, save_observation
 
 log = logging.getLogger(__name__)
 

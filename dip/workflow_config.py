@@ -288,7 +288,7 @@ def fit_flags(settings: Mapping[str, Any]) -> list[str]:
 def stopping_of(task: str, level: str | None, settings: Mapping[str, Any]) -> str:
     """The stopping rule a level's fit runs: its `stopping` setting, else its task object's default (`fixed` where
     the level is not known)."""
-    from dip.operators import make_operator
+    from dip.tasks import make_operator
 
     if "stopping" in settings:
         return settings["stopping"]
@@ -347,7 +347,7 @@ def check_given_inputs(config: Mapping[str, Any]) -> None:
     """A task that gives the net its input (flash-no-flash: the RGB flash photo, at full size) is fitted only by
     variants that take it: input depth 3 and a full-size input."""
     from dip.models import input_scale, resolve_spec
-    from dip.operators import make_operator
+    from dip.tasks import make_operator
 
     for task, levels in benchmarked_tasks(config).items():
         for level in levels:
@@ -420,7 +420,7 @@ def restored_side(task: str, level: str, crop: int, observed: bool = False) -> i
     import numpy as np
 
     from dip.io import write_image
-    from dip.operators import make_operator
+    from dip.tasks import make_operator
 
     image = np.zeros((crop, crop, 1), np.float32)
     with tempfile.TemporaryDirectory() as folder:
@@ -441,7 +441,7 @@ def check_crops(config: Mapping[str, Any]) -> None:
     """A dataset's `crop` leaves images that every variant fitted on the tasks it runs can restore: sides that divide
     by the net's `required_multiple` and are at least its `minimum_side`."""
     from dip.models import minimum_side, required_multiple
-    from dip.operators import make_operator
+    from dip.tasks import make_operator
 
     tasks = benchmarked_tasks(config)
     for name, dataset in config["datasets"].items():

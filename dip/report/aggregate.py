@@ -10,8 +10,8 @@ import pandas as pd
 
 from dip.errors import DipError
 from dip.failures import FAILED
-from dip.operators import make_operator
 from dip.record import TRACE_COLUMNS
+from dip.tasks import make_operator
 
 REQUIRED = ("task", "level", "method", "run_dir")
 SCORES = ("psnr", "ssim")

@@ -13,11 +13,11 @@ from matplotlib.patches import Rectangle
 
 from dip.errors import DipError
 from dip.io import read_image
-from dip.operators import CLEAN, GUIDE, OBSERVED
 from dip.report.aggregate import level_label, level_order, method_order
 from dip.report.notes import finished, run_notes
 from dip.report.tables import scored_runs, task_runs
 from dip.resampling import pil_resize
+from dip.tasks.observation_dir import CLEAN, GUIDE, OBSERVED
 
 CURVES = {
     "psnr_gt": "to ground truth, current output",

@@ -21,12 +21,12 @@ import pandas as pd
 from dip import __version__
 from dip.errors import ConfigError, DipError
 from dip.failures import FAILED
-from dip.operators import GUIDE
 from dip.record import read_json
 from dip.report.aggregate import level_label, method_order
 from dip.report.notes import NO_TRUTH, run_notes, smoke_iterations
 from dip.report.viewer_caps import ViewerCaps
 from dip.report.viewer_images import copy_image, image_shape, write_frame_sprite
+from dip.tasks.observation_dir import GUIDE
 
 PAGE_FILES = ("index.html", "viewer.js", "viewer.css")
 DATA_FILE = "viewer-data.js"

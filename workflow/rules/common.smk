@@ -10,7 +10,7 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 
 from dip.errors import ConfigError
-from dip.operators import make_operator
+from dip.tasks import make_operator
 from dip.workflow_config import check_config, fit_flags as level_flags, level_fit
 
 # The `--config` overrides put in place, the schema's checks and defaults, and every other check of the config that
