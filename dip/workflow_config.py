@@ -22,6 +22,7 @@ from urllib.request import url2pathname
 import yaml
 
 from dip.errors import ConfigError, DipError
+from dip.layout import SEED_MEAN
 
 KEY_SEPARATOR = re.compile(r"\.|__")
 """Separates the parts of a nested `--config` key: `fit.denoising.iterations` or `fit__denoising__iterations`."""
@@ -319,9 +320,9 @@ def check_tasks(config: Mapping[str, Any]) -> None:
                     raise ConfigError(
                         f"{key}.variants: unknown variant {variant!r} (defined: {', '.join(config['variants'])})"
                     )
-            if "seed-mean" in settings.get("outputs", []) and len(settings["seeds"]) < 2:
+            if SEED_MEAN in settings.get("outputs", []) and len(settings["seeds"]) < 2:
                 raise ConfigError(
-                    f"{key}.outputs: seed-mean averages the fits of several seeds, but {key} has one "
+                    f"{key}.outputs: {SEED_MEAN} averages the fits of several seeds, but {key} has one "
                     f"({settings['seeds'][0]}): give `seeds: [0, 1]` there or at the top level"
                 )
             levels = [level] if level is not None else [lv for lv in tasks.get(task, []) if lv not in overrides]

@@ -23,6 +23,7 @@ from dip import api
 from dip.device import DEVICES, PRECISIONS
 from dip.errors import ConfigError
 from dip.failures import observation_identity, write_failure
+from dip.layout import FRAMES_INDEX, FRAMES_SPRITE, dip_method
 from dip.stopping import STOPPING_RULES
 
 
@@ -65,8 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="save N snapshots of the net's output at geometrically spaced iterations (frames.webp, frames.json); "
-        "they change no number of the fit",
+        help=f"save N snapshots of the net's output at geometrically spaced iterations ({FRAMES_SPRITE}, "
+        f"{FRAMES_INDEX}); they change no number of the fit",
     )
     fit.add_argument(
         "--frame-side", type=int, default=256, metavar="PX", help="shrink frames to at most PX on the longer side"
@@ -152,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
 
 def identity(args: argparse.Namespace) -> dict[str, object]:
     variant = args.variant or args.arch or ""
-    method = args.method or f"dip-{variant}"
+    method = args.method or dip_method(variant)
     return {**observation_identity(args.observation), "method": method, "variant": variant, "seed": args.seed}
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from dip.errors import DipError
 from dip.failures import FAILED
+from dip.layout import TRACE
 from dip.record import TRACE_COLUMNS
 from dip.tasks import make_operator
 
@@ -55,7 +56,7 @@ def read_traces(summary: pd.DataFrame) -> pd.DataFrame:
     """The trace.csv rows of every run of `summary` that has one, each with the run's identifying columns."""
     frames = []
     for row in summary.itertuples(index=False):
-        path = Path(row.run_dir) / "trace.csv"
+        path = Path(row.run_dir) / TRACE
         if not path.exists():
             continue
         try:

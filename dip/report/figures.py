@@ -13,11 +13,11 @@ from matplotlib.patches import Rectangle
 
 from dip.errors import DipError
 from dip.io import read_image
+from dip.layout import CLEAN, GUIDE, OBSERVED, RESTORED
 from dip.report.aggregate import level_label, level_order, method_order
 from dip.report.notes import finished, run_notes
 from dip.report.tables import scored_runs, task_runs
 from dip.resampling import pil_resize
-from dip.tasks.observation_dir import CLEAN, GUIDE, OBSERVED
 
 CURVES = {
     "psnr_gt": "to ground truth, current output",
@@ -220,7 +220,7 @@ def image_grid(summary: pd.DataFrame, task: str, palette: dict, max_examples: in
             if run.empty:  # the method does not solve this level (e.g. the median filter and Gaussian noise)
                 panels.append((method, None))
                 continue
-            restored = _resized(read_image(Path(run.run_dir.iloc[0]) / "restored.png"), shape)
+            restored = _resized(read_image(Path(run.run_dir.iloc[0]) / RESTORED), shape)
             psnr = run.psnr.iloc[0] if "psnr" in run else np.nan
             panels.append((f"{method} {psnr:.2f} dB" if pd.notna(psnr) else method, restored))
         size_h, size_w = max(8, height // zoom), max(8, width // zoom)
@@ -262,7 +262,7 @@ def _input_panels(folder: Path, inputs: list[str], name: str, example: object) -
 def _output_shape(runs: pd.DataFrame, fallback: tuple[int, ...]) -> tuple[int, ...]:
     """The shape of the first restored image of `runs` (the size to show every panel at without a clean image)."""
     for folder in runs.run_dir:
-        path = Path(folder) / "restored.png"
+        path = Path(folder) / RESTORED
         if path.is_file():
             return read_image(path).shape
     return fallback

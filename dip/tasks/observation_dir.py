@@ -11,10 +11,8 @@ import numpy as np
 from dip.errors import ConfigError, ImageError
 from dip.failures import check_upstream
 from dip.io import read_image, read_mask, write_image, write_mask
+from dip.layout import CLEAN, GUIDE, MASK, OBSERVATION_META, OBSERVED
 from dip.tasks import Observation, make_operator
-
-OBSERVED, CLEAN, MASK, GUIDE = "observed.png", "clean.png", "mask.png", "guide.png"
-"""An observation directory's images: x0, its ground truth (where it has one), its mask, its guide (the flash photo)."""
 
 
 def save_observation(observation: Observation, directory: str | Path) -> None:
@@ -29,16 +27,16 @@ def save_observation(observation: Observation, directory: str | Path) -> None:
             write_image(out / name, image, bit_depth=8 if on_8_bits else 16)
     if observation.mask is not None:
         write_mask(out / MASK, observation.mask)
-    (out / "observation.json").write_text(json.dumps(observation.meta, indent=2) + "\n", encoding="utf-8")
+    (out / OBSERVATION_META).write_text(json.dumps(observation.meta, indent=2) + "\n", encoding="utf-8")
 
 
 def load_observation(directory: str | Path) -> Observation:
     """Read an observation directory written by `save_observation`, checking that its files agree."""
     folder = Path(directory)
     check_upstream(folder)
-    meta_path = folder / "observation.json"
+    meta_path = folder / OBSERVATION_META
     if not meta_path.is_file():
-        raise ConfigError(f"{folder}: not an observation directory (no observation.json)")
+        raise ConfigError(f"{folder}: not an observation directory (no {OBSERVATION_META})")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

@@ -10,6 +10,17 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 
 from dip.errors import ConfigError
+from dip.layout import (
+    SEED_MEAN,
+    dip_method,
+    last_method,
+    last_run,
+    mean_method,
+    run_pattern,
+    seed_mean_run,
+    seed_run,
+    workflow_paths,
+)
 from dip.tasks import make_operator
 from dip.workflow_config import check_config, fit_flags as level_flags, level_fit
 
@@ -37,15 +48,19 @@ os.environ.setdefault(
 
 # Every job writes a directory: its results, or a failure record (dip/failures.py) that the later steps pass on, so
 # that one bad image or diverged fit still leaves the summary, tables, figures and report of everything else.
-IMAGE_DIR = "results/{dataset}/images/{image}"
-OBSERVATION = "results/{dataset}/{task}/{level}/{image}/observation"
-DIP_RUN = "results/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}"
-BASELINE_RUN = "results/{dataset}/{task}/{level}/{image}/{method}"
-LAST_RUN = "results/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}-last"
-SEED_MEAN_RUN = "results/{dataset}/{task}/{level}/{image}/dip-{variant}/seed-mean"
-RUN = "results/{dataset}/{task}/{level}/{image}/{run}"
-METRICS = "results/metrics/{dataset}/{task}/{level}/{image}/{run}.json"
-CHECKPOINT = "results/.checkpoints/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}-{settings}.ckpt"
+PATHS = workflow_paths()
+IMAGE_DIR = PATHS.image_dir
+OBSERVATION = PATHS.observation
+DIP_RUN_NAME = seed_run("{variant}", "{seed}")
+LAST_RUN_NAME = last_run("{variant}", "{seed}")
+SEED_MEAN_RUN_NAME = seed_mean_run("{variant}")
+DIP_RUN = PATHS.run(DIP_RUN_NAME)
+BASELINE_RUN = PATHS.run("{method}")
+LAST_RUN = PATHS.run(LAST_RUN_NAME)
+SEED_MEAN_RUN = PATHS.run(SEED_MEAN_RUN_NAME)
+RUN = PATHS.run()
+METRICS = PATHS.metrics()
+CHECKPOINT = PATHS.checkpoint(DIP_RUN_NAME)
 
 
 def config_error(key: str, problem: str) -> WorkflowError:
@@ -140,9 +155,7 @@ def with_output(runs: pd.DataFrame, output: str) -> pd.DataFrame:
 
 
 LAST_RUNS = with_output(DIP_RUNS, "last")
-SEED_MEAN_RUNS = (
-    with_output(DIP_RUNS, "seed-mean").drop(columns="seed").drop_duplicates()
-)
+SEED_MEAN_RUNS = with_output(DIP_RUNS, SEED_MEAN).drop(columns="seed").drop_duplicates()
 BASELINE_RUNS = OBSERVATIONS.merge(
     pd.DataFrame(
         [
@@ -189,8 +202,7 @@ wildcard_constraints:
     variant=alternatives(VARIANTS),
     seed=r"\d+",
     method=alternatives(METHODS) or "(?!)",
-    run=rf"dip-({alternatives(VARIANTS)})/seed(\d+|\d+-last|-mean)"
-    + "".join(f"|{re.escape(m)}" for m in METHODS),
+    run=run_pattern(alternatives(VARIANTS), METHODS),
 
 
 def degrade_inputs(wildcards) -> dict[str, str]:
@@ -264,18 +276,9 @@ def seed_runs(wildcards) -> list[str]:
 def metrics_files() -> list[str]:
     """Every run's metrics record (its scores, or its failure): DIP fits, the outputs combined from them, baselines."""
     named = [
-        DIP_RUNS.assign(
-            run=[f"dip-{v}/seed{s}" for v, s in zip(DIP_RUNS.variant, DIP_RUNS.seed)]
-        ),
-        LAST_RUNS.assign(
-            run=[
-                f"dip-{v}/seed{s}-last"
-                for v, s in zip(LAST_RUNS.variant, LAST_RUNS.seed)
-            ]
-        ),
-        SEED_MEAN_RUNS.assign(
-            run=[f"dip-{v}/seed-mean" for v in SEED_MEAN_RUNS.variant]
-        ),
+        DIP_RUNS.assign(run=list(map(seed_run, DIP_RUNS.variant, DIP_RUNS.seed))),
+        LAST_RUNS.assign(run=list(map(last_run, LAST_RUNS.variant, LAST_RUNS.seed))),
+        SEED_MEAN_RUNS.assign(run=list(map(seed_mean_run, SEED_MEAN_RUNS.variant))),
         BASELINE_RUNS.rename(columns={"method": "run"}),
     ]
     columns = ["dataset", "task", "level", "image", "run"]
@@ -286,7 +289,7 @@ def all_targets() -> list[str]:
     """The final outputs: the summary, the tables and figures of every task that some dataset runs, and the viewer."""
     tasks = [task for task in TASKS if task in set(OBSERVATIONS.task)]
     return [
-        "results/summary.csv",
+        PATHS.summary,
         "results/viewer",
         *expand("results/tables/{task}.{ext}", task=tasks, ext=["md", "tex", "html"]),
         *expand(

@@ -4,9 +4,9 @@ rule restore:
     output:
         directory(DIP_RUN),
     log:
-        "results/logs/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.log",
+        PATHS.log("restore", DIP_RUN_NAME),
     benchmark:
-        "results/benchmarks/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.tsv"
+        PATHS.benchmark("restore", DIP_RUN_NAME)
     retries: config["resources"]["retries"]
     conda:
         "../envs/dip.yaml"
