@@ -14,9 +14,9 @@ from matplotlib.patches import Rectangle
 from dip.errors import DipError
 from dip.io import read_image
 from dip.layout import CLEAN, GUIDE, OBSERVED, RESTORED
-from dip.report.aggregate import level_label, level_order, method_order
 from dip.report.notes import finished, run_notes
-from dip.report.tables import scored_runs, task_runs
+from dip.report.ordering import level_label, level_order, method_order
+from dip.report.task_tables import scored_runs, task_runs
 from dip.resampling import pil_resize
 
 CURVES = {

@@ -1,7 +1,7 @@
 """The results viewer: a static page (works from file://, offline) comparing every method on each observation and
 stepping through each DIP fit's frames beside its PSNR curve.
 
-`write_viewer(summary, out, caps)` writes OUT/index.html, viewer.js, viewer.css (package data, `viewer_page/`),
+`write_viewer(summary, out, caps)` writes OUT/index.html, viewer.js, viewer.css (package data, `page/`),
 viewer-data.js (`window.DIP_VIEWER_DATA = {...}`: the page's data, loaded by a plain <script>, as file:// allows no
 fetch) and OUT/assets/ (the images, and one frame sprite per DIP run).
 """
@@ -23,10 +23,10 @@ from dip.errors import ConfigError, DipError
 from dip.failures import FAILED
 from dip.layout import CLEAN, FRAMES_SPRITE, GUIDE, OBSERVED, RECORD, RESTORED, TRACE, seeded
 from dip.record import read_json
-from dip.report.aggregate import level_label, method_order
 from dip.report.notes import NO_TRUTH, run_notes, smoke_iterations
-from dip.report.viewer_caps import ViewerCaps
-from dip.report.viewer_images import copy_image, image_shape, write_frame_sprite
+from dip.report.ordering import level_label, method_order
+from dip.report.viewer.caps import ViewerCaps
+from dip.report.viewer.images import copy_image, image_shape, write_frame_sprite
 
 PAGE_FILES = ("index.html", "viewer.js", "viewer.css")
 DATA_FILE = "viewer-data.js"
@@ -64,7 +64,7 @@ def write_viewer(summary: pd.DataFrame, out: Path, caps: ViewerCaps) -> dict[str
         data["observations"].append(_observation(dict(zip(OBSERVATION_KEYS, key, strict=True)), rows, out, caps, data))
     script = "window.DIP_VIEWER_DATA = " + json.dumps(data, separators=(",", ":"), allow_nan=False) + ";\n"
     (out / DATA_FILE).write_text(script.replace("</", "<\\/"), encoding="utf-8")
-    page = resources.files("dip.report") / "viewer_page"
+    page = resources.files("dip.report.viewer") / "page"
     for name in PAGE_FILES:
         (out / name).write_bytes((page / name).read_bytes())
     return data
