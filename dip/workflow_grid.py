@@ -114,48 +114,51 @@ def build_grid(config: Mapping[str, Any]) -> Grid:
     )
     if observations.empty:
         raise ConfigError("datasets: no dataset runs any of the configured tasks and levels")
-    dip_runs = observations.merge(
-        pd.DataFrame(
-            [
-                (task, level, variant, seed)
-                for task, levels in tasks.items()
-                for level in levels
-                for variant in level_fit(config, task, level)["variants"]
-                for seed in level_fit(config, task, level)["seeds"]
-            ],
-            columns=["task", "level", "variant", "seed"],
-        ),
-        on=["task", "level"],
-    )
-
-    def with_output(runs: pd.DataFrame, output: str) -> pd.DataFrame:
-        """The DIP runs whose task and level ask for `output` besides the chosen one (`fit.<task>.outputs`)."""
-        wanted = [
-            output in level_fit(config, task, level).get("outputs", [])
-            for task, level in zip(runs.task, runs.level, strict=True)
-        ]
-        return runs[pd.Series(wanted, index=runs.index, dtype=bool)]
-
-    baseline_runs = observations.merge(
-        pd.DataFrame(
-            [
-                (task, level, method)
-                for task, methods in config["baselines"].items()
-                for level in tasks.get(task, [])
-                for method in methods
-                # a method runs on the levels it solves (e.g. the median filter on impulse noise only)
-                if method in make_operator(task, level).baselines
-            ],
-            columns=["task", "level", "method"],
-        ),
-        on=["task", "level"],
-    )
+    dip_runs = observations.merge(_fits(config, tasks), on=["task", "level"])
     return Grid(
         tasks=tasks,
         images=images,
         observations=observations,
         dip_runs=dip_runs,
-        last_runs=with_output(dip_runs, "last"),
-        seed_mean_runs=with_output(dip_runs, SEED_MEAN).drop(columns="seed").drop_duplicates(),
-        baseline_runs=baseline_runs,
+        last_runs=_with_output(config, dip_runs, "last"),
+        seed_mean_runs=_with_output(config, dip_runs, SEED_MEAN).drop(columns="seed").drop_duplicates(),
+        baseline_runs=observations.merge(_baselines(config, tasks), on=["task", "level"]),
+    )
+
+
+def _fits(config: Mapping[str, Any], tasks: Mapping[str, list[str]]) -> pd.DataFrame:
+    """The DIP fits of each task and level: one per variant and seed."""
+    return pd.DataFrame(
+        [
+            (task, level, variant, seed)
+            for task, levels in tasks.items()
+            for level in levels
+            for variant in level_fit(config, task, level)["variants"]
+            for seed in level_fit(config, task, level)["seeds"]
+        ],
+        columns=["task", "level", "variant", "seed"],
+    )
+
+
+def _with_output(config: Mapping[str, Any], runs: pd.DataFrame, output: str) -> pd.DataFrame:
+    """The DIP runs whose task and level ask for `output` besides the chosen one (`fit.<task>.outputs`)."""
+    wanted = [
+        output in level_fit(config, task, level).get("outputs", [])
+        for task, level in zip(runs.task, runs.level, strict=True)
+    ]
+    return runs[pd.Series(wanted, index=runs.index, dtype=bool)]
+
+
+def _baselines(config: Mapping[str, Any], tasks: Mapping[str, list[str]]) -> pd.DataFrame:
+    """The baselines of each task and level: the configured methods that solve it (e.g. the median filter on impulse
+    noise only)."""
+    return pd.DataFrame(
+        [
+            (task, level, method)
+            for task, methods in config["baselines"].items()
+            for level in tasks.get(task, [])
+            for method in methods
+            if method in make_operator(task, level).baselines
+        ],
+        columns=["task", "level", "method"],
     )
