@@ -100,6 +100,7 @@ def test_defaults_are_copies_of_the_schemas() -> None:
         (lambda c: c.pop("variants"), "variants: required, but missing"),
         (lambda c: c["datasets"]["samples"].update(crop="big"), "datasets.samples.crop: 'big' is not of type"),
         (lambda c: c.update(device="gpu"), "device: 'gpu' does not match"),
+        (lambda c: c.update(fits_per_gpu=0), "fits_per_gpu: 0 is less than the minimum of 1"),
     ],
     ids=[
         "minimum",
@@ -111,6 +112,7 @@ def test_defaults_are_copies_of_the_schemas() -> None:
         "required-top-level",
         "type",
         "pattern",
+        "fits-per-gpu",
     ],
 )
 def test_a_schema_error_is_one_line_naming_the_key(change, message: str) -> None:
@@ -171,6 +173,8 @@ def snakemake_merged(overrides: dict) -> dict:
         ({"device": "cuda:0"}, ("device",), "cuda:0"),
         ({"variants__wide": {"preset": "tiny", "channels_down": ["8", "8", "8"]}}, ("variants", "wide"), None),
         ({"resources": {"mem_mb": "8000"}}, ("resources", "mem_mb"), 8000),
+        ({"fits_per_gpu": "4"}, ("fits_per_gpu",), 4),
+        ({"fit__super-resolution__precision": "auto"}, ("fit", "super-resolution", "precision"), "auto"),
     ],
 )
 def test_overrides_are_put_in_place_with_the_schemas_types(overrides: dict, where: tuple, value) -> None:

@@ -1,8 +1,8 @@
 """List, download (verified by SHA-256) and export datasets: embedded samples, local folders, public sets.
 
 `dip datasets list` shows the registry; `images NAME` lists a dataset's image names; `fetch NAME` downloads a public
-set into the cache; `export NAME --out DIR` writes its images as DIR/<image>.png (optionally only some, shrunk and centre-cropped).
-NAME may also be the path of a local folder of images.
+set into the cache; `export NAME --out DIR` writes its images as DIR/<image>.png (optionally only some, shrunk and
+centre-cropped). NAME may also be the path of a local folder of images.
 """
 
 from __future__ import annotations

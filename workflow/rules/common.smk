@@ -48,6 +48,10 @@ os.environ.setdefault(
     ),
 )
 
+# Fits per GPU (dip/gpu_slots.py): the jobs of this machine read it from their environment.
+if "fits_per_gpu" in config:
+    os.environ["DIP_FITS_PER_GPU"] = str(config["fits_per_gpu"])
+
 # Every job writes a directory: its results, or a failure record (dip/failures.py) that the later steps pass on, so
 # that one bad image or diverged fit still leaves the summary, tables, figures and report of everything else.
 PATHS = workflow_paths()
