@@ -25,7 +25,7 @@ from dip import api
 from dip.device import DEVICES, PRECISIONS
 from dip.errors import ConfigError, TimeBudgetSpent
 from dip.failures import observation_identity, write_failure
-from dip.layout import FRAMES_INDEX, FRAMES_SPRITE, dip_method
+from dip.layout import FRAMES_INDEX, FRAMES_SPRITE, RECORD, dip_method
 from dip.stopping import STOPPING_RULES
 
 
@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="fp32",
         help="fp32 (IEEE float32, also on CUDA); tf32 (CUDA: TensorFloat-32 matmuls and convolutions); bf16 or fp16 "
         "(autocast; fp16 on CUDA only); auto: bf16 where the device computes it natively (CUDA compute capability ≥ "
-        "8.0, or a CPU with AMX-BF16/AVX512-BF16 and --channels-last), else fp32; record.json says which ran and why",
+        f"8.0, or a CPU with AMX-BF16/AVX512-BF16 and --channels-last), else fp32; {RECORD} says which ran and why",
     )
     run.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     run.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
