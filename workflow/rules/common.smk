@@ -9,6 +9,7 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 
 from dip.errors import ConfigError
+from dip.gpu_slots import FITS_PER_GPU_VARIABLE
 from dip.layout import (
     dip_method,
     last_method,
@@ -47,10 +48,6 @@ os.environ.setdefault(
         workflow.current_basedir.join("../..").get_path_or_uri(secret_free=True)
     ),
 )
-
-# Fits per GPU (dip/gpu_slots.py): the jobs of this machine read it from their environment.
-if "fits_per_gpu" in config:
-    os.environ["DIP_FITS_PER_GPU"] = str(config["fits_per_gpu"])
 
 # Every job writes a directory: its results, or a failure record (dip/failures.py) that the later steps pass on, so
 # that one bad image or diverged fit still leaves the summary, tables, figures and report of everything else.
@@ -165,6 +162,13 @@ def fit_flags(wildcards) -> str:
     if config.get("smoke_iterations"):
         flags.append(f"--smoke-iterations {config['smoke_iterations']}")
     return " ".join(flags)
+
+
+def slot_environment(wildcards) -> str:
+    """The fit's environment prefix: `fits_per_gpu` as the GPU slots read it (dip/gpu_slots.py), on any node."""
+    if "fits_per_gpu" not in config:
+        return ""
+    return f"{FITS_PER_GPU_VARIABLE}={config['fits_per_gpu']} "
 
 
 def checkpoint_file(wildcards) -> str:

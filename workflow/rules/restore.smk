@@ -20,8 +20,9 @@ rule restore:
         fit=fit_flags,
         device=config["device"],
         checkpoint=checkpoint_file,
+        slots=slot_environment,
     shell:
-        "dip restore {input} --out {output} --variant {wildcards.variant}"
+        "{params.slots}dip restore {input} --out {output} --variant {wildcards.variant}"
         " --arch-json {params.arch:q} {params.fit}"
         " --seed {wildcards.seed} --device {params.device} --threads {threads}"
         " --checkpoint {params.checkpoint} --quiet --record-failure {log} > {log} 2>&1"
