@@ -155,11 +155,15 @@ def psnr_curves(traces: pd.DataFrame, task: str, palette: dict, summary: pd.Data
 
 
 SELECTION_MARKS = {
-    "selected_iteration": ("v", True, "▼ output selected (early stop)"),
-    "es_selected_iteration": ("v", False, "▽ ES-WMV's pick (watching)"),
-    "es_stop_iteration": ("|", True, "| where ES-WMV fired"),
+    "selected_iteration": ("v", True, "output selected (early stop)"),
+    "es_selected_iteration": ("v", False, "ES-WMV's pick (watching)"),
+    "es_stop_iteration": ("|", True, "where ES-WMV fired"),
 }
 """How `_mark_selections` marks each iteration a run's record names: marker, filled, legend entry."""
+
+
+LEGEND_TITLES = {"method", "curve"}
+"""The entries seaborn adds as titles of its hue and style groups: the one legend below needs none."""
 
 
 def _legend_below(figure: Figure, axes: list, marked: set[str]) -> None:
@@ -168,7 +172,9 @@ def _legend_below(figure: Figure, axes: list, marked: set[str]) -> None:
     entries: dict[str, object] = {}
     for ax in axes:
         handles, labels = ax.get_legend_handles_labels()
-        entries.update({label: handle for handle, label in zip(handles, labels, strict=True) if label not in entries})
+        for handle, label in zip(handles, labels, strict=True):
+            if label not in LEGEND_TITLES:
+                entries.setdefault(label, handle)
         ax.get_legend().remove()
     for column in SELECTION_MARKS:
         if column in marked:
