@@ -33,10 +33,12 @@ from dip.datasets import exported_source
 from dip.errors import ConfigError, DipError, OutputError
 from dip.failures import check_upstream
 from dip.io import check_writable, read_image, write_image
+from dip.layout import LAST, RECORD, RESTORED, TRACE, dip_method, last_method, mean_method, seed_run
 from dip.metrics import evaluate as score
 from dip.metrics import psnr
-from dip.operators import Observation, Operator, load_observation, make_operator, operator_for, save_observation
 from dip.record import read_json, versions, write_json, write_trace
+from dip.tasks import Observation, Operator, make_operator, operator_for
+from dip.tasks.observation_dir import load_observation, save_observation
 
 if TYPE_CHECKING:
     import torch
@@ -47,8 +49,6 @@ log = logging.getLogger(__name__)
 
 RECORDED_META = {"task": "task", "level": "level", "factor": "factor", "lr": "lr_convention", "sigma": "sigma"}
 """Observation meta → metrics key (`lr`, how the LR image was made, is `lr_convention`: not the learning rate)."""
-RESTORED, LAST, RECORD = "restored.png", "last.png", "record.json"
-"""A run directory's files: its restored image, a DIP fit's last output (when it chose another), its record."""
 COMBINED_OUTPUTS = {"restored": RESTORED, "last": LAST}
 """What `combine` takes from each run: its chosen output, or a DIP fit's last output."""
 FIT_OVERRIDES = ("iterations", "lr", "reg_noise_std", "ema", "backtrack_db", "stopping")
@@ -168,7 +168,7 @@ def restore(
     )
     variant = variant or spec.get("preset") or spec["arch"]
     record = {
-        "method": method or f"dip-{variant}",
+        "method": method or dip_method(variant),
         "variant": variant,
         "model": spec,
         **_fit_record(result, fit_settings, facts),
@@ -199,7 +199,7 @@ def run_name(identity: dict[str, Any], name: str, variant: str, seed: int) -> Pa
     without one."""
     parts = [identity["dataset"]] if "dataset" in identity else []
     parts += [identity.get("task", "unknown"), str(identity.get("level", "unknown")), identity.get("image", name)]
-    return Path(*parts, f"dip-{variant}", f"seed{seed}")
+    return Path(*parts, seed_run(variant, seed))
 
 
 @dataclass
@@ -268,7 +268,7 @@ def restore_batch(
         assert isinstance(member, _BatchMember)
         result, facts = outcome
         record = {
-            "method": method or f"dip-{member.variant}",
+            "method": method or dip_method(member.variant),
             "variant": member.variant,
             "model": member.spec,
             **_fit_record(result, member.settings, facts),
@@ -496,7 +496,7 @@ def _finish_run(result: FitResult, record: dict[str, Any], out: Path | None) -> 
             write_image(out / RESTORED, restored)
             if record["output"] != LAST_OUTPUT:
                 write_image(out / LAST, to_numpy(result.last_output))
-            write_trace(out / "trace.csv", result.trace)
+            write_trace(out / TRACE, result.trace)
             write_frames(out, result.frames, restored.shape[:2])
             write_json(out / RECORD, record)
         except OSError as error:
@@ -562,8 +562,9 @@ def combine(
     what = "last output" if output == "last" else "chosen output"
     seeds = [record.get("seed", 0) for record in records]
     restored = np.mean(np.stack(images), axis=0, dtype=np.float64).astype(np.float32)
+    combined = last_method(first["method"]) if output == "last" else mean_method(first["method"], len(runs))
     record = {
-        "method": method or first["method"] + ("-last" if output == "last" else f"-mean{len(runs)}"),
+        "method": method or combined,
         "variant": first.get("variant", ""),
         "seed": seeds[0],
         "seeds": seeds,

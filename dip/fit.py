@@ -31,6 +31,7 @@ from dip.fit_steps import (
     save_checkpoint,
 )
 from dip.frames import Frame, FrameRecorder, check_frames
+from dip.layout import FRAMES_INDEX, FRAMES_SPRITE, RECORD
 from dip.stacked import StackedNets
 from dip.stopping import STOPPING_RULES, make_stopping_rule
 
@@ -85,13 +86,13 @@ class FitSettings:
         "fp32",
         "fp32 (IEEE float32, also on CUDA); tf32 (CUDA: TensorFloat-32 matmuls and convolutions); bf16 or fp16 "
         "(autocast; fp16 on CUDA only); auto: bf16 where the device computes it natively (CUDA compute capability ≥ "
-        "8.0, or a CPU with AMX-BF16/AVX512-BF16 and --channels-last), else fp32; record.json says which ran and why",
+        f"8.0, or a CPU with AMX-BF16/AVX512-BF16 and --channels-last), else fp32; {RECORD} says which ran and why",
         choices=PRECISIONS,
     )
     channels_last: bool = _setting(False, "run the net in channels_last memory layout (with bf16: the fast CPU path)")
     frames: int = _setting(
         0,
-        "save this many snapshots of the output at geometrically spaced iterations (frames.webp, frames.json); "
+        f"save this many snapshots of the output at geometrically spaced iterations ({FRAMES_SPRITE}, {FRAMES_INDEX}); "
         "they change no number of the fit",
         metavar="N",
     )

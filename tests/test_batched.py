@@ -151,8 +151,9 @@ def test_dip_restore_fits_observations_times_seeds_into_the_workflows_run_direct
     from skimage import data
 
     from dip.cli import main
-    from dip.failures import FAILURE_FILE, write_failure
+    from dip.failures import write_failure
     from dip.io import read_image, write_image
+    from dip.layout import FAILURE as FAILURE_FILE
 
     image = tmp_path / "tiny.png"
     write_image(image, data.astronaut()[60:92, 200:232].astype(np.float32) / 255)

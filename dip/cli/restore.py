@@ -28,6 +28,7 @@ from dip.device import DEVICES
 from dip.errors import ConfigError, DipError, TimeBudgetSpent
 from dip.failures import failure_record, observation_identity, write_failure
 from dip.fit import FitSettings
+from dip.layout import dip_method
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -179,8 +180,8 @@ def report_batch(args: argparse.Namespace, fits: list[api.BatchFit]) -> int:
     for fit in failed:
         print(f"dip restore: error: {fit.run_dir}: {fit.outcome}", file=sys.stderr)
         if args.record_failure is not None:
-            variant = fit.run_dir.parent.name.removeprefix("dip-")
-            who = {**fit.identity, "method": args.method or f"dip-{variant}", "variant": variant}
+            variant = fit.run_dir.parent.name.removeprefix(dip_method(""))
+            who = {**fit.identity, "method": args.method or dip_method(variant), "variant": variant}
             write_failure(fit.run_dir, failure_record("restore", fit.outcome, args.record_failure, who))
     log = logging.getLogger(__name__)
     log.info("%d of %d fits done", len(fits) - len(failed), len(fits))
@@ -189,7 +190,7 @@ def report_batch(args: argparse.Namespace, fits: list[api.BatchFit]) -> int:
 
 def identity(args: argparse.Namespace) -> dict[str, object]:
     variant = args.variant or args.arch or ""
-    method = args.method or f"dip-{variant}"
+    method = args.method or dip_method(variant)
     return {**observation_identity(args.observations[0]), "method": method, "variant": variant, "seed": args.seed}
 
 

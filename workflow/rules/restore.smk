@@ -6,9 +6,9 @@ if not BATCHES:
         output:
             directory(DIP_RUN),
         log:
-            "results/logs/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.log",
+            PATHS.log("restore", DIP_RUN_NAME),
         benchmark:
-            "results/benchmarks/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.tsv"
+            PATHS.benchmark("restore", DIP_RUN_NAME)
         retries: config["resources"]["retries"]
         conda:
             "../envs/dip.yaml"
@@ -22,8 +22,9 @@ if not BATCHES:
             fit=fit_flags,
             device=config["device"],
             checkpoint=checkpoint_file,
+            slots=slot_environment,
         shell:
-            "dip restore {input} --out {output} --variant {wildcards.variant}"
+            "{params.slots}dip restore {input} --out {output} --variant {wildcards.variant}"
             " --arch-json {params.arch:q} {params.fit}"
             " --seed {wildcards.seed} --device {params.device} --threads {threads}"
             " --checkpoint {params.checkpoint} --quiet --record-failure {log} > {log} 2>&1"
@@ -52,8 +53,9 @@ else:
             flags=batch_params,
             device=config["device"],
             checkpoint="results/.checkpoints/batches/{batch}",
+            slots=slot_environment,
         shell:
-            "dip restore {input} --out {output} {params.flags}"
+            "{params.slots}dip restore {input} --out {output} {params.flags}"
             " --device {params.device} --threads {threads}"
             " --checkpoint {params.checkpoint} --quiet --record-failure {log} > {log} 2>&1"
 
@@ -63,11 +65,11 @@ else:
         output:
             directory(DIP_RUN),
         log:
-            "results/logs/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.log",
+            PATHS.log("restore", DIP_RUN_NAME),
         localrule: True
         conda:
             "../envs/dip.yaml"
         params:
-            run="{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}",
+            run="{dataset}/{task}/{level}/{image}/" + DIP_RUN_NAME,
         shell:
             "cp -R {input}/{params.run} {output} > {log} 2>&1"
