@@ -16,9 +16,20 @@ MOTION_SAMPLES = 64
 """Samples per pixel of line length when a motion kernel is rasterised."""
 
 
+def kernel_radius(kind: str, size: float, angle: float = 0.0) -> int:
+    """Half the side of the kernel that `gaussian_kernel(size)` (kind 'gauss') or `motion_kernel(size, angle)` builds,
+    found without building it, so that a kernel too large for the image is refused before it takes the memory."""
+    if kind == "gauss":
+        return int(4 * size + 0.5)
+    count = max(1, round(MOTION_SAMPLES * size))
+    theta = math.radians(angle)
+    ends = [(i + 0.5) / count * size - size / 2 for i in (0, count - 1)]  # |round(t·c)| grows with |t|
+    return int(max(max(abs(np.round(t * math.cos(theta))), abs(np.round(-t * math.sin(theta)))) for t in ends))
+
+
 def gaussian_kernel(sigma: float) -> np.ndarray:
     """The isotropic Gaussian exp(-r²/2σ²) on a (2r+1)² grid, r = int(4σ + 0.5) (scipy's `gaussian_filter`), sum 1."""
-    radius = int(4 * sigma + 0.5)
+    radius = kernel_radius("gauss", sigma)
     line = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     kernel = np.outer(line, line)
     return (kernel / kernel.sum()).astype(np.float64)

@@ -21,3 +21,8 @@ class DivergenceError(DipError):
 
 class OutputError(DipError):
     """An output or checkpoint that could not be written (a folder removed meanwhile, a full disk)."""
+
+
+class OutputRefused(DipError):
+    """An output path a command may not write (see `dip.outputs`): refused before any work, and never answered with a
+    failure record, which would be written there."""

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from dip.device import autocast
 from dip.errors import ConfigError, DipError, DivergenceError, OutputError
 from dip.frames import Frame, FrameRecorder, check_frames
+from dip.record import check_seed
 from dip.stopping import make_stopping_rule
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,7 @@ class FitSettings:
             raise ConfigError(
                 f"backtrack_db must be a positive finite number (or None to disable), not {self.backtrack_db}"
             )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, not {self.seed!r}")
+        check_seed(self.seed)
         make_stopping_rule(self.stopping, window=self.es_window, patience=self.es_patience)
         check_frames(self.frames, self.frame_side)
         if self.es_continue and self.stopping == "fixed":
@@ -182,6 +182,7 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
             torch.save(state, handle)
         os.replace(tmp, path)
     except OSError as error:
+        tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot save the checkpoint {path} ({error.strerror or error})") from None
 
 

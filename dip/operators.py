@@ -22,10 +22,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, features
 from PIL import __version__ as pillow_version
 
-from dip.blur import blur, gaussian_kernel, motion_kernel
+from dip.blur import blur, gaussian_kernel, kernel_radius, motion_kernel
 from dip.errors import ConfigError, ImageError
 from dip.failures import check_upstream
 from dip.io import crop_to_multiple, read_image, read_mask, to_tensor, write_image, write_mask
+from dip.record import check_seed
 from dip.resampling import pil_resize, pil_resize_float
 
 if TYPE_CHECKING:  # torch is imported only where an operator builds its A, so that `dip evaluate` starts fast
@@ -246,8 +247,7 @@ class Operator(ABC):
 
         `source` (the image's file or dataset id) and `labels` (e.g. dataset, image) go into `meta` as they are.
         """
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, not {seed!r}")
+        check_seed(seed)
         as_is = observed or not self.has_ground_truth
         image = np.asarray(image, dtype=np.float32)
         try:
@@ -572,9 +572,15 @@ class Inpainting(Operator):
         return {"kind": self.kind, "ratio": self.ratio, "mask_path": self.mask_path}
 
     def baseline_arguments(self, observation: Observation) -> dict[str, Any]:
+        return {"mask": self._known(observation)}
+
+    @staticmethod
+    def _known(observation: Observation) -> np.ndarray:
+        """The observation's mask, refused where it has none or no known pixel (nothing to restore from)."""
         if observation.mask is None:
             raise ConfigError("inpainting: the observation has no mask")
-        return {"mask": observation.mask}
+        check_mask(observation.mask, observation.meta.get("mask_path") or "the observation's mask")
+        return observation.mask
 
     def _degrade(self, clean, rng, box, source_hw):
         height, width = clean.shape[:2]
@@ -595,6 +601,7 @@ class Inpainting(Operator):
                 raise ConfigError("inpainting: level 'file' needs a mask file (dip degrade --mask-file)")
             top, left, h, w = box
             mask = read_mask(self.mask_path, source_hw)[top : top + h, left : left + w]
+        check_mask(mask, self.mask_path or f"the {self.label} mask of this {height}×{width} image")
         extra["missing_fraction"] = float(1 - mask.mean())
         return clean * mask, mask, extra
 
@@ -607,11 +614,9 @@ class Inpainting(Operator):
         return self._degrade(image, np.random.default_rng(0), box, source_hw)
 
     def forward_model(self, observation: Observation, device: torch.device | str = "cpu") -> nn.Module:
-        if observation.mask is None:
-            raise ConfigError("inpainting: the observation has no mask")
         from dip.physics import MaskMultiply
 
-        return MaskMultiply(to_tensor(observation.mask)).to(device)
+        return MaskMultiply(to_tensor(self._known(observation))).to(device)
 
 
 class JpegArtifacts(Operator):
@@ -757,6 +762,11 @@ class Deblurring(Operator):
         return f"motion {self.size:g} px {self.angle:g}°, noise σ={self.noise:g}"
 
     @property
+    def kernel_radius(self) -> int:
+        """Half the side of `kernel`, known before it is built: `dip.blur.kernel_radius`."""
+        return kernel_radius(self.kernel_kind, self.size, self.angle)
+
+    @property
     def kernel(self) -> np.ndarray:
         """The blur kernel (odd sides, sum 1): `dip.blur.gaussian_kernel` or `dip.blur.motion_kernel`."""
         if self.kernel_kind == "gauss":
@@ -784,10 +794,10 @@ class Deblurring(Operator):
         return {"kernel": self.kernel, "sigma": self.noise}
 
     def _degrade(self, clean, rng, box, source_hw):
-        kernel = self.kernel
-        radius = max(kernel.shape) // 2
+        radius = self.kernel_radius
         if min(clean.shape[:2]) <= radius:
             raise ImageError(f"image is {clean.shape[:2]}: a side must exceed the blur kernel's radius {radius}")
+        kernel = self.kernel
         blurred = blur(clean, kernel) + rng.normal(0.0, self.noise / 255.0, size=clean.shape)
         return np.clip(blurred, 0.0, 1.0).astype(np.float32), None, {"kernel_shape": list(kernel.shape)}
 
@@ -795,6 +805,12 @@ class Deblurring(Operator):
         from dip.physics import Blur
 
         return Blur(self.kernel, observation.observed.shape[2]).to(device)
+
+
+def check_mask(mask: np.ndarray, what: object) -> None:
+    """Refuse an inpainting mask with no known pixel: the fit and the baselines would have nothing to restore from."""
+    if not mask.any():
+        raise ImageError(f"{what}: the mask has no known pixel (white = known); nothing to restore from")
 
 
 def text_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -930,8 +946,9 @@ def operator_for(observation: Observation) -> Operator:
     )
 
 
-OBSERVED, CLEAN, MASK, GUIDE = "observed.png", "clean.png", "mask.png", "guide.png"
-"""An observation directory's images: x0, its ground truth (where it has one), its mask, its guide (the flash photo)."""
+OBSERVED, CLEAN, MASK, GUIDE, META = "observed.png", "clean.png", "mask.png", "guide.png", "observation.json"
+"""An observation directory's files: x0, its ground truth (where it has one), its mask, its guide (the flash photo),
+its meta."""
 
 
 def save_observation(observation: Observation, directory: str | Path) -> None:
@@ -946,14 +963,14 @@ def save_observation(observation: Observation, directory: str | Path) -> None:
             write_image(out / name, image, bit_depth=8 if on_8_bits else 16)
     if observation.mask is not None:
         write_mask(out / MASK, observation.mask)
-    (out / "observation.json").write_text(json.dumps(observation.meta, indent=2) + "\n", encoding="utf-8")
+    (out / META).write_text(json.dumps(observation.meta, indent=2) + "\n", encoding="utf-8")
 
 
 def load_observation(directory: str | Path) -> Observation:
     """Read an observation directory written by `save_observation`, checking that its files agree."""
     folder = Path(directory)
     check_upstream(folder)
-    meta_path = folder / "observation.json"
+    meta_path = folder / META
     if not meta_path.is_file():
         raise ConfigError(f"{folder}: not an observation directory (no observation.json)")
     try:

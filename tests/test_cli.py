@@ -335,8 +335,8 @@ def test_evaluate_without_a_record_says_so(tiny_png, tmp_path, capsys):
     [
         ("restore", "--lr", "inf", "lr must be a positive finite number, not inf"),
         ("restore", "--lr", "nan", "lr must be a positive finite number, not nan"),
-        ("restore", "--seed", "-1", "seed must be a non-negative integer, not -1"),
-        ("degrade", "--seed", "-1", "seed must be a non-negative integer, not -1"),
+        ("restore", "--seed", "-1", "seed must be an integer from 0 to 2**63 - 1, not -1"),
+        ("degrade", "--seed", "-1", "seed must be an integer from 0 to 2**63 - 1, not -1"),
     ],
 )
 def test_non_finite_lr_and_negative_seeds_are_refused_alike(

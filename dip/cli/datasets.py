@@ -14,22 +14,23 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from dip import datasets
+from dip import datasets, outputs
 from dip.errors import ConfigError
-from dip.failures import write_failure
 from dip.io import center_crop, write_image
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("list", "images", "fetch", "export"))
     parser.add_argument("name", nargs="?", help="dataset name or folder path (not for `list`)")
-    parser.add_argument("--out", type=Path, help="export: directory to write the PNG files into")
+    parser.add_argument("--out", help="export: directory to write the PNG files into")
     parser.add_argument("--images", nargs="+", help="export: only these images (default: all)")
     parser.add_argument("--crop", type=int, help="export: centre-crop each image to at most CROP×CROP pixels")
 
 
-def export(name: str, out: Path, images: list[str] | None, crop: int | None) -> list[Path]:
-    """Write the chosen images of a dataset as PNG files into `out`; returns their paths."""
+def export(name: str, out: str | Path, images: list[str] | None, crop: int | None) -> list[Path]:
+    """Write the chosen images of a dataset as PNG files into `out` (new, or an earlier export: `dip.outputs`);
+    returns their paths."""
+    out = outputs.claim(out, outputs.IMAGES, inputs=[name])
     if crop is not None and crop < 1:
         raise ConfigError(f"--crop must be ≥ 1, got {crop}")
     out.mkdir(parents=True, exist_ok=True)
@@ -79,5 +80,5 @@ def record_failure(args: argparse.Namespace, record: dict) -> bool:
     """Record a failed `export` in its --out folder; other actions have no output to put it in."""
     if args.action != "export" or args.out is None:
         return False
-    write_failure(args.out, record)
+    outputs.write_failure(args.out, outputs.IMAGES, record)
     return True

@@ -237,6 +237,14 @@ def image_grid(summary: pd.DataFrame, task: str, palette: dict, max_examples: in
     return figure
 
 
+def missing_folders(summary: pd.DataFrame, task: str) -> list[str]:
+    """The run and observation folders of the task's finished runs that are not here (the image grid reads them)."""
+    runs = finished(summary)[lambda frame: frame.task == task]
+    columns = [column for column in ("run_dir", "observation_dir") if column in runs]
+    folders = {value for column in columns for value in runs[column] if isinstance(value, str) and value}
+    return sorted(folder for folder in folders if not Path(folder).is_dir())
+
+
 def _input_panels(folder: Path, inputs: list[str], name: str, example: object) -> list[tuple[str, np.ndarray]]:
     """The panels before the methods': the clean image, the observation and the guide, each where there is one (a
     blank panel where another example has one and this one not); the first is titled with the image and level."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,13 @@ from dip import __version__
 from dip.errors import ConfigError, DipError
 from dip.failures import FAILED
 from dip.operators import GUIDE
+from dip.outputs import VIEWER, claim, clear
 from dip.record import read_json
 from dip.report.aggregate import level_label, method_order
 from dip.report.notes import NO_TRUTH, run_notes, smoke_iterations
-from dip.report.viewer_caps import ViewerCaps
+from dip.report.viewer_caps import ASSETS, DATA_FILE, PAGE_FILES, ViewerCaps
 from dip.report.viewer_images import copy_image, image_shape, write_frame_sprite
 
-PAGE_FILES = ("index.html", "viewer.js", "viewer.css")
-DATA_FILE = "viewer-data.js"
-ASSETS = "assets"
 OBSERVATION_KEYS = ["dataset", "task", "level", "image"]
 OBSERVATION_LABELS = {
     "denoising": "noisy observation",
@@ -81,15 +78,9 @@ def check_folders(summary: pd.DataFrame) -> None:
 
 
 def prepare(out: Path) -> None:
-    """Make `out` ready for a viewer: new, empty, or an earlier viewer (whose assets are removed)."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: a file, not a directory")
-    ours = {*PAGE_FILES, DATA_FILE, ASSETS, ".snakemake_timestamp"}
-    others = sorted(path.name for path in out.iterdir() if path.name not in ours) if out.is_dir() else []
-    if others:
-        listed = ", ".join(others[:5])
-        raise ConfigError(f"--out {out}: holds files that are not a viewer's ({listed}); give a new or empty folder")
-    shutil.rmtree(out / ASSETS, ignore_errors=True)
+    """Make `out` ready for a viewer: new, empty, or an earlier viewer (`dip.outputs.claim`), whose files go."""
+    out = claim(out, VIEWER)
+    clear(out, VIEWER)
     try:
         (out / ASSETS).mkdir(parents=True)
     except OSError as error:
