@@ -195,8 +195,10 @@ METRICS = Kind("a metrics record", "dip evaluate", False, _metrics_owns)
 SUMMARY = Kind("a summary table", "dip aggregate", False, _table_owns("run_dir"))
 TRACES = Kind("a traces table", "dip aggregate --traces-out", False, _table_owns("iteration"))
 CHECKPOINT = Kind("a checkpoint", "dip restore --checkpoint", False, _checkpoint_owns)
-FOLDERS = (OBSERVATION, DIP_RUN, BASELINE_RUN, COMBINED_RUN, IMAGES, VIEWER)
-"""The folders a command fills on its own: nothing else may be written into one (a report folder is shared)."""
+RUNS = (DIP_RUN, BASELINE_RUN, COMBINED_RUN)
+FOLDERS = (OBSERVATION, *RUNS, IMAGES, VIEWER)
+"""The folders a command fills on its own: nothing else may be written into one (a report folder is shared), but a
+run's metrics record (`dip evaluate RUN … --out RUN/metrics.json`), which stays when the run is replaced."""
 
 
 def claim(path: PathLike | None, kind: Kind, *, option: str = "--out", inputs: Iterable[PathLike | None] = ()) -> Path:
@@ -213,7 +215,7 @@ def claim(path: PathLike | None, kind: Kind, *, option: str = "--out", inputs: I
     for given in inputs:
         if given is not None and os.path.lexists(given) and absolute == Path(given).resolve():
             raise OutputRefused(f"{where}: one of the command's own inputs; name another path")
-    _check_ancestors(target, absolute, where)
+    _check_ancestors(absolute, kind, where)
     if os.path.lexists(target) and not target.exists():
         raise OutputRefused(f"{where}: a broken symbolic link")
     if target.exists():
@@ -224,15 +226,15 @@ def claim(path: PathLike | None, kind: Kind, *, option: str = "--out", inputs: I
     return target
 
 
-def _check_ancestors(target: Path, absolute: Path, where: str) -> None:
+def _check_ancestors(absolute: Path, kind: Kind, where: str) -> None:
     """Refuse a path under a file, or inside a folder that another command fills on its own."""
     for parent in absolute.parents:
         if not parent.exists():
             continue
         if not parent.is_dir():
             raise OutputRefused(f"{where}: lies under {_shown(parent)}, a file")
-        owner = next((kind for kind in FOLDERS if kind.owns(parent)), None)
-        if owner is not None:
+        owner = next((folder for folder in FOLDERS if folder.owns(parent)), None)
+        if owner is not None and not (kind is METRICS and owner in RUNS and parent == absolute.parent):
             raise OutputRefused(f"{where}: lies inside {_shown(parent)}, {owner}; name a path outside it")
 
 
@@ -258,7 +260,8 @@ def _check_existing(target: Path, kind: Kind, where: str) -> None:
         return
     if not kind.owns(target):
         raise OutputRefused(f"{where}: holds {describe(target)}, not {kind}; name a new or empty folder")
-    foreign = [name for name in entries if name not in kind.files(target)]
+    ours = kind.files(target)
+    foreign = [name for name in entries if name not in ours and not (kind in RUNS and _metrics_owns(target / name))]
     if foreign:
         listed = ", ".join(foreign[:4]) + (", …" if len(foreign) > 4 else "")
         raise OutputRefused(f"{where}: holds files that are not {kind.name}'s ({listed}); name a new or empty folder")

@@ -126,7 +126,7 @@ def bad_outputs(command: str) -> Iterator[tuple[str, str, str]]:
     yield "working directory, spelt otherwise", "adir/..", "the working directory itself"
     yield "own input", INPUT[command], "one of the command's own inputs"
     yield "under a file", "notes.txt/x", "lies under notes.txt, a file"
-    yield "inside another command's folder", "run_nlm/x", "lies inside run_nlm, a baseline run"
+    yield "inside another command's folder", "obs/x", "lies inside obs, an observation"
     yield "a user's file", "notes.txt", "not a folder" if folder else "a file, not"
     if folder:
         yield "another command's folder", COMMANDS[command][1], "holds"
@@ -231,6 +231,9 @@ def test_a_command_replaces_its_own_output_and_nothing_else(work):
     assert sorted(path.name for path in (work / "run_dip1").iterdir()) == ["failure.json"]
     assert run_dip("restore", "obs", *TINY, "--out", "run_dip1") == 0
     assert "failure.json" not in {path.name for path in (work / "run_dip1").iterdir()}
+    assert run_dip("evaluate", "run_dip1", "--observation", "obs", "--out", "run_dip1/metrics.json") == 0
+    assert run_dip("restore", "obs", *TINY, "--out", "run_dip1") == 0  # a run's metrics record is left alone
+    assert (work / "run_dip1" / "metrics.json").is_file()
     assert json.loads((work / "run_dip1" / "record.json").read_text())["kind"] == "restore"
     assert run_dip("baseline", "obs", "--method", "nlm", "--out", "run_nlm") == 0
     assert run_dip("evaluate", "run_dip", "--observation", "obs", "--out", "m.json") == 0
@@ -297,7 +300,9 @@ def test_a_claim_writes_nothing_and_accepts_only_what_is_free(made, parts, kind,
             resolved = path.resolve()
             assert text.strip() and resolved != made.resolve()
             assert all(parent.is_dir() for parent in resolved.parents if parent.exists())
-            assert not any(other.owns(parent) for parent in resolved.parents for other in outputs.FOLDERS)
+            hosts = [(resolved.parent, run) for run in outputs.RUNS] if kind is outputs.METRICS else []
+            owned = [(parent, other) for parent in resolved.parents for other in outputs.FOLDERS if other.owns(parent)]
+            assert set(owned) <= set(hosts)
             if path.exists():
                 assert path.is_dir() == kind.folder
                 assert (kind.folder and not any(path.iterdir())) or kind.owns(path)
