@@ -67,7 +67,12 @@ def _read_run(run_dir: Path, image: str = RESTORED) -> tuple[dict[str, Any], np.
     check_upstream(run_dir)
     if not (run_dir / RECORD).is_file():
         raise ConfigError(f"{run_dir}: not a run directory (no {RECORD})")
-    record = read_json(run_dir / RECORD)
+    try:
+        record = read_json(run_dir / RECORD)
+    except (OSError, ValueError) as error:  # a binary file: UnicodeDecodeError, a ValueError
+        raise ConfigError(f"{run_dir / RECORD}: not a run record ({error})") from None
+    if not isinstance(record, dict):
+        raise ConfigError(f"{run_dir / RECORD}: not a run record (a JSON object written by `dip restore`)")
     if not (run_dir / image).is_file():
         raise ConfigError(f"{run_dir}: the run has no {image} ({record.get('output') or 'no such output'})")
     return record, read_image(run_dir / image)

@@ -186,6 +186,23 @@ BAD_INPUTS = {
         ("combine", "run_dip", "run_nlm_50", "--out", "c"),
         "run_nlm_50: restores another observation than run_dip",
     ),
+    "evaluate: a binary run record": (
+        ("evaluate", "run_binary", "--observation", "obs", "--out", "m2.json"),
+        "run_binary/record.json: not a run record",
+    ),
+    "combine: a run record that is a JSON list": (
+        ("combine", "run_dip", "run_list", "--out", "c"),
+        "run_list/record.json: not a run record",
+    ),
+    "datasets export: an unknown image": (
+        ("datasets", "export", "skimage-samples", "--images", "nothere", "--out", "e"),
+        "has no image 'nothere'",
+    ),
+    "aggregate: one record twice": (("aggregate", "m.json", "m.json", "--out", "s2.csv"), "scores the same run as"),
+    "aggregate: two records of one run": (
+        ("aggregate", "m.json", "run_dip/metrics.json", "--out", "s2.csv"),
+        "run_dip/metrics.json: scores the same run as m.json",
+    ),
     "aggregate: a binary file": (("aggregate", "binary.bin", "--out", "s2.csv"), "cannot read the metrics record"),
     "aggregate: a JSON list": (("aggregate", "list.json", "--out", "s2.csv"), "not a metrics record"),
     "aggregate: a run scored against another observation": (
@@ -209,6 +226,10 @@ BAD_INPUTS = {
 @pytest.mark.parametrize(("argv", "fragment"), list(BAD_INPUTS.values()), ids=list(BAD_INPUTS))
 def test_every_command_refuses_bad_input_and_loses_nothing(work, capsys, argv, fragment):
     (work / "list.json").write_text("[1, 2]\n")
+    for name, record in (("run_binary", b"\x80\x81"), ("run_list", b"[1]")):
+        shutil.copytree(work / "run_dip", work / name)
+        (work / name / "record.json").write_bytes(record)
+    shutil.copy(work / "m.json", work / "run_dip" / "metrics.json")
     (work / "gone.csv").write_text((work / "s.csv").read_text().replace("run_dip", "gone"))
     if "run_nlm_50" in argv:
         assert run_dip("baseline", "obs50", "--method", "nlm", "--out", "run_nlm_50") == 0

@@ -33,12 +33,12 @@ def export(name: str, out: str | Path, images: list[str] | None, crop: int | Non
     out = outputs.claim(out, outputs.IMAGES, inputs=[name])
     if crop is not None and crop < 1:
         raise ConfigError(f"--crop must be ≥ 1, got {crop}")
-    out.mkdir(parents=True, exist_ok=True)
     written, sources = [], {}
     for image_name in images or datasets.list_images(name):
         target = out / f"{image_name}.png"
         source = datasets.image_path(name, image_name)
         image = datasets.load(name, image_name)  # read even when copied: a bad file is named here, not its copy
+        out.mkdir(parents=True, exist_ok=True)  # once the first image is known to be good
         if crop is None and source.suffix.lower() == ".png":
             shutil.copyfile(source, target)
         else:

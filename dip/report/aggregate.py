@@ -27,7 +27,7 @@ def read_metrics(paths: Iterable[Path]) -> pd.DataFrame:
     A failed run's record (`status: failed`, see `dip.failures`) is a row too, with its step, error and log and no
     scores; so is a run without ground truth (`ground_truth` false).
     """
-    records = []
+    records, scored = [], {}
     for path in paths:
         try:
             record = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -40,6 +40,10 @@ def read_metrics(paths: Iterable[Path]) -> pd.DataFrame:
         if missing:
             raise DipError(f"{path}: metrics record lacks {', '.join(missing)}")
         check_scored_run(path, record)
+        key = (str(Path(record["run_dir"]).resolve()), record.get("protocol")) if record.get("run_dir") else path
+        if key in scored:  # a run counted twice would weigh twice in every mean
+            raise DipError(f"{path}: scores the same run as {scored[key]}; give each run's metrics record once")
+        scored[key] = path
         records.append({**DEFAULTS, **record})
     if not records:
         raise DipError("no metrics records given")
