@@ -323,6 +323,10 @@ def combine(
         raise ConfigError("combine needs at least one run directory")
     if out is not None:
         out = claim(out, COMBINED_RUN, inputs=runs)
+    given = [Path(run).resolve() for run in runs]
+    twice = next((run for run, path in zip(runs, given, strict=True) if given.count(path) > 1), None)
+    if twice is not None:
+        raise ConfigError(f"{twice}: given twice; a mean over runs takes each once")
     read = [_read_run(Path(run), COMBINED_OUTPUTS[output]) for run in runs]
     records, images = [record for record, _ in read], [image for _, image in read]
     first = records[0]

@@ -194,6 +194,7 @@ BAD_INPUTS = {
         ("combine", "run_dip", "run_list", "--out", "c"),
         "run_list/record.json: not a run record",
     ),
+    "combine: one run twice": (("combine", "run_dip", "run_dip/", "--out", "c"), "run_dip: given twice"),
     "datasets export: an unknown image": (
         ("datasets", "export", "skimage-samples", "--images", "nothere", "--out", "e"),
         "has no image 'nothere'",

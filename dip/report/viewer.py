@@ -231,9 +231,10 @@ def _process(row: dict[str, Any], run_dir: Path, sprite: str, out: Path, caps: V
 
 def _record(run_dir: Path) -> dict[str, Any]:
     try:
-        return read_json(run_dir / "record.json")
+        record = read_json(run_dir / "record.json")
     except (OSError, ValueError):
         return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _trace(run_dir: Path) -> dict[str, Any] | None:
@@ -241,11 +242,12 @@ def _trace(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / "trace.csv"
     try:
         trace = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        iterations = [int(i) for i in trace.iteration] if "iteration" in trace else []
+    except (OSError, ValueError):  # pandas' ParserError and EmptyDataError, a binary file, a bad iteration
         return None
-    if trace.empty or "iteration" not in trace:
+    if not iterations:
         return None
-    curves = {"iteration": [int(i) for i in trace.iteration]}
+    curves = {"iteration": iterations}
     for column in ("psnr_obs", "psnr_gt", "psnr_gt_avg"):
         values = pd.to_numeric(trace[column], errors="coerce").to_numpy(float) if column in trace else np.array([])
         curves[column] = _finite_or_none(values) if values.size else None
