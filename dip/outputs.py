@@ -26,6 +26,9 @@ PathLike = str | os.PathLike[str]
 TOLERATED = re.compile(r"\.snakemake_timestamp|\..+\.[0-9a-f]{32}\.tmp")
 """Names any folder of ours may hold: Snakemake's timestamp of a directory output, and the temporary file of an
 atomic write cut short (`dip.io`), which a new write replaces."""
+RENDERED = "dip render"
+"""The mark of what `dip render` writes (a comment in a table, the HTML page's generator, a PNG's Software), by which
+it knows the files it may replace."""
 REPORT_SUFFIXES = (".md", ".tex", ".html", "-psnr.png", "-curves.png", "-images.png")
 """What `dip render` writes for a task: TASK.md/.tex/.html and TASK-psnr/-curves/-images.png."""
 
@@ -147,7 +150,21 @@ def _report_names() -> set[str]:
 
 def _report_owns(folder: Path) -> bool:
     names = _report_names()
-    return all(path.name in names or TOLERATED.fullmatch(path.name) for path in folder.iterdir())
+    return all((path.name in names and _rendered(path)) or TOLERATED.fullmatch(path.name) for path in folder.iterdir())
+
+
+def _rendered(path: Path) -> bool:
+    """Whether a file bears the mark of `dip render`."""
+    try:
+        if path.suffix == ".png":
+            from PIL import Image
+
+            with Image.open(path) as image:
+                return image.info.get("Software") == RENDERED
+        with path.open("rb") as handle:
+            return RENDERED.encode() in handle.read(1024)
+    except OSError:  # PIL's UnidentifiedImageError too
+        return False
 
 
 def _report_files(folder: Path) -> set[str]:

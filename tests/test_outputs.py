@@ -58,6 +58,8 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (base / "adir").mkdir()
     (base / "mine").mkdir()
     (base / "mine" / "thesis.md").write_text("mine\n")
+    (base / "my-tables").mkdir()
+    (base / "my-tables" / "denoising.md").write_text("| my | table |\n")
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(base / "black.png")
     (base / "binary.bin").write_bytes(bytes(range(256)) * 8)
     (base / "restored.png").write_bytes((base / "run_dip" / "restored.png").read_bytes())
@@ -134,6 +136,8 @@ def bad_outputs(command: str) -> Iterator[tuple[str, str, str]]:
     else:
         yield "another command's file", COMMANDS[command][1], "not a"
         yield "a folder", "adir", "a folder, not"
+    if command.startswith("render"):
+        yield "a file of the user's by a name render writes", "my-tables", "holds other files (denoising.md)"
     yield "a broken link", "dangling", "a broken symbolic link"
 
 

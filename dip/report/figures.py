@@ -14,6 +14,7 @@ from matplotlib.patches import Rectangle
 from dip.errors import DipError
 from dip.io import read_image
 from dip.operators import CLEAN, GUIDE, OBSERVED
+from dip.outputs import RENDERED
 from dip.report.aggregate import level_label, level_order, method_order
 from dip.report.notes import finished, run_notes
 from dip.report.tables import scored_runs, task_runs
@@ -298,7 +299,7 @@ def write_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str,
         if notes and has_runs:
             figure.suptitle(_wrapped(notes), color="#a00", fontsize=8, horizontalalignment="left", x=0.01)
         paths.append(out_dir / f"{task}-{name}.png")
-        figure.savefig(paths[-1], dpi=150)
+        figure.savefig(paths[-1], dpi=150, metadata={"Software": RENDERED})  # the mark `dip.outputs` knows
     return paths
 
 
