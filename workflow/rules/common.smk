@@ -230,8 +230,10 @@ def degrade_flags(wildcards, input) -> str:
 
 def export_flags(wildcards) -> str:
     """Optional flags of `dip datasets export` for a dataset."""
-    crop = config["datasets"][wildcards.dataset].get("crop")
-    return f"--crop {crop}" if crop else ""
+    dataset = config["datasets"][wildcards.dataset]
+    return " ".join(
+        f"--{key} {dataset[key]}" for key in ("shrink", "crop") if key in dataset
+    )
 
 
 def arch_json(wildcards) -> str:
