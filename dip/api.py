@@ -20,6 +20,7 @@ matching `dip` command writes, so a notebook and a workflow job produce the same
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -265,6 +266,8 @@ def restore(
             write_frames(out, result.frames, restored.shape[:2])
             write_json(out / RECORD, record)
         except OSError as error:
+            with contextlib.suppress(OSError):  # what this attempt wrote: a second one finds the folder its own
+                clear(out, DIP_RUN)
             kept = result.checkpoint
             after = f"the fit is kept in {kept}: run the same command again" if kept else "no checkpoint kept the fit"
             raise OutputError(f"cannot write {error.filename or out} ({error.strerror or error}); {after}") from None

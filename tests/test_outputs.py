@@ -301,6 +301,27 @@ def test_a_failed_save_of_the_checkpoint_leaves_no_temporary_file(work, monkeypa
     assert not [path for path in work.iterdir() if path.name.startswith("fit.ckpt")]
 
 
+def test_outputs_cut_short_leave_no_part_that_stops_the_same_command(work, monkeypatch, capsys):
+    """A fit whose outputs could not all be written (a full disk after restored.png) takes back what it wrote, so
+    the same command run again finishes from the checkpoint into the folder, instead of meeting files it cannot
+    tell as its own."""
+    from dip import api
+
+    write_trace = api.write_trace
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device", "r/trace.csv")
+
+    command = ("restore", "obs", *TINY, "--out", "r", "--checkpoint", "fit.ckpt")
+    monkeypatch.setattr(api, "write_trace", full)
+    assert run_dip(*command) == 2
+    assert "r/trace.csv (No space left on device); the fit is kept in fit.ckpt" in capsys.readouterr().err
+    assert not any((work / "r").iterdir())
+    monkeypatch.setattr(api, "write_trace", write_trace)
+    assert run_dip(*command) == 0
+    assert json.loads((work / "r" / "record.json").read_text())["resumed_from"] == 2
+
+
 NAMES = st.sampled_from(["", ".", "..", "obs", "run_dip", "run_nlm", "notes.txt", "adir", "mine", "img", "new", "x"])
 NAMES |= st.sampled_from(["m.json", "s.csv", "t.csv", "thesis.md", "restored.png", "observation.json", "record.json"])
 KINDS = [outputs.OBSERVATION, outputs.DIP_RUN, outputs.BASELINE_RUN, outputs.COMBINED_RUN, outputs.IMAGES]
