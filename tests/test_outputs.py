@@ -208,6 +208,7 @@ BAD_INPUTS = {
         ("aggregate", "m.json", "run_dip/metrics.json", "--out", "s2.csv"),
         "run_dip/metrics.json: scores the same run as m.json",
     ),
+    "aggregate: a seed beyond int64": (("aggregate", "m63.json", "--out", "s2.csv"), "m63.json: seed must be"),
     "aggregate: a binary file": (("aggregate", "binary.bin", "--out", "s2.csv"), "cannot read the metrics record"),
     "aggregate: a JSON list": (("aggregate", "list.json", "--out", "s2.csv"), "not a metrics record"),
     "aggregate: a run scored against another observation": (
@@ -231,6 +232,8 @@ BAD_INPUTS = {
 @pytest.mark.parametrize(("argv", "fragment"), list(BAD_INPUTS.values()), ids=list(BAD_INPUTS))
 def test_every_command_refuses_bad_input_and_loses_nothing(work, capsys, argv, fragment):
     (work / "list.json").write_text("[1, 2]\n")
+    metrics = json.loads((work / "m.json").read_text())
+    (work / "m63.json").write_text(json.dumps({**metrics, "seed": 2**63}))
     for name, record in (("run_binary", b"\x80\x81"), ("run_list", b"[1]")):
         shutil.copytree(work / "run_dip", work / name)
         (work / name / "record.json").write_bytes(record)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from dip.errors import DipError
+from dip.errors import ConfigError, DipError
 from dip.failures import FAILED
 from dip.operators import make_operator
-from dip.record import TRACE_COLUMNS
+from dip.record import TRACE_COLUMNS, check_seed
 
 REQUIRED = ("task", "level", "method", "run_dir")
 SCORES = ("psnr", "ssim")
@@ -39,6 +39,10 @@ def read_metrics(paths: Iterable[Path]) -> pd.DataFrame:
         missing = [key for key in wanted if key not in record] if record.get("status") != FAILED else []
         if missing:
             raise DipError(f"{path}: metrics record lacks {', '.join(missing)}")
+        try:
+            check_seed(record.get("seed", 0))  # the summary reads seeds as int64: a larger one would wrap around
+        except ConfigError as error:
+            raise DipError(f"{path}: {error}") from None
         check_scored_run(path, record)
         key = (str(Path(record["run_dir"]).resolve()), record.get("protocol")) if record.get("run_dir") else path
         if key in scored:  # a run counted twice would weigh twice in every mean
