@@ -24,7 +24,7 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +34,18 @@ from dip.datasets import exported_source
 from dip.errors import ConfigError, OutputError
 from dip.failures import check_upstream
 from dip.io import read_image, write_image
+from dip.layout import LAST, RECORD, RESTORED, TRACE, dip_method, last_method, mean_method
 from dip.metrics import evaluate as score
 from dip.metrics import psnr
-from dip.operators import Observation, Operator, load_observation, make_operator, operator_for, save_observation
 from dip.outputs import BASELINE_RUN, CHECKPOINT, COMBINED_RUN, DIP_RUN, METRICS, OBSERVATION, claim, clear
 from dip.record import fingerprint, read_json, versions, write_json, write_trace
+from dip.tasks import Observation, Operator, make_operator, operator_for
+from dip.tasks.observation_dir import load_observation, save_observation
 
 log = logging.getLogger(__name__)
 
 RECORDED_META = {"task": "task", "level": "level", "factor": "factor", "lr": "lr_convention", "sigma": "sigma"}
 """Observation meta → metrics key (`lr`, how the LR image was made, is `lr_convention`: not the learning rate)."""
-RESTORED, LAST, RECORD, TRACE = "restored.png", "last.png", "record.json", "trace.csv"
-"""A run directory's files: its restored image, a DIP fit's last output (when it chose another), its record, a DIP
-fit's trace."""
 COMBINED_OUTPUTS = {"restored": RESTORED, "last": LAST}
 """What `combine` takes from each run: its chosen output, or a DIP fit's last output."""
 FIT_OVERRIDES = ("iterations", "lr", "reg_noise_std", "ema", "backtrack_db", "stopping")
@@ -173,11 +172,14 @@ def restore(
     `checkpoint`, the fit saves and resumes its state there; with `out`, restored.png, trace.csv, the frames and
     record.json are written, and the checkpoint is deleted once they are.
     """
+    import torch
+
     from dip.device import (
         check_precision,
+        configure_cuda,
         configure_threads,
         describe_device,
-        enable_cuda_speedups,
+        resolve_precision,
         select_device,
         set_deterministic,
         tune_cpu_allocator,
@@ -209,14 +211,20 @@ def restore(
     except TypeError as error:
         raise ConfigError(f"unknown fit setting: {error}") from None
     device_, gpu_slot = claim_gpu(select_device(device))  # several GPUs: a free one of its own
-    check_precision(fit_settings.precision, device_)
+    asked = fit_settings.precision
+    precision, precision_reason = resolve_precision(asked, device_, fit_settings.channels_last)
+    check_precision(precision, device_)
+    fit_settings = replace(fit_settings, precision=precision)
     configure_threads(threads)
     set_deterministic(deterministic)
-    if not deterministic:
-        enable_cuda_speedups(device_)
+    configure_cuda(device_, precision, autotune=not deterministic)
     if device_.type == "cpu":
         tune_cpu_allocator()
 
+    if device_.type == "cuda":
+        if device_.index is not None:
+            torch.cuda.set_device(device_)  # no CUDA context on GPU 0 for a fit of another GPU
+        torch.cuda.reset_peak_memory_stats(device_)
     result, facts = fit_observation(
         observation,
         operator,
@@ -231,7 +239,7 @@ def restore(
     variant = variant or spec.get("preset") or spec["arch"]
     record = {
         "kind": "restore",
-        "method": method or f"dip-{variant}",
+        "method": method or dip_method(variant),
         "variant": variant,
         "model": spec,
         "parameters": facts["parameters"],
@@ -247,8 +255,10 @@ def restore(
         "resumed_from": result.resumed_from,
         "seconds": result.seconds,
         "seconds_per_iteration": result.seconds / max(1, result.iterations),
+        "precision": {"asked": asked, "ran": precision, "why": precision_reason},
         "device": describe_device(device_),
         "gpu_slot": gpu_slot,
+        "gpu_memory_peak_mb": torch.cuda.max_memory_allocated(device_) / 2**20 if device_.type == "cuda" else None,
         "observation": observation.meta,
         "observation_digest": observation_digest(observation),
         "versions": versions(),
@@ -339,9 +349,10 @@ def combine(
     what = "last output" if output == "last" else "chosen output"
     seeds = [record.get("seed", 0) for record in records]
     restored = np.mean(np.stack(images), axis=0, dtype=np.float64).astype(np.float32)
+    combined = last_method(first["method"]) if output == "last" else mean_method(first["method"], len(runs))
     record = {
         "kind": "combine",
-        "method": method or first["method"] + ("-last" if output == "last" else f"-mean{len(runs)}"),
+        "method": method or combined,
         "variant": first.get("variant", ""),
         "seed": seeds[0],
         "seeds": seeds,

@@ -21,8 +21,7 @@ from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, inpaint_
 from skimage.restoration import wiener as skimage_wiener
 
 from dip.errors import ConfigError, ImageError
-from dip.io import check_image
-from dip.operators import check_mask
+from dip.io import check_image, check_mask
 from dip.resampling import pil_resize_float
 
 

@@ -26,3 +26,7 @@ class OutputError(DipError):
 class OutputRefused(DipError):
     """An output path a command may not write (see `dip.outputs`): refused before any work, and never answered with a
     failure record, which would be written there."""
+
+
+class TimeBudgetSpent(DipError):
+    """A fit not started because the time budget of the run it belongs to ($DIP_DEADLINE) was spent."""

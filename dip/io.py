@@ -268,6 +268,12 @@ def read_mask(path: PathLike, shape_hw: tuple[int, int] | None = None) -> np.nda
     return mask
 
 
+def check_mask(mask: np.ndarray, what: object) -> None:
+    """Refuse an inpainting mask with no known pixel: the fit and the baselines would have nothing to restore from."""
+    if not mask.any():
+        raise ImageError(f"{what}: the mask has no known pixel (white = known); nothing to restore from")
+
+
 def write_mask(path: PathLike, mask: np.ndarray) -> None:
     """Write a ``(H, W, 1)`` mask of 0/1 values as an 8-bit PNG (255 = known)."""
     path = Path(path)

@@ -21,6 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dip.errors import OutputRefused
+from dip.layout import (
+    CLEAN,
+    FAILURE,
+    FRAMES_INDEX,
+    FRAMES_SPRITE,
+    GUIDE,
+    LAST,
+    MASK,
+    OBSERVATION_META,
+    OBSERVED,
+    RECORD,
+    RESTORED,
+    TRACE,
+)
 
 PathLike = str | os.PathLike[str]
 TOLERATED = re.compile(r"\.snakemake_timestamp|\..+\.[0-9a-f]{32}\.tmp")
@@ -52,8 +66,6 @@ class Kind:
 def _record_kind(folder: Path) -> str | None:
     """The command that wrote a run folder's record.json ('restore', 'baseline', 'combine'), read from its `kind`,
     or for a record written before records had one, from what it holds; None without a readable record."""
-    from dip.api import RECORD
-
     record = _json(folder / RECORD)
     if not isinstance(record, dict):
         return None
@@ -65,9 +77,7 @@ def _record_kind(folder: Path) -> str | None:
 def _failed_by(folder: Path, command: str) -> bool:
     """Whether `folder` holds a failure record that `command` wrote (records from before `command` was recorded
     count as anyone's)."""
-    from dip.failures import FAILURE_FILE
-
-    record = _json(folder / FAILURE_FILE)
+    record = _json(folder / FAILURE)
     return isinstance(record, dict) and record.get("command", command) == command
 
 
@@ -81,39 +91,28 @@ def _json(path: Path) -> object:
 
 def _run_kind(command: str, name: str, extra: Callable[[], set[str]]) -> Kind:
     def owns(folder: Path) -> bool:
-        from dip.api import RECORD
-
         if (folder / RECORD).exists():
             return _record_kind(folder) == command
         return _failed_by(folder, command)
 
     def files(folder: Path) -> set[str]:
-        from dip.api import RECORD, RESTORED
-        from dip.failures import FAILURE_FILE
-
-        return {RESTORED, RECORD, FAILURE_FILE, *extra()}
+        return {RESTORED, RECORD, FAILURE, *extra()}
 
     return Kind(name, f"dip {command}", True, owns, files)
 
 
 def _dip_run_files() -> set[str]:
-    from dip.api import LAST, TRACE
-    from dip.frames import INDEX_FILE, SPRITE_FILE
-
-    return {LAST, TRACE, SPRITE_FILE, INDEX_FILE}
+    return {LAST, TRACE, FRAMES_SPRITE, FRAMES_INDEX}
 
 
 def _observation_owns(folder: Path) -> bool:
-    from dip.operators import META
-
-    return (folder / META).is_file() or (not (folder / META).exists() and _failed_by(folder, "degrade"))
+    return (folder / OBSERVATION_META).is_file() or (
+        not (folder / OBSERVATION_META).exists() and _failed_by(folder, "degrade")
+    )
 
 
 def _observation_files(folder: Path) -> set[str]:
-    from dip.failures import FAILURE_FILE
-    from dip.operators import CLEAN, GUIDE, MASK, META, OBSERVED
-
-    return {OBSERVED, CLEAN, MASK, GUIDE, META, FAILURE_FILE}
+    return {OBSERVED, CLEAN, MASK, GUIDE, OBSERVATION_META, FAILURE}
 
 
 def _export_owns(folder: Path) -> bool:
@@ -124,26 +123,25 @@ def _export_owns(folder: Path) -> bool:
 
 def _export_files(folder: Path) -> set[str]:
     from dip.datasets import SOURCES_FILE
-    from dip.failures import FAILURE_FILE
 
     sources = _json(folder / SOURCES_FILE)
-    return {SOURCES_FILE, FAILURE_FILE, *(sources if isinstance(sources, dict) else {})}
+    return {SOURCES_FILE, FAILURE, *(sources if isinstance(sources, dict) else {})}
 
 
 def _viewer_owns(folder: Path) -> bool:
-    from dip.report.viewer_caps import DATA_FILE
+    from dip.report.viewer.caps import DATA_FILE
 
     return (folder / DATA_FILE).is_file()
 
 
 def _viewer_files(folder: Path) -> set[str]:
-    from dip.report.viewer_caps import ASSETS, DATA_FILE, PAGE_FILES
+    from dip.report.viewer.caps import ASSETS, DATA_FILE, PAGE_FILES
 
     return {*PAGE_FILES, DATA_FILE, ASSETS}
 
 
 def _report_names() -> set[str]:
-    from dip.operators import TASKS
+    from dip.tasks import TASKS
 
     return {task + suffix for task in TASKS for suffix in REPORT_SUFFIXES}
 

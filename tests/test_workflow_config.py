@@ -106,6 +106,7 @@ def test_defaults_are_copies_of_the_schemas() -> None:
             f"fit.denoising.seeds[1]: {2**63} is greater than the maximum of {2**63 - 1}",
         ),
         (lambda c: c.update(degradation_seed=2**63), f"degradation_seed: {2**63} is greater than the maximum"),
+        (lambda c: c.update(fits_per_gpu=0), "fits_per_gpu: 0 is less than the minimum of 1"),
     ],
     ids=[
         "minimum",
@@ -120,6 +121,7 @@ def test_defaults_are_copies_of_the_schemas() -> None:
         "seed-beyond-torch",
         "task-seed-beyond-torch",
         "degradation-seed-beyond-torch",
+        "fits-per-gpu",
     ],
 )
 def test_a_schema_error_is_one_line_naming_the_key(change, message: str) -> None:
@@ -180,6 +182,8 @@ def snakemake_merged(overrides: dict) -> dict:
         ({"device": "cuda:0"}, ("device",), "cuda:0"),
         ({"variants__wide": {"preset": "tiny", "channels_down": ["8", "8", "8"]}}, ("variants", "wide"), None),
         ({"resources": {"mem_mb": "8000"}}, ("resources", "mem_mb"), 8000),
+        ({"fits_per_gpu": "4"}, ("fits_per_gpu",), 4),
+        ({"fit__super-resolution__precision": "auto"}, ("fit", "super-resolution", "precision"), "auto"),
     ],
 )
 def test_overrides_are_put_in_place_with_the_schemas_types(overrides: dict, where: tuple, value) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from dip import api, outputs
 from dip.errors import ConfigError
-from dip.operators import TASKS
+from dip.tasks import TASKS
 
 
 def parse_labels(pairs: list[str]) -> dict[str, str]:

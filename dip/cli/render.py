@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dip.report.aggregate import read_table
     from dip.report.figures import missing_folders, write_figures
-    from dip.report.tables import write_tables
+    from dip.report.task_tables import write_tables
 
     inputs = [args.summary, args.traces]
     tables = claim(args.tables, REPORT, option="--tables", inputs=inputs)

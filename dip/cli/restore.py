@@ -14,15 +14,18 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from dip import api, outputs
 from dip.device import DEVICES, PRECISIONS
-from dip.errors import ConfigError
+from dip.errors import ConfigError, TimeBudgetSpent
 from dip.failures import observation_identity
+from dip.layout import FRAMES_INDEX, FRAMES_SPRITE, RECORD, dip_method
 from dip.stopping import STOPPING_RULES
 
 
@@ -65,8 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="save N snapshots of the net's output at geometrically spaced iterations (frames.webp, frames.json); "
-        "they change no number of the fit",
+        help=f"save N snapshots of the net's output at geometrically spaced iterations ({FRAMES_SPRITE}, "
+        f"{FRAMES_INDEX}); they change no number of the fit",
     )
     fit.add_argument(
         "--frame-side", type=int, default=256, metavar="PX", help="shrink frames to at most PX on the longer side"
@@ -74,7 +77,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("execution")
     run.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} or cuda:N")
     run.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    run.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    run.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32 (IEEE float32, also on CUDA); tf32 (CUDA: TensorFloat-32 matmuls and convolutions); bf16 or fp16 "
+        "(autocast; fp16 on CUDA only); auto: bf16 where the device computes it natively (CUDA compute capability ≥ "
+        f"8.0, or a CPU with AMX-BF16/AVX512-BF16 and --channels-last), else fp32; {RECORD} says which ran and why",
+    )
     run.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     run.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
     run.add_argument("--checkpoint", help="checkpoint file (outside --out: resumed when present)")
@@ -112,8 +122,27 @@ def stop_on_signals(event: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+DEADLINE_VARIABLE = "DIP_DEADLINE"
+"""A Unix time after which `dip restore` and `dip baseline` start no fit (a budgeted run, e.g. benchmarks/gpu/run.sh):
+the run is recorded as not started, as any failure is, so that the tables list it."""
+
+
+def check_deadline() -> None:
+    """Refuse to start a fit (or baseline) once $DIP_DEADLINE has passed."""
+    value = os.environ.get(DEADLINE_VARIABLE, "").strip()
+    if not value:
+        return
+    try:
+        deadline = float(value)
+    except ValueError:
+        raise ConfigError(f"{DEADLINE_VARIABLE} must be a Unix time in seconds, not {value!r}") from None
+    if time.time() >= deadline:
+        raise TimeBudgetSpent(f"not started: the run's time budget (${DEADLINE_VARIABLE}) was spent")
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    check_deadline()
     stop_event = threading.Event()
     with stop_on_signals(stop_event):
         api.restore(
@@ -152,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
 
 def identity(args: argparse.Namespace) -> dict[str, object]:
     variant = args.variant or args.arch or ""
-    method = args.method or f"dip-{variant}"
+    method = args.method or dip_method(variant)
     return {**observation_identity(args.observation), "method": method, "variant": variant, "seed": args.seed}
 
 

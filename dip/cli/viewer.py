@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from dip.outputs import VIEWER, claim
-from dip.report.viewer_caps import ViewerCaps
+from dip.report.viewer.caps import ViewerCaps
 
 DEFAULTS = ViewerCaps()
 
@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dip.report.aggregate import read_table
-    from dip.report.viewer import write_viewer
+    from dip.report.viewer.write import write_viewer
 
     out = claim(args.out, VIEWER, inputs=[args.summary])
     caps = ViewerCaps(image_side=args.image_side, frame_side=args.frame_side, max_frames=args.max_frames)

@@ -10,8 +10,9 @@ import pandas as pd
 
 from dip.errors import ConfigError, DipError
 from dip.failures import FAILED
-from dip.operators import make_operator
+from dip.layout import RECORD, TRACE
 from dip.record import TRACE_COLUMNS, check_seed
+from dip.report.ordering import natural_key
 
 REQUIRED = ("task", "level", "method", "run_dir")
 SCORES = ("psnr", "ssim")
@@ -59,8 +60,6 @@ def read_metrics(paths: Iterable[Path]) -> pd.DataFrame:
 def check_scored_run(path: Path, record: dict) -> None:
     """Refuse a metrics record whose run, as its folder holds it now, restores another observation than the one it
     was scored against (a run fitted again since, or scored against the wrong observation by hand)."""
-    from dip.api import RECORD
-
     scored = record.get("observation_digest")
     run = Path(str(record.get("run_dir") or "")) / RECORD
     if not scored or not record.get("run_dir") or not run.is_file():
@@ -76,17 +75,11 @@ def check_scored_run(path: Path, record: dict) -> None:
         )
 
 
-def natural_key(values: pd.Series) -> pd.Series:
-    """A sort key ordering numeric strings by value ("2" < "10") and before other strings."""
-    numbers = pd.to_numeric(values, errors="coerce")
-    return pd.Series(list(zip(numbers.isna(), numbers.fillna(0), values.astype(str), strict=True)), index=values.index)
-
-
 def read_traces(summary: pd.DataFrame) -> pd.DataFrame:
     """The trace.csv rows of every run of `summary` that has one, each with the run's identifying columns."""
     frames = []
     for row in summary.itertuples(index=False):
-        path = Path(row.run_dir) / "trace.csv"
+        path = Path(row.run_dir) / TRACE
         if not path.exists():
             continue
         try:
@@ -112,20 +105,3 @@ def read_table(path: Path) -> pd.DataFrame:
     if missing:
         raise DipError(f"{path}: lacks the columns {', '.join(missing)}")
     return frame.fillna(dict.fromkeys(TEXT_COLUMNS, ""))
-
-
-def level_label(task: str, level: str) -> str:
-    """How a level is shown in tables and figures: its task object's label (σ=25, ×4 Lanczos LR, random 50 %)."""
-    return make_operator(task, level).label
-
-
-def level_order(levels: Iterable[str]) -> list[str]:
-    """Distinct levels in natural order."""
-    unique = pd.Series(sorted(set(levels)), dtype=str)
-    return unique.sort_values(key=natural_key).tolist()
-
-
-def method_order(runs: pd.DataFrame) -> list[str]:
-    """Distinct methods of `runs`: the baselines, then the DIP variants, each alphabetically."""
-    dip = set(runs.method[runs.variant != ""])
-    return sorted(runs.method.unique(), key=lambda method: (method in dip, method))

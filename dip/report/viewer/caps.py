@@ -10,7 +10,7 @@ from dip.errors import ConfigError
 PAGE_FILES = ("index.html", "viewer.js", "viewer.css")
 DATA_FILE = "viewer-data.js"
 ASSETS = "assets"
-"""A viewer folder's page (package data, `viewer_page/`), its data script and its folder of images."""
+"""A viewer folder's page (package data, `page/`), its data script and its folder of images."""
 
 
 @dataclass(frozen=True)
