@@ -34,8 +34,8 @@ def run_batch(net: str, size: int, k: int, iterations: int, warmup: int, threads
     from dip.device import configure_threads, tune_cpu_allocator
     from dip.fit import FitSettings, fit, fit_batch
     from dip.models import resolve_spec
-    from dip.tasks import make_operator
     from dip.restoration import build_problem
+    from dip.tasks import make_operator
 
     configure_threads(threads)
     tune_cpu_allocator()

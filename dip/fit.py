@@ -32,6 +32,7 @@ from dip.fit_steps import (
 )
 from dip.frames import Frame, FrameRecorder, check_frames
 from dip.layout import FRAMES_INDEX, FRAMES_SPRITE, RECORD
+from dip.record import check_seed
 from dip.stacked import StackedNets
 from dip.stopping import STOPPING_RULES, make_stopping_rule
 
@@ -118,8 +119,7 @@ class FitSettings:
             raise ConfigError(
                 f"backtrack_db must be a finite number ≥ 0 (0 turns backtracking off), not {self.backtrack_db}"
             )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, not {self.seed!r}")
+        check_seed(self.seed)
         make_stopping_rule(self.stopping, window=self.es_window, patience=self.es_patience)
         check_frames(self.frames, self.frame_side)
         if self.es_continue and self.stopping == "fixed":

@@ -322,6 +322,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
             torch.save(state, handle)
         os.replace(tmp, path)
     except OSError as error:
+        tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot save the checkpoint {path} ({error.strerror or error})") from None
 
 

@@ -23,10 +23,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from dip import api
+from dip import api, outputs
 from dip.device import DEVICES
 from dip.errors import ConfigError, DipError, TimeBudgetSpent
-from dip.failures import failure_record, observation_identity, write_failure
+from dip.failures import failure_record, observation_identity
 from dip.fit import FitSettings
 from dip.layout import dip_method
 
@@ -182,7 +182,9 @@ def report_batch(args: argparse.Namespace, fits: list[api.BatchFit]) -> int:
         if args.record_failure is not None:
             variant = fit.run_dir.parent.name.removeprefix(dip_method(""))
             who = {**fit.identity, "method": args.method or dip_method(variant), "variant": variant}
-            write_failure(fit.run_dir, failure_record("restore", fit.outcome, args.record_failure, who))
+            outputs.write_failure(
+                fit.run_dir, outputs.DIP_RUN, failure_record("restore", fit.outcome, args.record_failure, who)
+            )
     log = logging.getLogger(__name__)
     log.info("%d of %d fits done", len(fits) - len(failed), len(fits))
     return 0 if not failed or args.record_failure is not None else DipError.exit_code
@@ -198,5 +200,5 @@ def record_failure(args: argparse.Namespace, record: dict) -> bool:
     """A single fit's failure record in its run directory; a batch's error before any fit is not one fit's."""
     if args.seeds is not None:
         return False
-    write_failure(args.out, record)
+    outputs.write_failure(args.out, outputs.DIP_RUN, record)
     return True

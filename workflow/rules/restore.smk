@@ -70,6 +70,6 @@ else:
         conda:
             "../envs/dip.yaml"
         params:
-            run="{dataset}/{task}/{level}/{image}/" + DIP_RUN_NAME,
+            run=f"{{dataset}}/{{task}}/{{level}}/{{image}}/{DIP_RUN_NAME}",
         shell:
             "cp -R {input}/{params.run} {output} > {log} 2>&1"
