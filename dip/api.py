@@ -160,7 +160,7 @@ def restore(
     operator = operator_for(observation)
     spec = resolve_spec(arch if arch is not None else operator.paper_preset)
     given = {key: value for key, value in settings.items() if value is not None}
-    merged = {**operator.paper_fit(), **given}
+    merged = {**operator.paper_fit(), "noise_sigma": operator.noise_sigma, **given}
     if smoke_iterations:
         merged["iterations"] = smoke_iterations
     if merged["backtrack_db"] == 0:
@@ -211,6 +211,7 @@ def restore(
         "output": result.output_kind,
         "stop_reason": result.stop_reason,
         "early_stop": result.early_stop,
+        "watched": result.watched,
         "backtracks": result.backtracks,
         "resumed_from": result.resumed_from,
         "seconds": result.seconds,
@@ -337,6 +338,24 @@ def _early_stop_metrics(record: dict[str, Any], restored: np.ndarray, observatio
     }
 
 
+WATCHED_KEYS = ("stop_iteration", "selected_iteration", "psnr_gt")
+"""What each watching rule records (`dip.watching.Watcher.record`)."""
+
+
+def watched_column(rule: str, key: str) -> str:
+    """The metrics column of a watching rule's record, e.g. `watch_es_emv_psnr_gt`."""
+    return f"watch_{rule.replace('-', '_')}_{key}"
+
+
+def _watched_metrics(record: dict[str, Any]) -> dict[str, Any]:
+    """Each watching rule's stop, pick and pick PSNR (`record["watched"]`) as flat metrics columns."""
+    return {
+        watched_column(rule, key): values.get(key)
+        for rule, values in (record.get("watched") or {}).items()
+        for key in WATCHED_KEYS
+    }
+
+
 def evaluate(
     restored: np.ndarray | Restoration | str | Path,
     observation: Observation | str | Path,
@@ -378,6 +397,7 @@ def evaluate(
         run_dir=None if run_dir is None else str(run_dir),
     )
     metrics.update(_early_stop_metrics(record, restored, observation))
+    metrics.update(_watched_metrics(record))
     if observation.has_ground_truth:
         metrics.update(_scores(restored, observation, operator, protocol))
     if out is not None:

@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from dip.device import autocast
 from dip.errors import ConfigError, DipError, DivergenceError, OutputError
 from dip.frames import Frame, FrameRecorder, check_frames
-from dip.stopping import make_stopping_rule
+from dip.stopping import EARLY_STOPPING_RULES, applicable_rules, make_stopping_rule
+from dip.watching import Watchers
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,13 @@ class FitSettings:
     stopping: str = "fixed"
     es_window: int = 100
     es_patience: int = 1000
+    es_alpha: float = 0.1
+    """ES-EMV's weight of the newest output (Wang et al.: 0.1)."""
+    noise_sigma: float | None = None
+    """The known σ (0–255 scale) of Gaussian noise on the observation, for the noise-level rule; None: unknown."""
+    watch: tuple[str, ...] | None = None
+    """The early-stopping rules that watch the fit, each recording its stop and pick (`dip.watching`); None: every
+    rule that applies (`dip.stopping.applicable_rules`), () none. Watching changes nothing in the fit."""
     es_continue: bool = False
     """Fit all `iterations` even after the stopping rule fires; its pick goes to FitResult.early_stop."""
     seed: int = 0
@@ -80,10 +88,29 @@ class FitSettings:
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, not {self.seed!r}")
-        make_stopping_rule(self.stopping, window=self.es_window, patience=self.es_patience)
+        make_stopping_rule(self.stopping, **self.rule_settings())
+        if self.watch is not None:
+            object.__setattr__(self, "watch", tuple(self.watch))  # a list from a config or JSON
+            for rule in self.watch:
+                if rule not in EARLY_STOPPING_RULES:
+                    raise ConfigError(f"watch: {rule!r} is not one of {', '.join(EARLY_STOPPING_RULES)}")
+                make_stopping_rule(rule, **self.rule_settings())
         check_frames(self.frames, self.frame_side)
         if self.es_continue and self.stopping == "fixed":
             raise ConfigError("es_continue watches an early-stopping rule: set stopping (e.g. 'es-wmv') as well")
+
+    def rule_settings(self) -> dict[str, Any]:
+        """The stopping rules' settings, as `make_stopping_rule` takes them."""
+        return {
+            "window": self.es_window,
+            "patience": self.es_patience,
+            "alpha": self.es_alpha,
+            "noise_sigma": self.noise_sigma,
+        }
+
+    def watched_rules(self) -> tuple[str, ...]:
+        """The rules that watch the fit: `watch`, or every rule that applies."""
+        return self.watch if self.watch is not None else applicable_rules(self.noise_sigma)
 
 
 @dataclass
@@ -115,6 +142,8 @@ class FitResult:
     resumed_from: int | None = None
     early_stop: dict[str, float | int | None] | None = None
     """With `es_continue`: where the stopping rule would have stopped, the iteration it picked, that output's PSNR."""
+    watched: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each watching rule's stop, pick and pick PSNR (`Watcher.record`), by rule name."""
     notes: list[str] = field(default_factory=list)
     """Warnings about the fit (e.g. a data term that ended worse than it began), also logged."""
     checkpoint: Path | None = None
@@ -240,7 +269,8 @@ def fit(
     net_input_saved = problem.net_input.contiguous(memory_format=memory_format)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
     generator = torch.Generator(device=device).manual_seed(settings.seed + 1)
-    stopping = make_stopping_rule(settings.stopping, window=settings.es_window, patience=settings.es_patience)
+    stopping = make_stopping_rule(settings.stopping, **settings.rule_settings())
+    watchers = Watchers(settings.watched_rules(), **settings.rule_settings())
     perturbation = torch.empty_like(net_input_saved)
     # fp16 gradients of an MSE near 1e-3 underflow: scale the loss (a no-op for fp32 and bf16, which need none)
     scaler = torch.amp.GradScaler(device.type, enabled=settings.precision == "fp16")
@@ -266,6 +296,7 @@ def fit(
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"].cpu())
         stopping.load_state_dict(state["stopping"])
+        watchers.load_state_dict(state.get("watchers", {}))
         start, elapsed, backtracks = state["iteration"], state["elapsed"], state["backtracks"]
         trace, ema, best_output = state["trace"], state["ema"], state["best_output"]
         fired_output, early_stop = state.get("fired_output"), state.get("early_stop")
@@ -299,6 +330,7 @@ def fit(
             "scaler": scaler.state_dict(),
             "generator": generator.get_state(),
             "stopping": stopping.state_dict(),
+            "watchers": watchers.state_dict(),
             "trace": trace,
             "ema": ema,
             "best_output": best_output,
@@ -376,7 +408,8 @@ def fit(
             ema = detached.clone() if ema is None else ema.mul_(settings.ema).add_(detached, alpha=1 - settings.ema)
         if recorder.due(iteration):
             take_frame(iteration, detached, loss)
-        step = stopping.update(iteration, detached)
+        step = stopping.update(iteration, detached, loss.detach())
+        watchers.observe(iteration, detached, ema if ema is not None else detached, loss.detach())
         if step is not None:  # device-side selection: no host sync here
             keep = ema if ema is not None else detached
             best_output = keep.clone() if best_output is None else torch.where(step.is_best, keep, best_output)
@@ -406,10 +439,7 @@ def fit(
             elif firing is not None:
                 if settings.frames and not recorder.has(iteration - 1):
                     take_frame(iteration - 1, detached, loss)  # the last output of a fit stopped early
-                stop_reason = (
-                    f"{settings.stopping} (no new variance minimum for {settings.es_patience} iterations; "
-                    f"fired after {firing[0] + 1})"
-                )
+                stop_reason = f"{settings.stopping} (fired after {firing[0] + 1} iterations)"
                 break
     bar.close()
     if checkpoint:
@@ -425,7 +455,7 @@ def fit(
         last = net(net_input_saved).float()  # the authors' final forward pass on the unperturbed z
     if firing is not None and fired_output is not None and not settings.es_continue:
         chosen, kind, selected = fired_output, f"{settings.stopping} selection", firing[1]
-    elif best_output is not None and not settings.es_continue:
+    elif best_output is not None and stopping.best_iteration is not None and not settings.es_continue:
         chosen, kind, selected = best_output, f"{settings.stopping} selection", stopping.best_iteration
     elif ema is not None:
         chosen, kind, selected = ema, f"average of outputs (weight {settings.ema})", iteration - 1
@@ -445,6 +475,7 @@ def fit(
         backtracks=backtracks,
         resumed_from=resumed_from,
         early_stop=early_stop,
+        watched=watchers.records(problem.clean),
         notes=notes,
         checkpoint=checkpoint,
         frames=recorder.frames,

@@ -281,7 +281,10 @@ def fit_flags(settings: Mapping[str, Any]) -> list[str]:
         if key in RUN_KEYS or value is False:
             continue
         flag = f"--{key.replace('_', '-')}"
-        flags.append(flag if value is True else f"{flag} {value}")
+        if isinstance(value, list):  # `watch: [es-wmv, es-emv]` → `--watch es-wmv es-emv` (`[]`: `--watch`, none)
+            flags.append(" ".join([flag, *map(str, value)]))
+        else:
+            flags.append(flag if value is True else f"{flag} {value}")
     return flags
 
 

@@ -23,7 +23,7 @@ from dip import api
 from dip.device import DEVICES, PRECISIONS
 from dip.errors import ConfigError
 from dip.failures import observation_identity, write_failure
-from dip.stopping import STOPPING_RULES
+from dip.stopping import EARLY_STOPPING_RULES, STOPPING_RULES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +52,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stopping rule (default: the task's, es-wmv for jpeg and the non-Gaussian noise kinds, else fixed)",
     )
     fit.add_argument("--es-window", type=int, default=100, help="ES-WMV window")
-    fit.add_argument("--es-patience", type=int, default=1000, help="ES-WMV patience")
+    fit.add_argument("--es-patience", type=int, default=1000, help="ES-WMV and ES-EMV patience")
+    fit.add_argument("--es-alpha", type=float, default=0.1, help="ES-EMV weight of the newest output")
+    fit.add_argument(
+        "--watch",
+        nargs="*",
+        choices=EARLY_STOPPING_RULES,
+        metavar="RULE",
+        help="early-stopping rules that watch the fit and record their stop and pick "
+        f"({', '.join(EARLY_STOPPING_RULES)}; default: every rule that applies, noise-level for Gaussian denoising "
+        "only; --watch alone: none)",
+    )
     fit.add_argument(
         "--es-continue",
         action="store_true",
@@ -139,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
             es_window=args.es_window,
             es_patience=args.es_patience,
             es_continue=args.es_continue,
+            es_alpha=args.es_alpha,
+            watch=args.watch,
             seed=args.seed,
             trace_every=args.trace_every,
             checkpoint_every=args.checkpoint_every,
