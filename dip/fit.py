@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from dip.device import autocast
 from dip.errors import ConfigError, DipError, DivergenceError, OutputError
+from dip.fit_variants import LangevinDynamics, total_variation
 from dip.frames import Frame, FrameRecorder, check_frames
 from dip.stopping import EARLY_STOPPING_RULES, applicable_rules, make_stopping_rule
 from dip.watching import Watchers
@@ -61,6 +62,17 @@ class FitSettings:
     checkpoint_every: int = 200
     precision: str = "fp32"
     channels_last: bool = False
+    tv_weight: float = 0.0
+    """DIP-TV (`dip.fit_variants.total_variation`): the weight of the TV term added to the data term; 0 = off."""
+    langevin_sigma: float = 0.0
+    """Bayesian DIP by SGLD (`dip.fit_variants.LangevinDynamics`): the Langevin noise on the conv weights after each
+    step has std langevin_sigma × lr (Cheng et al.: 2); 0 = off. The output is then the posterior mean."""
+    langevin_burnin: int = 7000
+    """SGLD: the iterations before the posterior mean starts collecting outputs (Cheng et al.: 7000)."""
+    langevin_every: int = 50
+    """SGLD: after burn-in, every this many iterations an output joins the posterior mean (Cheng et al.: 50)."""
+    weight_decay: float = 0.0
+    """Adam's weight decay (Cheng et al.'s SGLD: 5e-8); 0 = none, as the paper's DIP."""
     frames: int = 0
     """Snapshots of the net's output kept along the fit (`dip.frames`), at geometrically spaced iterations."""
     frame_side: int = 256
@@ -86,6 +98,12 @@ class FitSettings:
             raise ConfigError(
                 f"backtrack_db must be a positive finite number (or None to disable), not {self.backtrack_db}"
             )
+        for key in ("tv_weight", "langevin_sigma", "weight_decay"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{key} must be a finite number ≥ 0, not {value}")
+        if self.langevin_burnin < 0 or self.langevin_every < 1:
+            raise ConfigError("langevin_burnin must be ≥ 0 and langevin_every ≥ 1")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, not {self.seed!r}")
         make_stopping_rule(self.stopping, **self.rule_settings())
@@ -267,10 +285,14 @@ def fit(
     net.to(memory_format=memory_format)
     net.train()  # BatchNorm stays in training mode for the whole fit, as in the authors' code
     net_input_saved = problem.net_input.contiguous(memory_format=memory_format)
-    optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
+    optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     generator = torch.Generator(device=device).manual_seed(settings.seed + 1)
     stopping = make_stopping_rule(settings.stopping, **settings.rule_settings())
     watchers = Watchers(settings.watched_rules(), **settings.rule_settings())
+    langevin = None
+    if settings.langevin_sigma > 0:
+        burnin, every = settings.langevin_burnin, settings.langevin_every
+        langevin = LangevinDynamics(settings.langevin_sigma, settings.lr, burnin, every, settings.seed + 2, device)
     perturbation = torch.empty_like(net_input_saved)
     # fp16 gradients of an MSE near 1e-3 underflow: scale the loss (a no-op for fp32 and bf16, which need none)
     scaler = torch.amp.GradScaler(device.type, enabled=settings.precision == "fp16")
@@ -297,6 +319,8 @@ def fit(
         generator.set_state(state["generator"].cpu())
         stopping.load_state_dict(state["stopping"])
         watchers.load_state_dict(state.get("watchers", {}))
+        if langevin is not None:
+            langevin.load_state_dict(state["langevin"])
         start, elapsed, backtracks = state["iteration"], state["elapsed"], state["backtracks"]
         trace, ema, best_output = state["trace"], state["ema"], state["best_output"]
         fired_output, early_stop = state.get("fired_output"), state.get("early_stop")
@@ -331,6 +355,7 @@ def fit(
             "generator": generator.get_state(),
             "stopping": stopping.state_dict(),
             "watchers": watchers.state_dict(),
+            "langevin": None if langevin is None else langevin.state_dict(),
             "trace": trace,
             "ema": ema,
             "best_output": best_output,
@@ -365,7 +390,8 @@ def fit(
             output = net(net_input)
         output = output.float()
         loss = torch.mean((forward(output) - problem.observed) ** 2)
-        scaler.scale(loss).backward()
+        objective = loss + settings.tv_weight * total_variation(output) if settings.tv_weight else loss
+        scaler.scale(objective).backward()
 
         snapshot_due = iteration % settings.backtrack_every == 0
         logged = not show_bar and iteration % log_every == 0
@@ -404,6 +430,9 @@ def fit(
         scaler.step(optimizer)  # skips the step when fp16 gradients overflowed
         scaler.update()
         detached = output.detach()
+        if langevin is not None:
+            langevin.step(net)
+            langevin.observe(iteration, detached)
         if settings.ema > 0:
             ema = detached.clone() if ema is None else ema.mul_(settings.ema).add_(detached, alpha=1 - settings.ema)
         if recorder.due(iteration):
@@ -457,6 +486,9 @@ def fit(
         chosen, kind, selected = fired_output, f"{settings.stopping} selection", firing[1]
     elif best_output is not None and stopping.best_iteration is not None and not settings.es_continue:
         chosen, kind, selected = best_output, f"{settings.stopping} selection", stopping.best_iteration
+    elif langevin is not None and langevin.samples:
+        chosen, selected = langevin.mean(), iteration - 1
+        kind = f"posterior mean of {langevin.samples} outputs (SGLD, after {settings.langevin_burnin} iterations)"
     elif ema is not None:
         chosen, kind, selected = ema, f"average of outputs (weight {settings.ema})", iteration - 1
     else:

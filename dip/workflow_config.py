@@ -335,13 +335,34 @@ def check_tasks(config: Mapping[str, Any]) -> None:
                 )
 
 
+VARIANT_FIT_KEYS = ("tv_weight", "langevin_sigma", "langevin_burnin", "langevin_every", "weight_decay")
+"""The fit settings a variant may set under `fit` (the DIP variants of `dip.fit_variants`: a method, not a net)."""
+
+
+def variant_spec(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A variant's model spec (`dip restore --arch-json`): its entry without `fit`."""
+    return {key: value for key, value in config["variants"][name].items() if key != "fit"}
+
+
+def variant_fit(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A variant's own fit settings (`fit`, e.g. DIP-TV's `tv_weight`), over those of the task and level."""
+    return dict(config["variants"][name].get("fit") or {})
+
+
 def check_variants(config: Mapping[str, Any]) -> None:
-    """Each variant is a valid model spec: its preset's arch takes every key it overrides, with a valid value."""
+    """Each variant is a valid model spec: its preset's arch takes every key it overrides, with a valid value; its
+    `fit` sets only `VARIANT_FIT_KEYS`, with valid values."""
+    from dip.fit import FitSettings
     from dip.models import resolve_spec
 
-    for name, spec in config["variants"].items():
+    for name in config["variants"]:
         try:
-            resolve_spec(spec)
+            resolve_spec(variant_spec(config, name))
+            fit = variant_fit(config, name)
+            unknown = sorted(set(fit) - set(VARIANT_FIT_KEYS))
+            if unknown:
+                raise ConfigError(f"fit: {', '.join(unknown)} is not one of {', '.join(VARIANT_FIT_KEYS)}")
+            FitSettings(**fit)
         except ConfigError as error:
             raise ConfigError(f"variants.{name}: {error}") from None
 
@@ -357,7 +378,7 @@ def check_given_inputs(config: Mapping[str, Any]) -> None:
             if not make_operator(task, level).needs_flash_file:
                 continue
             for variant in level_fit(config, task, level)["variants"]:
-                spec = resolve_spec(config["variants"][variant])
+                spec = resolve_spec(variant_spec(config, variant))
                 if spec["input_depth"] != 3 or input_scale(spec) != 1:
                     raise ConfigError(
                         f"fit.{task}.variants: variant {variant!r} takes input_depth {spec['input_depth']}"
@@ -468,7 +489,7 @@ def check_crops(config: Mapping[str, Any]) -> None:
                 levels = config["fit"][task].get("levels", {})
                 where = f"fit.{task}.levels.{level}" if "variants" in levels.get(level, {}) else f"fit.{task}"
                 for variant in level_fit(config, task, level)["variants"]:
-                    spec = config["variants"][variant]
+                    spec = variant_spec(config, variant)
                     multiple, shortest = required_multiple(spec), minimum_side(spec)
                     if side % multiple or side < shortest:
                         raise ConfigError(

@@ -68,6 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --stopping es-wmv: fit all iterations anyway and record where the rule would have stopped",
     )
+    fit.add_argument("--tv-weight", type=float, help="DIP-TV: weight of the total-variation term (0 = off)")
+    fit.add_argument(
+        "--langevin-sigma", type=float, help="Bayesian DIP (SGLD): Langevin noise std on conv weights, × lr (0 = off)"
+    )
+    fit.add_argument("--langevin-burnin", type=int, help="SGLD: iterations before the posterior mean collects outputs")
+    fit.add_argument("--langevin-every", type=int, help="SGLD: collect an output every this many iterations")
+    fit.add_argument("--weight-decay", type=float, help="Adam weight decay (SGLD: 5e-8)")
     fit.add_argument("--seed", type=int, default=0, help="seed of the net's initialisation, z and reg-noise")
     fit.add_argument("--trace-every", type=int, default=10)
     fit.add_argument(
@@ -151,6 +158,11 @@ def run(args: argparse.Namespace) -> int:
             es_continue=args.es_continue,
             es_alpha=args.es_alpha,
             watch=args.watch,
+            tv_weight=args.tv_weight,
+            langevin_sigma=args.langevin_sigma,
+            langevin_burnin=args.langevin_burnin,
+            langevin_every=args.langevin_every,
+            weight_decay=args.weight_decay,
             seed=args.seed,
             trace_every=args.trace_every,
             checkpoint_every=args.checkpoint_every,

@@ -11,7 +11,13 @@ from snakemake.exceptions import WorkflowError
 
 from dip.errors import ConfigError
 from dip.operators import make_operator
-from dip.workflow_config import check_config, fit_flags as level_flags, level_fit
+from dip.workflow_config import (
+    check_config,
+    fit_flags as level_flags,
+    level_fit,
+    variant_fit,
+    variant_spec,
+)
 
 # The `--config` overrides put in place, the schema's checks and defaults, and every other check of the config that
 # needs no job (dip/workflow_config.py): a bad value stops the run here, in one line naming its key.
@@ -236,12 +242,14 @@ def export_flags(wildcards) -> str:
 
 def arch_json(wildcards) -> str:
     """The model spec of a DIP variant as the JSON of `dip restore --arch-json`."""
-    return json.dumps(config["variants"][wildcards.variant], sort_keys=True)
+    return json.dumps(variant_spec(config, wildcards.variant), sort_keys=True)
 
 
 def fit_flags(wildcards) -> str:
-    """The configured fit settings of a task and level as `dip restore` flags (the others take the paper's defaults)."""
-    flags = level_flags(level_fit(config, wildcards.task, wildcards.level))
+    """The configured fit settings of a task and level, and the variant's own (e.g. DIP-TV's weight), as `dip restore`
+    flags (the others take the paper's defaults)."""
+    settings = level_fit(config, wildcards.task, wildcards.level)
+    flags = level_flags({**settings, **variant_fit(config, wildcards.variant)})
     if config.get("smoke_iterations"):
         flags.append(f"--smoke-iterations {config['smoke_iterations']}")
     return " ".join(flags)
