@@ -3,6 +3,7 @@
 # says (a CPU or CUDA wheel, whichever pip picks for this machine), then the package with every extra.
 #   make run GPUS=4                     four fits at once, each on a GPU of its own
 #   make test JOBS=1 ARGS="-k viewer"   the tests in one process (JOBS: pytest-xdist workers, default one per CPU)
+#   make test-gpu                       the CUDA tier alone (tests marked gpu; they skip where no GPU is visible)
 #   make run ARGS="--configfile config/paper.yaml"
 #   make test VENV=.venv-cu126 TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
 
@@ -11,7 +12,8 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 EXTRAS ?= bm3d,workflow,dev
 CORES ?= all
-GPUS ?= 1
+# fits at once: 1 where a GPU is found (nvidia-smi), else one single-thread fit per CPU core
+GPUS ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1 || nproc)
 JOBS ?= auto
 ARGS ?=
 
@@ -19,7 +21,7 @@ BIN := $(abspath $(VENV))/bin
 # Jobs and the workflow call `dip`: the environment's scripts come first, whether or not it is activated.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test setup
+.PHONY: run test test-gpu setup
 .DELETE_ON_ERROR:
 
 run: $(VENV)/.installed
@@ -29,6 +31,10 @@ test: $(VENV)/.installed
 	ruff check .
 	ruff format --check .
 	python -m pytest -q -n $(JOBS) --dist loadscope --durations=15 $(ARGS)
+
+# One process: the tier's fits share the GPU, and its timings and sync counts want it to themselves.
+test-gpu: $(VENV)/.installed
+	python -m pytest -q -n 0 -m gpu $(ARGS)
 
 setup: $(VENV)/.installed
 

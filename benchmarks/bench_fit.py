@@ -5,6 +5,7 @@ runs. The image is F16 from ../shared/data/dip-paper when present, else scikit-i
 
     python benchmarks/bench_fit.py                      # the default table (paper net 512², light net 256²)
     python benchmarks/bench_fit.py --iterations 20 --cases paper-512-fp32
+    python benchmarks/bench_fit.py --device cuda --cases paper-512-fp32 paper-512-tf32 paper-512-bf16
 
 The speed-up column is against the first case run with the same net and size (by default the untuned fp32 loop).
 """
@@ -16,7 +17,7 @@ import json
 import resource
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,11 @@ CASES = {
     for case in (
         Case("paper-512-fp32-untuned", "paper", 512, tune_allocator=False),
         Case("paper-512-fp32", "paper", 512),
+        Case("paper-512-tf32", "paper", 512, precision="tf32"),
         Case("paper-512-bf16", "paper", 512, precision="bf16"),
+        Case("paper-256-fp32", "paper", 256),
+        Case("paper-256-tf32", "paper", 256, precision="tf32"),
+        Case("paper-256-bf16", "paper", 256, precision="bf16"),
         Case("paper-512-fp32-cl", "paper", 512, channels_last=True),
         Case("paper-512-bf16-cl", "paper", 512, precision="bf16", channels_last=True),
         Case("paper-512-bf16-cl-outofplace", "paper", 512, "bf16", True, inplace_activations=False),
@@ -81,7 +86,14 @@ def run_case(case: Case, iterations: int, warmup: int, threads: int | None, devi
     """Time one case in this process; returns s/iter and peak memory."""
     import torch
 
-    from dip.device import configure_threads, describe_device, select_device, tune_cpu_allocator
+    from dip.device import (
+        check_precision,
+        configure_cuda,
+        configure_threads,
+        describe_device,
+        select_device,
+        tune_cpu_allocator,
+    )
     from dip.fit import FitSettings, fit
     from dip.models import resolve_spec
     from dip.operators import make_operator
@@ -89,6 +101,8 @@ def run_case(case: Case, iterations: int, warmup: int, threads: int | None, devi
 
     configure_threads(threads)
     device = select_device(device_name)
+    check_precision(case.precision, device)
+    configure_cuda(device, case.precision)  # fp32 is IEEE float32 on CUDA; tf32 turns TensorFloat-32 on
     if case.tune_allocator and device.type == "cpu":
         tune_cpu_allocator()
     operator = make_operator("denoising", "25")
@@ -138,11 +152,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--size", type=int, help="with --single: this image size instead of the case's")
     parser.add_argument("--single", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.single:
-        row = run_case(CASES[args.single], args.iterations, args.warmup, args.threads, args.device)
+        case = CASES[args.single]
+        if args.size:
+            case = replace(case, size=args.size)
+        row = run_case(case, args.iterations, args.warmup, args.threads, args.device)
         print(json.dumps(row))
         return
 

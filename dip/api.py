@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -140,11 +140,14 @@ def restore(
     `checkpoint`, the fit saves and resumes its state there; with `out`, restored.png, trace.csv, the frames and
     record.json are written, and the checkpoint is deleted once they are.
     """
+    import torch
+
     from dip.device import (
         check_precision,
+        configure_cuda,
         configure_threads,
         describe_device,
-        enable_cuda_speedups,
+        resolve_precision,
         select_device,
         set_deterministic,
         tune_cpu_allocator,
@@ -170,11 +173,13 @@ def restore(
     except TypeError as error:
         raise ConfigError(f"unknown fit setting: {error}") from None
     device_, gpu_slot = claim_gpu(select_device(device))  # several GPUs: a free one of its own
-    check_precision(fit_settings.precision, device_)
+    asked = fit_settings.precision
+    precision, precision_reason = resolve_precision(asked, device_, fit_settings.channels_last)
+    check_precision(precision, device_)
+    fit_settings = replace(fit_settings, precision=precision)
     configure_threads(threads)
     set_deterministic(deterministic)
-    if not deterministic:
-        enable_cuda_speedups(device_)
+    configure_cuda(device_, precision, autotune=not deterministic)
     if device_.type == "cpu":
         tune_cpu_allocator()
     out = None if out is None else Path(out)
@@ -186,6 +191,10 @@ def restore(
     if checkpoint is not None:
         check_writable(checkpoint.parent, f"--checkpoint {checkpoint}")
 
+    if device_.type == "cuda":
+        if device_.index is not None:
+            torch.cuda.set_device(device_)  # no CUDA context on GPU 0 for a fit of another GPU
+        torch.cuda.reset_peak_memory_stats(device_)
     result, facts = fit_observation(
         observation,
         operator,
@@ -216,8 +225,10 @@ def restore(
         "resumed_from": result.resumed_from,
         "seconds": result.seconds,
         "seconds_per_iteration": result.seconds / max(1, result.iterations),
+        "precision": {"asked": asked, "ran": precision, "why": precision_reason},
         "device": describe_device(device_),
         "gpu_slot": gpu_slot,
+        "gpu_memory_peak_mb": torch.cuda.max_memory_allocated(device_) / 2**20 if device_.type == "cuda" else None,
         "observation": observation.meta,
         "versions": versions(),
         "fingerprint": facts["fingerprint"],

@@ -219,6 +219,30 @@ def list_images(dataset: Dataset | str) -> list[str]:
     return sorted(f.name for f in dataset.files)
 
 
+def offline_problem(dataset: Dataset | str, names: list[str] | None = None) -> str | None:
+    """Why the images `names` (default all) of `dataset` cannot be had without network, or None when they can: an
+    embedded set, an existing folder, or a download already in the cache."""
+    named = isinstance(dataset, str) and (dataset in DATASETS or dataset in FOLDER_ONLY)
+    if isinstance(dataset, str) and not named and not Path(dataset).expanduser().is_dir():
+        return f"no folder {dataset} on this machine"
+    try:
+        dataset = _resolve(dataset)
+    except ConfigError as error:
+        return str(error)
+    fetch_it = f"`dip datasets fetch {dataset.name}` fetches it"
+    if dataset.kind == "archive" and not _archive_root(dataset).is_dir():
+        return f"not downloaded yet ({fetch_it})"
+    if dataset.kind == "remote":
+        missing = [f.name for f in dataset.files if (names is None or f.name in names) and not _cached(dataset, f)]
+        if missing:
+            return f"{len(missing)} image(s) not downloaded yet ({fetch_it})"
+    return None
+
+
+def _cached(dataset: Dataset, file: RemoteFile) -> bool:
+    return (cache_dir() / dataset.name / file.file).is_file()
+
+
 def _archive_root(dataset: Dataset) -> Path:
     assert dataset.archive is not None
     return cache_dir() / dataset.name / "extracted" / dataset.archive.folder

@@ -17,8 +17,12 @@ from dip.errors import ConfigError
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "bf16", "fp16")
-Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
+"""What `--precision` takes: `auto` resolves (`resolve_precision`) to one of the others, which run as they say."""
+Precision = Literal["auto", "fp32", "tf32", "bf16", "fp16"]
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+"""The precisions that run the forward pass under autocast; fp32 and tf32 run it in float32."""
+CPU_BF16_FEATURES = ("amx_bf16", "avx512_bf16")
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -73,13 +77,19 @@ def set_deterministic(enabled: bool) -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
-def enable_cuda_speedups(device: torch.device) -> None:
-    """cuDNN autotuning and TF32 matmuls/convs: CUDA only, never touched on a CPU machine."""
+def configure_cuda(device: torch.device, precision: str, *, autotune: bool = True) -> None:
+    """cuDNN autotuning (`autotune`) and the float32 arithmetic of matmuls and convolutions: TF32 for `tf32`, IEEE
+    float32 otherwise (cuDNN's convolutions default to TF32; here fp32 means fp32). CUDA only, never touched on a CPU
+    machine."""
     if device.type != "cuda":
         return
-    torch.backends.cudnn.benchmark = True
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = autotune
+    mode = "tf32" if precision == "tf32" else "ieee"
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch ≥ 2.9; the old flags are deprecated there
+        torch.backends.cuda.matmul.fp32_precision = mode
+        torch.backends.cudnn.conv.fp32_precision = mode
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
 
 
 def tune_cpu_allocator(top_pad_bytes: int = 1 << 30) -> bool:
@@ -117,20 +127,59 @@ def tune_cpu_allocator(top_pad_bytes: int = 1 << 30) -> bool:
     return ok
 
 
+def cpu_bf16_features() -> list[str]:
+    """The CPU's instruction-set extensions that compute bf16 natively (AMX-BF16, AVX512-BF16), as torch reads them."""
+    cpu = torch._C._cpu
+    if hasattr(cpu, "_get_cpu_capability"):  # torch ≥ 2.12: one dict of every feature
+        capability = cpu._get_cpu_capability()
+        return [name for name in CPU_BF16_FEATURES if capability.get(name)]
+    probes = {"amx_bf16": "_is_amx_tile_supported", "avx512_bf16": "_is_avx512_bf16_supported"}
+    return [name for name, probe in probes.items() if getattr(cpu, probe, lambda: False)()]
+
+
+def resolve_precision(precision: str, device: torch.device, channels_last: bool) -> tuple[str, str]:
+    """The precision a fit runs in and why: `auto` is bf16 where the device computes it natively (CUDA compute
+    capability ≥ 8.0; a CPU with AMX-BF16 or AVX512-BF16, in channels_last, oneDNN's fast bf16 layout), else fp32;
+    any other precision is itself."""
+    if precision != "auto":
+        return precision, "asked for"
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        if major >= 8:
+            return "bf16", f"auto: CUDA compute capability {major}.{minor} ≥ 8.0 computes bf16 natively"
+        return "fp32", f"auto: CUDA compute capability {major}.{minor} < 8.0 has no native bf16"
+    if device.type == "cpu":
+        features = cpu_bf16_features()
+        if not features:
+            return "fp32", "auto: the CPU has neither AMX-BF16 nor AVX512-BF16"
+        native = " and ".join(name.upper().replace("_", "-") for name in features)
+        if channels_last:
+            return "bf16", f"auto: the CPU has {native} and the net runs in channels_last"
+        return "fp32", f"auto: the CPU has {native}, but bf16 pays only in channels_last, which is off"
+    return "fp32", f"auto: no native bf16 path on {device.type} here"
+
+
 def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse a precision the device cannot run (fp16 autocast is CUDA-only here)."""
+    """Refuse a precision the device cannot run (fp16 autocast and TF32 are CUDA-only here; `auto` is resolved
+    first)."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        raise ConfigError("precision 'auto' is resolved before it is checked (dip.device.resolve_precision)")
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("precision 'fp16' needs a CUDA device; use 'bf16' on a CPU")
+    if precision == "tf32" and device.type != "cuda":
+        raise ConfigError("precision 'tf32' (TensorFloat-32 matmuls and convolutions) needs a CUDA device")
 
 
 @contextlib.contextmanager
 def autocast(precision: str, device: torch.device) -> Iterator[None]:
-    """Mixed precision for the forward pass: bf16 on CPU/CUDA, fp16 on CUDA; fp32 is a no-op."""
-    if precision == "fp32":
+    """Mixed precision for the forward pass: bf16 on CPU/CUDA, fp16 on CUDA; fp32 and tf32 are no-ops (TF32 is a
+    backend setting, `configure_cuda`)."""
+    if precision in ("fp32", "tf32"):
         yield
         return
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    with torch.autocast(device_type=device.type, dtype=dtype):
+    if precision not in _AUTOCAST:
+        raise ConfigError(f"precision {precision!r} has no autocast: resolve it first (dip.device.resolve_precision)")
+    with torch.autocast(device_type=device.type, dtype=_AUTOCAST[precision]):
         yield

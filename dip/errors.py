@@ -21,3 +21,7 @@ class DivergenceError(DipError):
 
 class OutputError(DipError):
     """An output or checkpoint that could not be written (a folder removed meanwhile, a full disk)."""
+
+
+class TimeBudgetSpent(DipError):
+    """A fit not started because the time budget of the run it belongs to ($DIP_DEADLINE) was spent."""

@@ -243,6 +243,26 @@ def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
         return None
 
 
+def _steps_on_cpu(optimizer_state: dict[str, Any]) -> dict[str, Any]:
+    """Adam's step counts back on the CPU, where Adam keeps them (a checkpoint loaded onto a GPU put them there, and
+    Adam would then read each one back to the host at every step)."""
+    for param_state in optimizer_state["state"].values():
+        if isinstance(param_state.get("step"), torch.Tensor):
+            param_state["step"] = param_state["step"].cpu()
+    return optimizer_state
+
+
+def _resume_generator(generator: torch.Generator, saved: torch.Tensor, reseed: int) -> None:
+    """Continue the reg-noise stream of a checkpoint; one written on another kind of device (the CPU's and CUDA's
+    generators differ) goes on with a stream seeded by `reseed` instead: the same distribution, other draws."""
+    saved = saved.cpu()
+    if saved.numel() == generator.get_state().numel():
+        generator.set_state(saved)
+        return
+    log.warning("the checkpoint was written on another kind of device: the reg-noise stream is reseeded")
+    generator.manual_seed(reseed)
+
+
 def _belongs_to(state: dict[str, Any], fingerprint: str) -> bool:
     """Whether a checkpoint's state is of this very fit (same format, model, settings and observation)."""
     return (
@@ -315,8 +335,8 @@ def fit(
     stop_reason = "iterations"
     if state is not None:
         net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"].cpu())
+        optimizer.load_state_dict(_steps_on_cpu(state["optimizer"]))
+        _resume_generator(generator, state["generator"], settings.seed + 1 + state["iteration"])
         stopping.load_state_dict(state["stopping"])
         watchers.load_state_dict(state.get("watchers", {}))
         if langevin is not None:
@@ -327,6 +347,7 @@ def fit(
         firing, stop_reason = state.get("firing"), state.get("stop_reason", stop_reason)
         if "scaler" in state:  # checkpoints written before fp16 loss scaling have none (and need none)
             scaler.load_state_dict(state["scaler"])
+        _steps_on_cpu(state["snapshot"]["optimizer"])
         snapshot = _Snapshot.from_state(state["snapshot"])
         snapshot_psnr = state["snapshot_psnr"]
         recorder.load_state_dict(state.get("frames", []))

@@ -1,10 +1,12 @@
-"""One GPU per fit on a machine with several: a fit takes a free GPU under a file lock and holds it until it exits.
+"""GPU slots: a fit asking for `cuda` takes a free slot of a visible GPU under a file lock and holds it until it exits.
 
-`snakemake --resources gpu=N` runs N fits at once, each asking for `cuda`; without this, all of them would land on
-`cuda:0`. Each visible device has a lock file in a directory shared by the fits of the machine ($DIP_GPU_SLOT_DIR,
-default `<tmp>/dip-gpu-slots`), named by the device's entry in CUDA_VISIBLE_DEVICES (or its index when that is unset),
-so two fits never hold one physical GPU whatever each sees. The lock is an `flock`: the operating system drops it
-when the process ends, however it ends.
+`snakemake --resources gpu=N` runs N fits at once, each asking for `cuda`; without slots, all of them would land on
+`cuda:0`. Each GPU has `fits_per_gpu` slots ($DIP_FITS_PER_GPU, default 1: a GPU per fit; more let one big GPU run
+several fits at once), so the slots count fits, not devices: `--resources gpu=<GPUs × fits_per_gpu>`. A slot is a lock
+file in a directory shared by the fits of the machine ($DIP_GPU_SLOT_DIR, default `<tmp>/dip-gpu-slots`), named by the
+device's entry in CUDA_VISIBLE_DEVICES (or its index when that is unset), so two fits never hold one slot of a physical
+GPU whatever each sees; every GPU's first slot is taken before any second one. The lock is an `flock`: the operating
+system drops it when the process ends, however it ends.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ from pathlib import Path
 
 import torch
 
-from dip.errors import OutputError
+from dip.errors import ConfigError, OutputError
 
 log = logging.getLogger(__name__)
 
 SLOT_DIR_VARIABLE = "DIP_GPU_SLOT_DIR"
+FITS_PER_GPU_VARIABLE = "DIP_FITS_PER_GPU"
 
 
 @dataclass
 class Slot:
-    """A held GPU: `index` is the device `cuda:<index>` of this process, `fd` the open, locked lock file."""
+    """A held slot: `index` is its place among the slots (every GPU's first slot, then every second one, …), `fd` the
+    open, locked lock file."""
 
     index: int
     fd: int
@@ -49,6 +53,20 @@ def slot_directory() -> Path:
         with contextlib.suppress(PermissionError):  # another user's fit made it first
             directory.chmod(0o1777)
     return directory
+
+
+def fits_per_gpu() -> int:
+    """How many fits share one GPU ($DIP_FITS_PER_GPU, default 1)."""
+    value = os.environ.get(FITS_PER_GPU_VARIABLE, "").strip() or "1"
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{FITS_PER_GPU_VARIABLE} must be a whole number ≥ 1, not {value!r}")
+    return int(value)
+
+
+def slot_names(names: list[str], fits: int) -> list[str]:
+    """The lock names of `fits` slots per device: the device's name for its first slot, `<name>.<k>` for the others;
+    every device's first slot comes first."""
+    return [name if k == 0 else f"{name}.{k}" for k in range(fits) for name in names]
 
 
 def device_names(count: int) -> list[str]:
@@ -71,24 +89,29 @@ def acquire(names: list[str], directory: Path, poll_seconds: float = 1.0) -> Slo
                 continue
             return Slot(index, fd)
         if not warned:
-            log.warning("all %d GPUs are taken by other fits (locks in %s): waiting for one", len(names), directory)
+            log.warning(
+                "all %d GPU slots are taken by other fits (locks in %s): waiting for one", len(names), directory
+            )
             warned = True
         time.sleep(poll_seconds)
 
 
 def claim(device: torch.device) -> tuple[torch.device, int | None]:
-    """This fit's own GPU when `device` is `cuda` without an index and several CUDA devices are visible: the device
-    `cuda:<slot>` and the slot, held until the process exits. Any other device is returned as it is, with None."""
+    """This fit's own GPU slot when `device` is `cuda` without an index and there are several slots (several visible
+    CUDA devices, or fits_per_gpu > 1): the slot's device `cuda:<k>` and the slot, held until the process exits. Any
+    other device is returned as it is, with None."""
     count = torch.cuda.device_count() if device.type == "cuda" and device.index is None else 0
-    if count < 2:
+    fits = fits_per_gpu() if count else 1
+    if count * fits < 2:
         return device, None
     try:
-        slot = acquire(device_names(count), slot_directory())
+        slot = acquire(slot_names(device_names(count), fits), slot_directory())
     except OSError as error:
         raise OutputError(
             f"cannot lock a GPU slot in {error.filename} ({error.strerror}): set {SLOT_DIR_VARIABLE} to a folder that"
             " every fit of this machine can write"
         ) from None
     _held.append(slot)
-    log.info("GPU slot %d of %d", slot.index, count)
-    return torch.device("cuda", slot.index), slot.index
+    index = slot.index % count
+    log.info("GPU slot %d of %d (%d per GPU): cuda:%d", slot.index, count * fits, fits, index)
+    return torch.device("cuda", index), slot.index

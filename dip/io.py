@@ -321,6 +321,20 @@ def center_crop(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray,
     return image[top : top + height, left : left + width], (top, left, height, width)
 
 
+def shrink(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` scaled down (anti-aliased, as `skimage.transform.resize`) so that its shorter side is ``side``; as it
+    is when that side is ``side`` or less."""
+    from skimage.transform import resize
+
+    check_image(image)
+    h, w = image.shape[:2]
+    if min(h, w) <= side:
+        return image
+    scale = side / min(h, w)
+    shape = (max(side, round(h * scale)), max(side, round(w * scale)), image.shape[2])
+    return np.clip(resize(image, shape, anti_aliasing=True), 0, 1).astype(np.float32)
+
+
 def crop_to_multiple(image: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Centre-crop ``image`` so both sides divide by ``multiple``; return it and ``(top, left, h, w)``."""
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:

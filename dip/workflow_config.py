@@ -12,6 +12,7 @@ import contextlib
 import copy
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -50,6 +51,11 @@ def check_config(
     schema = load_schema(schema) if isinstance(schema, (str, os.PathLike)) else schema
     apply_overrides(config, overrides or {}, schema)
     validate_schema(config, schema)
+    if config.get("smoke_iterations"):
+        notes = leave_out_offline(config)
+        if full:
+            for note in notes:
+                print(f"smoke run: {note}", file=sys.stderr)
     if not full:
         return
     check_tasks(config)
@@ -426,6 +432,34 @@ def check_datasets(config: Mapping[str, Any]) -> None:
         check_companions(name, dataset, images, "pairs", ("flash photos", "flash photos"))
 
 
+STAND_IN = {"source": "skimage-samples", "images": ["astronaut"], "crop": 128}
+"""The dataset that stands in, in a smoke run, for the tasks whose datasets cannot be had offline."""
+STAND_IN_NAME = "offline-stand-in"
+
+
+def leave_out_offline(config: dict[str, Any]) -> list[str]:
+    """A smoke run checks a grid's shape without network: each dataset whose images are not on this machine is left
+    out, and the embedded samples (`STAND_IN`) run the tasks left without a dataset. One note per change."""
+    from dip.datasets import offline_problem
+
+    notes = []
+    for name, dataset in list(config["datasets"].items()):
+        problem = offline_problem(dataset["source"], dataset.get("images"))
+        if problem is not None:
+            notes.append(f"dataset {name!r} ({dataset['source']}) left out: {problem}")
+            del config["datasets"][name]
+    tasks = benchmarked_tasks(config)
+    covered = {task for dataset in config["datasets"].values() for task in dataset.get("tasks", tasks)}
+    orphans = [task for task in tasks if task not in covered]
+    if notes and orphans:
+        config["datasets"][STAND_IN_NAME] = {**copy.deepcopy(STAND_IN), "tasks": orphans}
+        notes.append(
+            f"dataset {STAND_IN_NAME!r} ({STAND_IN['source']}: {', '.join(STAND_IN['images'])}, "
+            f"{STAND_IN['crop']} px) stands in for {', '.join(orphans)}"
+        )
+    return notes
+
+
 def check_companions(name: str, dataset: Mapping[str, Any], images: list[str] | None, key: str, what: str) -> None:
     """`datasets.<name>.<key>` (image -> its mask or flash photo) names used images, and companions in the source."""
     companions = dataset.get(key, {})
@@ -462,16 +496,17 @@ def restored_side(task: str, level: str, crop: int, observed: bool = False) -> i
 
 
 def check_crops(config: Mapping[str, Any]) -> None:
-    """A dataset's `crop` leaves images that every variant fitted on the tasks it runs can restore: sides that divide
-    by the net's `required_multiple` and are at least its `minimum_side`."""
+    """A dataset's `crop` (or `shrink`, whichever is smaller) leaves images that every variant fitted on the tasks it
+    runs can restore: sides that divide by the net's `required_multiple` and are at least its `minimum_side`."""
     from dip.models import minimum_side, required_multiple
     from dip.operators import make_operator
 
     tasks = benchmarked_tasks(config)
     for name, dataset in config["datasets"].items():
-        crop = dataset.get("crop")
-        if crop is None:
+        sizes = {key: dataset[key] for key in ("crop", "shrink") if key in dataset}
+        if not sizes:
             continue
+        key, crop = min(sizes.items(), key=lambda item: (item[1], item[0]))
         for task in dataset.get("tasks", tasks):
             for level in tasks.get(task, []):
                 operator = make_operator(task, level)
@@ -485,7 +520,7 @@ def check_crops(config: Mapping[str, Any]) -> None:
                     side = restored_side(task, level, crop, observed=bool(dataset.get("degraded")))
                 except ConfigError as error:
                     problem = f"{crop} is too small for {task} {level}: {error}"
-                    raise ConfigError(f"datasets.{name}.crop: {problem}") from None
+                    raise ConfigError(f"datasets.{name}.{key}: {problem}") from None
                 levels = config["fit"][task].get("levels", {})
                 where = f"fit.{task}.levels.{level}" if "variants" in levels.get(level, {}) else f"fit.{task}"
                 for variant in level_fit(config, task, level)["variants"]:
@@ -493,7 +528,7 @@ def check_crops(config: Mapping[str, Any]) -> None:
                     multiple, shortest = required_multiple(spec), minimum_side(spec)
                     if side % multiple or side < shortest:
                         raise ConfigError(
-                            f"datasets.{name}.crop: {crop} leaves {side}×{side} images to restore for {task} {level}, "
+                            f"datasets.{name}.{key}: {crop} leaves {side}×{side} images to restore for {task} {level}, "
                             f"but variant {variant!r} ({where}.variants) needs sides that divide by {multiple} "
                             f"and are at least {shortest}"
                         )

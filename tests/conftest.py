@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,17 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 # One intra-op thread: fits in the tests are small, and several processes (snakemake jobs, a second pytest) sharing
 # the cores with multi-threaded torch slow down up to 8× from oversubscription.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def working_directory_of_its_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test runs in an empty working directory of the session's: none reads or writes the checkout's
+    `results/`, `.snakemake/` or `report.zip` (a user's `make run` before `make test` changes no test)."""
+    previous = Path.cwd()
+    folder = tmp_path_factory.mktemp("cwd")
+    os.chdir(folder)
+    yield folder
+    os.chdir(previous)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from skimage import data
 
 from dip.cli import COMMANDS, main
 from dip.fit import CHECKPOINT_VERSION
-from dip.io import write_image
+from dip.io import read_image, write_image
 from dip.record import TRACE_COLUMNS
 
 
@@ -378,3 +378,16 @@ def test_messages_name_the_users_file_not_its_exported_copy(tiny_png, tmp_path, 
     )
     err = capsys.readouterr().err
     assert err.startswith(f"dip degrade: error: {tiny_png}: image is 32×32") and str(copy) not in err
+
+
+def test_export_shrinks_the_whole_photo_then_crops_it(tmp_path):
+    out = tmp_path / "img"
+    assert (
+        run_dip(
+            "datasets", "export", "skimage-samples", "--images", "chelsea", "--shrink", 64, "--crop", 64, "--out", out
+        )
+        == 0
+    )
+    exported = read_image(out / "chelsea.png")  # 300×451 → 64×96 → its centre 64×64
+    assert exported.shape == (64, 64, 3)
+    assert run_dip("datasets", "export", "skimage-samples", "--images", "chelsea", "--shrink", 0, "--out", out) == 2

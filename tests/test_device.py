@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from dip.device import autocast, check_precision, select_device, tune_cpu_allocator
+from dip.device import (
+    CPU_BF16_FEATURES,
+    autocast,
+    check_precision,
+    cpu_bf16_features,
+    resolve_precision,
+    select_device,
+    tune_cpu_allocator,
+)
 from dip.errors import ConfigError
-from dip.fit import FitSettings, fit
+from dip.fit import FitInterrupted, FitSettings, fit
 from tests.test_fit import small_problem
 
 
@@ -81,3 +90,85 @@ def test_fp16_fit_scales_the_loss_and_fits_like_fp32(monkeypatch):
     half = fit(small_problem(), FitSettings(**settings, precision="fp16"))
     assert len(scales) == 120 and min(scales) > 1
     assert abs(half.trace[-1]["psnr_gt"] - reference.trace[-1]["psnr_gt"]) < 0.5
+
+
+def test_auto_precision_on_the_cpu_follows_its_bf16_instructions_and_layout(monkeypatch):
+    from dip import device
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(device, "cpu_bf16_features", lambda: ["avx512_bf16"])
+    assert resolve_precision("auto", cpu, channels_last=True) == (
+        "bf16",
+        "auto: the CPU has AVX512-BF16 and the net runs in channels_last",
+    )
+    precision, why = resolve_precision("auto", cpu, channels_last=False)
+    assert precision == "fp32" and "only in channels_last" in why
+    monkeypatch.setattr(device, "cpu_bf16_features", lambda: [])
+    assert resolve_precision("auto", cpu, channels_last=True)[0] == "fp32"
+    assert resolve_precision("fp16", cpu, channels_last=False) == ("fp16", "asked for")
+
+
+def test_auto_precision_on_cuda_follows_the_compute_capability(monkeypatch):
+    for capability, expected in (((9, 0), "bf16"), ((8, 0), "bf16"), ((7, 5), "fp32")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device, c=capability: c)
+        precision, why = resolve_precision("auto", torch.device("cuda"), channels_last=False)
+        assert precision == expected and f"{capability[0]}.{capability[1]}" in why
+
+
+def test_cpu_bf16_features_match_the_kernels_flags():
+    """What torch reads agrees with /proc/cpuinfo, where the machine has one."""
+    from pathlib import Path
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        pytest.skip("no /proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split())
+    assert cpu_bf16_features() == [name for name in CPU_BF16_FEATURES if name in flags]
+
+
+def test_tf32_and_unresolved_auto_are_refused_where_they_cannot_run():
+    with pytest.raises(ConfigError, match=r"'tf32'.*needs a CUDA device"):
+        check_precision("tf32", torch.device("cpu"))
+    with pytest.raises(ConfigError, match="resolved"):
+        check_precision("auto", torch.device("cpu"))
+    with pytest.raises(ConfigError, match="resolve it first"), autocast("auto", torch.device("cpu")):
+        pass
+
+
+def test_fp32_is_bit_for_bit_the_default_and_auto_says_what_ran(monkeypatch, textured_rgb):
+    """`precision: fp32` and the default give the same bits; `auto` runs what resolve_precision says, recorded."""
+    import dip
+    from dip import device
+
+    observation = dip.degrade(textured_rgb, "denoising", "25", seed=0)
+    settings = {"arch": "tiny", "iterations": 4, "device": "cpu"}
+    default = dip.restore(observation, **settings)
+    fp32 = dip.restore(observation, precision="fp32", **settings)
+    assert np.array_equal(default.output, fp32.output)
+    assert fp32.record["precision"] == {"asked": "fp32", "ran": "fp32", "why": "asked for"}
+    monkeypatch.setattr(device, "cpu_bf16_features", lambda: ["amx_bf16"])
+    auto = dip.restore(observation, precision="auto", channels_last=True, **settings)
+    assert auto.record["precision"]["ran"] == "bf16" and auto.record["fit"]["precision"] == "bf16"
+    bf16 = dip.restore(observation, precision="bf16", channels_last=True, **settings)
+    assert np.array_equal(auto.output, bf16.output)
+    assert not np.array_equal(auto.output, fp32.output)
+    without_layout = dip.restore(observation, precision="auto", **settings)
+    assert np.array_equal(without_layout.output, fp32.output)
+    assert without_layout.record["precision"]["ran"] == "fp32"
+    assert default.record["gpu_memory_peak_mb"] is None
+
+
+def test_a_checkpoint_of_another_kind_of_device_resumes_with_a_reseeded_noise_stream(tmp_path, caplog):
+    """A CUDA generator's state (16 bytes) cannot drive the CPU's: the resumed fit reseeds, says so, and finishes."""
+    from tests.test_fit import StopAfter
+
+    settings = FitSettings(iterations=20, reg_noise_std=0.03, checkpoint_every=5)
+    checkpoint = tmp_path / "fit.ckpt"
+    with pytest.raises(FitInterrupted):
+        fit(small_problem(), settings, fingerprint="a", checkpoint=checkpoint, stop_event=StopAfter(7))
+    state = torch.load(checkpoint, weights_only=False)
+    state["generator"] = torch.zeros(16, dtype=torch.uint8)  # what torch.cuda's Philox generator saves
+    torch.save(state, checkpoint)
+    resumed = fit(small_problem(), settings, fingerprint="a", checkpoint=checkpoint)
+    assert resumed.resumed_from == 7 and resumed.iterations == 20 and torch.isfinite(resumed.output).all()
+    assert "reg-noise stream is reseeded" in caplog.text

@@ -18,7 +18,7 @@ import torch
 from dip import gpu_slots
 from dip.cli import main
 from dip.device import select_device
-from dip.errors import OutputError
+from dip.errors import ConfigError, OutputError
 from dip.io import write_image
 
 HOLD = """
@@ -36,6 +36,7 @@ def slot_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     directory = tmp_path / "slots"
     monkeypatch.setenv(gpu_slots.SLOT_DIR_VARIABLE, str(directory))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv(gpu_slots.FITS_PER_GPU_VARIABLE, raising=False)
     yield directory
     while gpu_slots._held:
         gpu_slots._held.pop().release()
@@ -122,6 +123,44 @@ def test_a_slot_folder_that_cannot_be_made_is_one_message(monkeypatch: pytest.Mo
         gpu_slots.claim(select_device("auto"))
 
 
+def test_fits_per_gpu_gives_each_gpu_several_slots(monkeypatch: pytest.MonkeyPatch, holder) -> None:
+    """Two fits per GPU on two GPUs: four slots, every GPU's first slot before any second one, a held one skipped."""
+    fake_gpus(monkeypatch, 2)
+    monkeypatch.setenv(gpu_slots.FITS_PER_GPU_VARIABLE, "2")
+    holder("1")
+    claimed = [gpu_slots.claim(select_device("cuda")) for _ in range(3)]
+    assert claimed == [(torch.device("cuda", 0), 0), (torch.device("cuda", 0), 2), (torch.device("cuda", 1), 3)]
+    assert sorted(path.name for path in gpu_slots.slot_directory().iterdir()) == [
+        "gpu-0.1.lock",
+        "gpu-0.lock",
+        "gpu-1.1.lock",
+        "gpu-1.lock",
+    ]
+
+
+def test_one_gpu_with_several_fits_per_gpu_has_slots(monkeypatch: pytest.MonkeyPatch, slot_dir: Path) -> None:
+    """One GPU, three fits per GPU: three slots of cuda:0; a fourth fit would wait for one."""
+    fake_gpus(monkeypatch, 1)
+    monkeypatch.setenv(gpu_slots.FITS_PER_GPU_VARIABLE, "3")
+    claimed = [gpu_slots.claim(select_device("auto")) for _ in range(3)]
+    assert claimed == [(torch.device("cuda", 0), slot) for slot in range(3)]
+    names = gpu_slots.slot_names(gpu_slots.device_names(1), 3)
+    assert names == ["0", "0.1", "0.2"]
+    started = time.monotonic()
+    threading.Timer(0.3, gpu_slots._held.pop().release).start()
+    fourth = gpu_slots.acquire(names, slot_dir, poll_seconds=0.05)
+    assert fourth.index == 2 and time.monotonic() - started >= 0.25
+    fourth.release()
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_bad_fits_per_gpu_is_one_message(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    fake_gpus(monkeypatch, 2)
+    monkeypatch.setenv(gpu_slots.FITS_PER_GPU_VARIABLE, value)
+    with pytest.raises(ConfigError, match=rf"DIP_FITS_PER_GPU must be a whole number ≥ 1, not '{value}'"):
+        gpu_slots.claim(select_device("cuda"))
+
+
 def test_restore_records_its_slot(tmp_path: Path) -> None:
     image = tmp_path / "tiny.png"
     write_image(image, np.full((32, 32, 3), 0.5, dtype=np.float32))
@@ -130,3 +169,18 @@ def test_restore_records_its_slot(tmp_path: Path) -> None:
     assert main(["restore", str(tmp_path / "obs"), *fit, "--out", str(tmp_path / "run")]) == 0
     record = json.loads((tmp_path / "run" / "record.json").read_text())
     assert record["gpu_slot"] is None and record["device"].startswith("cpu")
+
+
+def test_no_fit_starts_once_the_time_budget_is_spent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With $DIP_DEADLINE in the past, `dip restore --record-failure` writes a failure record instead of fitting."""
+    image = tmp_path / "tiny.png"
+    write_image(image, np.full((32, 32, 3), 0.5, dtype=np.float32))
+    assert main(["degrade", str(image), "--task", "denoising", "--level", "25", "--out", str(tmp_path / "obs")]) == 0
+    fit = ["--arch", "tiny", "--iterations", "2", "--device", "cpu", "--quiet", "--record-failure", "log.txt"]
+    monkeypatch.setenv("DIP_DEADLINE", str(time.time() - 1))
+    assert main(["restore", str(tmp_path / "obs"), *fit, "--out", str(tmp_path / "late")]) == 0
+    failure = json.loads((tmp_path / "late" / "failure.json").read_text())
+    assert failure["error"].startswith("not started: the run's time budget") and failure["stage"] == "restore"
+    monkeypatch.setenv("DIP_DEADLINE", str(time.time() + 600))
+    assert main(["restore", str(tmp_path / "obs"), *fit, "--out", str(tmp_path / "early")]) == 0
+    assert (tmp_path / "early" / "record.json").is_file()

@@ -21,6 +21,7 @@ from dip.io import (
     ensure_channels,
     read_image,
     read_mask,
+    shrink,
     to_numpy,
     to_tensor,
     write_image,
@@ -326,3 +327,13 @@ def test_crop_to_multiple() -> None:
         crop_to_multiple(np.zeros((20, 40, 1), np.float32), 32)
     with pytest.raises(ConfigError, match="multiple"):
         crop_to_multiple(image, 0)
+
+
+def test_shrink_scales_the_shorter_side_down_and_leaves_a_small_image_alone() -> None:
+    image = np.zeros((300, 451, 3), np.float32)
+    image[:, 226:] = 1.0
+    shrunk = shrink(image, 128)
+    assert shrunk.shape == (128, 192, 3) and shrunk.dtype == np.float32
+    assert shrunk[:, :90].max() < 1e-3 and shrunk[:, 100:].min() > 1 - 1e-3  # the edge stays where it was, smoothed
+    assert 0 < shrunk[0, 96, 0] < 1
+    assert shrink(image, 300) is image

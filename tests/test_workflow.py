@@ -174,6 +174,21 @@ def test_paper_config_plans_the_papers_grid(tmp_path: Path) -> None:
     assert not any("samples" in c for c in commands), "the default config must not be merged into a given one"
 
 
+def test_the_paper_grids_smoke_run_needs_no_network(tmp_path: Path, monkeypatch) -> None:
+    folder = workflow_copy(tmp_path / "wf", TEST_CONFIG)
+    monkeypatch.setitem(ENV, "DIP_DATA_DIR", str(tmp_path / "empty-cache"))
+    result = snakemake(folder, "--configfile", "config/paper.yaml", "--config", "smoke_iterations=2", "-n", "-p")
+    assert result.returncode == 0, result.stderr + result.stdout
+    notes = [line for line in result.stderr.splitlines() if line.startswith("smoke run: ")]
+    assert len(notes) == 6, notes
+    assert "`dip datasets fetch set14` fetches it" in notes[1] and "stands in for denoising" in notes[-1]
+    # the paper's nets and per-level settings on the stand-in: SR ×4/×8 in both LR conventions, σ 25/50 with two
+    # seeds, random50 inpainting (level `file` needs the dataset's own masks)
+    counts = job_counts(result.stdout)
+    assert counts["restore"] == 4 + 2 * 2 + 1 and counts["seed_mean"] == 2
+    assert "offline-stand-in" in result.stdout and "set5" not in result.stdout
+
+
 def test_followups_config_adds_every_other_task_to_the_papers_grid(tmp_path: Path) -> None:
     folder = paper_workflow(tmp_path / "wf")
     result = snakemake(folder, "--configfile", "config/paper.yaml", "config/followups.yaml", "-n", "-p")

@@ -11,9 +11,11 @@ import pytest
 import yaml
 from snakemake.utils import validate as snakemake_validate
 
+from dip.datasets import get_dataset
 from dip.errors import ConfigError
 from dip.io import write_image
 from dip.workflow_config import (
+    STAND_IN_NAME,
     apply_overrides,
     check_config,
     check_crops,
@@ -98,6 +100,7 @@ def test_defaults_are_copies_of_the_schemas() -> None:
         (lambda c: c.pop("variants"), "variants: required, but missing"),
         (lambda c: c["datasets"]["samples"].update(crop="big"), "datasets.samples.crop: 'big' is not of type"),
         (lambda c: c.update(device="gpu"), "device: 'gpu' does not match"),
+        (lambda c: c.update(fits_per_gpu=0), "fits_per_gpu: 0 is less than the minimum of 1"),
     ],
     ids=[
         "minimum",
@@ -109,6 +112,7 @@ def test_defaults_are_copies_of_the_schemas() -> None:
         "required-top-level",
         "type",
         "pattern",
+        "fits-per-gpu",
     ],
 )
 def test_a_schema_error_is_one_line_naming_the_key(change, message: str) -> None:
@@ -169,6 +173,8 @@ def snakemake_merged(overrides: dict) -> dict:
         ({"device": "cuda:0"}, ("device",), "cuda:0"),
         ({"variants__wide": {"preset": "tiny", "channels_down": ["8", "8", "8"]}}, ("variants", "wide"), None),
         ({"resources": {"mem_mb": "8000"}}, ("resources", "mem_mb"), 8000),
+        ({"fits_per_gpu": "4"}, ("fits_per_gpu",), 4),
+        ({"fit__super-resolution__precision": "auto"}, ("fit", "super-resolution", "precision"), "auto"),
     ],
 )
 def test_overrides_are_put_in_place_with_the_schemas_types(overrides: dict, where: tuple, value) -> None:
@@ -377,6 +383,14 @@ def test_a_crop_too_small_for_a_net_is_named(crop: int, spec: dict, message: str
     assert error_of(change) == message
 
 
+def test_a_shrink_smaller_than_the_crop_is_what_is_checked() -> None:
+    def change(c):
+        with_variant({"preset": "paper"})(c)
+        c["datasets"]["samples"].update(crop=128, shrink=32)
+
+    assert error_of(change).startswith("datasets.samples.shrink: 32 leaves 32×32 images to restore for denoising 25")
+
+
 def test_a_crop_is_checked_against_each_level() -> None:
     def change(c):
         c["tasks"]["super-resolution"] = ["3"]
@@ -430,6 +444,37 @@ def test_the_paper_config_passes_with_its_folder_and_set14s_names(tmp_path: Path
     for image in paper["datasets"]["cbm3d-color9"]["images"]:
         write_image(tmp_path / "data/cbm3d-color9" / f"{image}.png", np.zeros((64, 64, 3), np.float32))
     check_config(paper, SCHEMA_PATH)
+
+
+def test_a_smoke_run_leaves_out_what_is_not_here_and_the_samples_stand_in(tmp_path: Path, monkeypatch, capsys) -> None:
+    paper = yaml.safe_load((REPO / "config/paper.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    check_config(paper, SCHEMA_PATH, {"smoke_iterations": 2})
+    notes = capsys.readouterr().err.splitlines()
+    assert notes[0] == (
+        "smoke run: dataset 'set5' (set5) left out: 5 image(s) not downloaded yet "
+        "(`dip datasets fetch set5` fetches it)"
+    )
+    assert "smoke run: dataset 'set14' (set14) left out: not downloaded yet (`dip datasets fetch set14`" in notes[1]
+    assert "smoke run: dataset 'cbm3d-color9' (data/cbm3d-color9) left out: no folder data/cbm3d-color9" in notes[2]
+    assert len(notes) == 6 and "stands in for denoising, super-resolution, inpainting" in notes[-1]
+    assert list(paper["datasets"]) == [STAND_IN_NAME]
+    assert paper["datasets"][STAND_IN_NAME]["tasks"] == ["denoising", "super-resolution", "inpainting"]
+
+
+def test_a_smoke_run_keeps_what_is_here_and_stands_in_only_for_tasks_left_without_a_dataset(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    paper = yaml.safe_load((REPO / "config/paper.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    for image in paper["datasets"]["cbm3d-color9"]["images"]:
+        write_image(tmp_path / "data/cbm3d-color9" / f"{image}.png", np.zeros((64, 64, 3), np.float32))
+    for file in get_dataset("set5").files:  # as a download leaves them: the run checks presence, jobs the SHA-256
+        write_image(tmp_path / "cache/set5" / file.file, np.zeros((64, 64, 3), np.float32))
+    check_config(paper, SCHEMA_PATH, {"smoke_iterations": 2})
+    assert set(paper["datasets"]) == {"set5", "cbm3d-color9", STAND_IN_NAME}
+    assert paper["datasets"][STAND_IN_NAME]["tasks"] == ["inpainting"]
+    assert "set5" not in capsys.readouterr().err
 
 
 # --- settings of single levels ------------------------------------------------------------------------------------

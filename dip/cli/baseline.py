@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dip import api
 from dip.baselines import BASELINES
+from dip.cli.restore import check_deadline
 from dip.failures import observation_identity, write_failure
 
 
@@ -22,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_deadline()
     api.baseline(args.observation, args.method, out=args.out)
     return 0
 

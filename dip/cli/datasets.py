@@ -1,8 +1,8 @@
 """List, download (verified by SHA-256) and export datasets: embedded samples, local folders, public sets.
 
 `dip datasets list` shows the registry; `images NAME` lists a dataset's image names; `fetch NAME` downloads a public
-set into the cache; `export NAME --out DIR` writes its images as DIR/<image>.png (optionally only some, centre-cropped).
-NAME may also be the path of a local folder of images.
+set into the cache; `export NAME --out DIR` writes its images as DIR/<image>.png (optionally only some, shrunk and
+centre-cropped). NAME may also be the path of a local folder of images.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tabulate import tabulate
 from dip import datasets
 from dip.errors import ConfigError
 from dip.failures import write_failure
-from dip.io import center_crop, write_image
+from dip.io import center_crop, shrink, write_image
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,22 +25,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help="dataset name or folder path (not for `list`)")
     parser.add_argument("--out", type=Path, help="export: directory to write the PNG files into")
     parser.add_argument("--images", nargs="+", help="export: only these images (default: all)")
+    parser.add_argument(
+        "--shrink", type=int, metavar="SIDE", help="export: scale each image down so that its shorter side is SIDE"
+    )
     parser.add_argument("--crop", type=int, help="export: centre-crop each image to at most CROP×CROP pixels")
 
 
-def export(name: str, out: Path, images: list[str] | None, crop: int | None) -> list[Path]:
-    """Write the chosen images of a dataset as PNG files into `out`; returns their paths."""
-    if crop is not None and crop < 1:
-        raise ConfigError(f"--crop must be ≥ 1, got {crop}")
+def export(
+    name: str, out: Path, images: list[str] | None, crop: int | None, shrink_to: int | None = None
+) -> list[Path]:
+    """Write the chosen images of a dataset as PNG files into `out`, each scaled down to `shrink_to` (its shorter side)
+    then centre-cropped to `crop`; returns their paths."""
+    for flag, value in (("--crop", crop), ("--shrink", shrink_to)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be ≥ 1, got {value}")
     out.mkdir(parents=True, exist_ok=True)
     written, sources = [], {}
     for image_name in images or datasets.list_images(name):
         target = out / f"{image_name}.png"
         source = datasets.image_path(name, image_name)
         image = datasets.load(name, image_name)  # read even when copied: a bad file is named here, not its copy
-        if crop is None and source.suffix.lower() == ".png":
+        if crop is None and shrink_to is None and source.suffix.lower() == ".png":
             shutil.copyfile(source, target)
         else:
+            if shrink_to is not None:
+                image = shrink(image, shrink_to)
             if crop is not None:
                 image, _ = center_crop(image, min(crop, image.shape[0]), min(crop, image.shape[1]))
             write_image(target, image)
@@ -66,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.out is None:
             raise ConfigError("`dip datasets export` needs --out DIR")
-        for path in export(args.name, args.out, args.images, args.crop):
+        for path in export(args.name, args.out, args.images, args.crop, args.shrink):
             print(path)
     return 0
 

@@ -14,14 +14,16 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from dip import api
 from dip.device import DEVICES, PRECISIONS
-from dip.errors import ConfigError
+from dip.errors import ConfigError, TimeBudgetSpent
 from dip.failures import observation_identity, write_failure
 from dip.stopping import EARLY_STOPPING_RULES, STOPPING_RULES
 
@@ -91,7 +93,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("execution")
     run.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} or cuda:N")
     run.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    run.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    run.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32 (IEEE float32, also on CUDA); tf32 (CUDA: TensorFloat-32 matmuls and convolutions); bf16 or fp16 "
+        "(autocast; fp16 on CUDA only); auto: bf16 where the device computes it natively (CUDA compute capability ≥ "
+        "8.0, or a CPU with AMX-BF16/AVX512-BF16 and --channels-last), else fp32; record.json says which ran and why",
+    )
     run.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     run.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
     run.add_argument("--checkpoint", type=Path, help="checkpoint file (outside --out: resumed when present)")
@@ -129,8 +138,27 @@ def stop_on_signals(event: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+DEADLINE_VARIABLE = "DIP_DEADLINE"
+"""A Unix time after which `dip restore` and `dip baseline` start no fit (a budgeted run, e.g. benchmarks/gpu/run.sh):
+the run is recorded as not started, as any failure is, so that the tables list it."""
+
+
+def check_deadline() -> None:
+    """Refuse to start a fit (or baseline) once $DIP_DEADLINE has passed."""
+    value = os.environ.get(DEADLINE_VARIABLE, "").strip()
+    if not value:
+        return
+    try:
+        deadline = float(value)
+    except ValueError:
+        raise ConfigError(f"{DEADLINE_VARIABLE} must be a Unix time in seconds, not {value!r}") from None
+    if time.time() >= deadline:
+        raise TimeBudgetSpent(f"not started: the run's time budget (${DEADLINE_VARIABLE}) was spent")
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    check_deadline()
     stop_event = threading.Event()
     with stop_on_signals(stop_event):
         api.restore(

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from dip.errors import DipError
@@ -128,14 +129,11 @@ def psnr_curves(traces: pd.DataFrame, task: str, palette: dict, summary: pd.Data
     runs = None if summary is None else finished(summary)[lambda f: (f.task == task) & (f.variant != "")]
     tables = runs.protocol.iloc[0] if runs is not None and "protocol" in runs and len(runs) else TRACE_PROTOCOL
     ran = set(zip(long.dataset, long.level, strict=True))
-    figure, panels = _level_panels(datasets, levels, ran, task, (3.2, 2.8))  # levels may run different iterations
-    # The legend goes on the top right panel with curves (a dataset need not run every level).
-    first = [level for level in levels if (datasets[0], level) in ran]
-    legend_at = (datasets[0], ([lv for lv in first if levels.index(lv) < LEVELS_PER_ROW] or first)[-1])
+    figure, panels = _level_panels(datasets, levels, ran, task, (4.0, 3.0))  # levels may run different iterations
     ylabel = f"PSNR (dB), {TRACE_PROTOCOL}" + ("" if tables == TRACE_PROTOCOL else f"\n(tables: {tables})")
+    marked: set[str] = set()
     for (dataset, level), ax in panels.items():
         panel = long[(long.dataset == dataset) & (long.level == level)]
-        last = (dataset, level) == legend_at
         sns.lineplot(
             panel,
             x="iteration",
@@ -146,24 +144,49 @@ def psnr_curves(traces: pd.DataFrame, task: str, palette: dict, summary: pd.Data
             style="curve",
             style_order=[CURVES[c] for c in curves],
             errorbar=None,
-            legend=last,
+            legend="full",
             ax=ax,
         )
         if runs is not None and "selected_iteration" in runs:
-            _mark_selections(ax, runs[(runs.dataset == dataset) & (runs.level == level)], palette)
+            marked |= _mark_selections(ax, runs[(runs.dataset == dataset) & (runs.level == level)], palette)
         first_column = levels.index(level) % LEVELS_PER_ROW == 0
         ax.set(title=_panel_title(datasets, dataset, task, level), ylabel=ylabel if first_column else "")
-        if last:
-            sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), frameon=False)
+    _legend_below(figure, list(panels.values()), marked)
     return figure
 
 
-def _mark_selections(ax, runs: pd.DataFrame, palette: dict) -> None:
+SELECTION_MARKS = {
+    "selected_iteration": ("v", True, "▼ output selected (early stop)"),
+    "es_selected_iteration": ("v", False, "▽ ES-WMV's pick (watching)"),
+    "es_stop_iteration": ("|", True, "| where ES-WMV fired"),
+}
+"""How `_mark_selections` marks each iteration a run's record names: marker, filled, legend entry."""
+
+
+def _legend_below(figure: Figure, axes: list, marked: set[str]) -> None:
+    """One legend for all panels, below them (the panels keep the figure's width): each method and curve style once,
+    and the selection marks that some panel shows."""
+    entries: dict[str, object] = {}
+    for ax in axes:
+        handles, labels = ax.get_legend_handles_labels()
+        entries.update({label: handle for handle, label in zip(handles, labels, strict=True) if label not in entries})
+        ax.get_legend().remove()
+    for column in SELECTION_MARKS:
+        if column in marked:
+            marker, filled, label = SELECTION_MARKS[column]
+            face = "black" if filled else "none"
+            entries[label] = Line2D([], [], color="black", marker=marker, markerfacecolor=face, linestyle="none")
+    columns = max(1, min(len(entries), round(figure.get_figwidth() / 2.2)))
+    figure.legend(entries.values(), entries.keys(), loc="outside lower center", ncols=columns, frameon=False)
+
+
+def _mark_selections(ax, runs: pd.DataFrame, palette: dict) -> set[str]:
     """At the top of the panel, per run: ▼ where its output was selected (an early stop's pick) when not its last
-    iteration; with a watched early stop (`es_continue`), ▽ where the rule would have picked and | where it fired."""
+    iteration; with a watched early stop (`es_continue`), ▽ where the rule would have picked and | where it fired.
+    Returns the columns of `SELECTION_MARKS` it marked."""
     top = ax.get_ylim()[1]
-    marks = [("selected_iteration", "v", True), ("es_selected_iteration", "v", False), ("es_stop_iteration", "|", True)]
-    for column, marker, filled in marks:
+    marked = set()
+    for column, (marker, filled, _) in SELECTION_MARKS.items():
         if column not in runs:
             continue
         for run in runs[runs[column].notna()].itertuples(index=False):
@@ -173,6 +196,8 @@ def _mark_selections(ax, runs: pd.DataFrame, palette: dict) -> None:
             colour = palette.get(run.method, "black")
             face = colour if filled else "none"
             ax.plot(at, top, marker=marker, color=colour, markerfacecolor=face, clip_on=False, markersize=7)
+            marked.add(column)
+    return marked
 
 
 def _resized(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -123,15 +123,23 @@ def _observed_row(runs: pd.DataFrame, columns: list[tuple[str, str]], decimals: 
     return cells
 
 
-ORACLE_COLUMNS = {"es_iteration": 0, "es_psnr": 2, "oracle_iteration": 0, "oracle_psnr": 2, "gap": 2}
+ORACLE_COLUMNS = {
+    "es_iteration": 0,
+    "es_psnr": 2,
+    "last_psnr": 2,
+    "oracle_iteration": 0,
+    "oracle_psnr": 2,
+    "gap": 2,
+}
 """The columns of the early-stopping table and their decimals."""
 
 
 def early_stopping(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str) -> Table | None:
     """ES-WMV's pick against the oracle, as the ES-WMV paper's table: per dataset, level and method, the iteration the
-    rule picked and that output's PSNR (`es_selected_iteration`, `es_psnr_gt`), the iteration of the best PSNR along
-    the run's trace of the same output (`psnr_gt_avg` for an averaging fit, else `psnr_gt`) and that PSNR, and the
-    gap oracle − pick in dB; means over images and seeds. None where no run of `task` recorded a pick or a trace."""
+    rule picked and that output's PSNR (`es_selected_iteration`, `es_psnr_gt`), the last traced output's PSNR, the
+    iteration of the best PSNR along the run's trace of the same output (`psnr_gt_avg` for an averaging fit, else
+    `psnr_gt`) and that PSNR, and the gap oracle − pick in dB; means over images and seeds. None where no run of
+    `task` recorded a pick or a trace."""
     per_run = _picks_and_oracles(summary, traces, task)
     if per_run.empty:
         return None
@@ -141,7 +149,8 @@ def early_stopping(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str
     for (dataset, level, method), cell in stats.iterrows():
         numbers = [f"{cell[column]:.{decimals}f}" for column, decimals in ORACLE_COLUMNS.items()]
         rows.append([method, f"{dataset} {level_label(task, level)}", f"{cell['n']:.0f}", *numbers])
-    header = ["method", "dataset, level", "n", "ES-WMV iteration", "ES-WMV PSNR (dB)", "oracle iteration"]
+    header = ["method", "dataset, level", "n", "ES-WMV iteration", "ES-WMV PSNR (dB)", "last output PSNR (dB)"]
+    header += ["oracle iteration"]
     header += ["oracle PSNR (dB)", "gap (dB)"]
     title = (
         f"{task}: ES-WMV's pick against the oracle (the best RGB PSNR of the same output along the trace, one row "
@@ -173,7 +182,9 @@ def _picks_and_oracles(summary: pd.DataFrame, traces: pd.DataFrame | None, task:
             picked = trace[trace.iteration == pick][column]
             pick_psnr = picked.iloc[0] if len(picked) else float("nan")
         oracle = {"oracle_iteration": int(best.iteration), "oracle_psnr": float(best[column])}
-        found.append({**{c: run[c] for c in columns[:3]}, "es_iteration": pick, "es_psnr": pick_psnr, **oracle})
+        last = float(trace[column].iloc[-1])
+        picked = {"es_iteration": pick, "es_psnr": pick_psnr, "last_psnr": last}
+        found.append({**{c: run[c] for c in columns[:3]}, **picked, **oracle})
     frame = pd.DataFrame(found, columns=[c for c in columns if c != "gap"])
     return frame.assign(gap=frame.oracle_psnr - frame.es_psnr)[columns]
 

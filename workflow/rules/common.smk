@@ -41,6 +41,10 @@ os.environ.setdefault(
     ),
 )
 
+# Fits per GPU (dip/gpu_slots.py): the jobs of this machine read it from their environment.
+if "fits_per_gpu" in config:
+    os.environ["DIP_FITS_PER_GPU"] = str(config["fits_per_gpu"])
+
 # Every job writes a directory: its results, or a failure record (dip/failures.py) that the later steps pass on, so
 # that one bad image or diverged fit still leaves the summary, tables, figures and report of everything else.
 IMAGE_DIR = "results/{dataset}/images/{image}"
@@ -236,8 +240,10 @@ def degrade_flags(wildcards, input) -> str:
 
 def export_flags(wildcards) -> str:
     """Optional flags of `dip datasets export` for a dataset."""
-    crop = config["datasets"][wildcards.dataset].get("crop")
-    return f"--crop {crop}" if crop else ""
+    dataset = config["datasets"][wildcards.dataset]
+    return " ".join(
+        f"--{key} {dataset[key]}" for key in ("shrink", "crop") if key in dataset
+    )
 
 
 def arch_json(wildcards) -> str:
