@@ -341,6 +341,8 @@ def fit(
         watchers.load_state_dict(state.get("watchers", {}))
         if langevin is not None:
             langevin.load_state_dict(state["langevin"])
+            reseed = settings.seed + 2 + state["iteration"]
+            _resume_generator(langevin.generator, state["langevin"]["generator"], reseed)
         start, elapsed, backtracks = state["iteration"], state["elapsed"], state["backtracks"]
         trace, ema, best_output = state["trace"], state["ema"], state["best_output"]
         fired_output, early_stop = state.get("fired_output"), state.get("early_stop")

@@ -63,5 +63,5 @@ class LangevinDynamics:
         return {"generator": self.generator.get_state(), "total": self.total, "samples": self.samples}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"].cpu())
+        """The posterior mean so far; the fit resumes the generator (`state["generator"]`) itself."""
         self.total, self.samples = state["total"], state["samples"]
