@@ -306,7 +306,10 @@ def stopping_of(task: str, level: str | None, settings: Mapping[str, Any]) -> st
 
 def check_tasks(config: Mapping[str, Any]) -> None:
     """Every task that is run has fit settings naming defined variants; `es_continue` comes with a stopping rule (set,
-    or the task's default); `fit.<task>.levels` names levels of the task and nests no further."""
+    or the task's default); the noise-level rule only where σ is known; `fit.<task>.levels` names levels of the task
+    and nests no further."""
+    from dip.operators import make_operator
+
     tasks = benchmarked_tasks(config)
     if not tasks:
         raise ConfigError("tasks: every task has an empty list of levels")
@@ -338,6 +341,13 @@ def check_tasks(config: Mapping[str, Any]) -> None:
                 raise ConfigError(
                     f"{key}.es_continue: watches an early-stopping rule, but {key} has none: "
                     "set `stopping: es-wmv` as well"
+                )
+            asks_sigma = "noise-level" in [*settings.get("watch", []), settings.get("stopping")]
+            unknown = [lv for lv in levels if asks_sigma and make_operator(task, lv).noise_sigma is None]
+            if unknown:
+                raise ConfigError(
+                    f"{key}: the noise-level rule needs a known Gaussian σ, which {task} {', '.join(unknown)} has "
+                    "not: leave it out of `watch` there (by default it watches only where it applies)"
                 )
 
 

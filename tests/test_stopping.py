@@ -127,3 +127,18 @@ def test_watch_list_becomes_restore_flags():
 
     assert fit_flags({"watch": ["es-wmv", "es-emv"], "iterations": 5}) == ["--iterations 5", "--watch es-wmv es-emv"]
     assert fit_flags({"watch": []}) == ["--watch"]
+
+
+def test_the_config_check_refuses_the_noise_level_rule_where_sigma_is_unknown():
+    from dip.workflow_config import check_tasks
+
+    config = {
+        "tasks": {"denoising": ["25", "impulse-2"]},
+        "seeds": [0],
+        "variants": {"tiny": {"preset": "tiny"}},
+        "fit": {"denoising": {"variants": ["tiny"], "watch": ["es-emv", "noise-level"]}},
+    }
+    with pytest.raises(ConfigError, match="noise-level rule needs a known Gaussian σ, which denoising impulse-2"):
+        check_tasks(config)
+    config["fit"]["denoising"]["levels"] = {"impulse-2": {"watch": ["es-emv"]}}
+    check_tasks(config)
