@@ -43,4 +43,4 @@ rule all:
 
 
 onsuccess:
-    report_failures("results/summary.csv")
+    report_failures(PATHS.summary)

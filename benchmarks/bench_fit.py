@@ -96,8 +96,8 @@ def run_case(case: Case, iterations: int, warmup: int, threads: int | None, devi
     )
     from dip.fit import FitSettings, fit
     from dip.models import resolve_spec
-    from dip.operators import make_operator
     from dip.restoration import build_problem
+    from dip.tasks import make_operator
 
     configure_threads(threads)
     device = select_device(device_name)

@@ -25,8 +25,8 @@ from dip.fit import FitSettings
 from dip.frames import FrameRecorder, write_frames
 from dip.io import to_numpy
 from dip.models import resolve_spec
-from dip.operators import make_operator
 from dip.restoration import restore
+from dip.tasks import make_operator
 
 
 def main() -> None:

@@ -33,17 +33,17 @@ from dip.datasets import exported_source
 from dip.errors import ConfigError, OutputError
 from dip.failures import check_upstream
 from dip.io import check_writable, read_image, write_image
+from dip.layout import LAST, RECORD, RESTORED, TRACE, dip_method, last_method, mean_method
 from dip.metrics import evaluate as score
 from dip.metrics import psnr
-from dip.operators import Observation, Operator, load_observation, make_operator, operator_for, save_observation
 from dip.record import read_json, versions, write_json, write_trace
+from dip.tasks import Observation, Operator, make_operator, operator_for
+from dip.tasks.observation_dir import load_observation, save_observation
 
 log = logging.getLogger(__name__)
 
 RECORDED_META = {"task": "task", "level": "level", "factor": "factor", "lr": "lr_convention", "sigma": "sigma"}
 """Observation meta → metrics key (`lr`, how the LR image was made, is `lr_convention`: not the learning rate)."""
-RESTORED, LAST, RECORD = "restored.png", "last.png", "record.json"
-"""A run directory's files: its restored image, a DIP fit's last output (when it chose another), its record."""
 COMBINED_OUTPUTS = {"restored": RESTORED, "last": LAST}
 """What `combine` takes from each run: its chosen output, or a DIP fit's last output."""
 FIT_OVERRIDES = ("iterations", "lr", "reg_noise_std", "ema", "backtrack_db", "stopping")
@@ -208,7 +208,7 @@ def restore(
     )
     variant = variant or spec.get("preset") or spec["arch"]
     record = {
-        "method": method or f"dip-{variant}",
+        "method": method or dip_method(variant),
         "variant": variant,
         "model": spec,
         "parameters": facts["parameters"],
@@ -240,9 +240,9 @@ def restore(
             write_image(out / RESTORED, restored)
             if record["output"] != LAST_OUTPUT:
                 write_image(out / LAST, to_numpy(result.last_output))
-            write_trace(out / "trace.csv", result.trace)
+            write_trace(out / TRACE, result.trace)
             write_frames(out, result.frames, restored.shape[:2])
-            write_json(out / "record.json", record)
+            write_json(out / RECORD, record)
         except OSError as error:
             kept = result.checkpoint
             after = f"the fit is kept in {kept}: run the same command again" if kept else "no checkpoint kept the fit"
@@ -306,8 +306,9 @@ def combine(
     what = "last output" if output == "last" else "chosen output"
     seeds = [record.get("seed", 0) for record in records]
     restored = np.mean(np.stack(images), axis=0, dtype=np.float64).astype(np.float32)
+    combined = last_method(first["method"]) if output == "last" else mean_method(first["method"], len(runs))
     record = {
-        "method": method or first["method"] + ("-last" if output == "last" else f"-mean{len(runs)}"),
+        "method": method or combined,
         "variant": first.get("variant", ""),
         "seed": seeds[0],
         "seeds": seeds,

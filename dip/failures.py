@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from dip.errors import DipError
+from dip.layout import FAILURE, OBSERVATION_META
 
-FAILURE_FILE = "failure.json"
 FAILED = "failed"
 
 
@@ -37,14 +37,14 @@ def failure_record(stage: str, error: DipError, log: str | None, identity: dict[
 def write_failure(directory: Path, record: dict[str, Any]) -> Path:
     """Write `record` as DIRECTORY/failure.json (creating the directory)."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / FAILURE_FILE
+    path = directory / FAILURE
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
 
 def read_failure(directory: Path) -> dict[str, Any] | None:
     """The failure record of a step's output directory, or None when the step did not fail."""
-    path = Path(directory) / FAILURE_FILE
+    path = Path(directory) / FAILURE
     if not path.is_file():
         return None
     try:
@@ -60,7 +60,7 @@ def meta_identity(meta: dict[str, Any]) -> dict[str, Any]:
 
 def observation_identity(directory: Path) -> dict[str, Any]:
     """Task, level and labels of an observation directory, or of its failure record; {} if it has neither."""
-    meta_path = Path(directory) / "observation.json"
+    meta_path = Path(directory) / OBSERVATION_META
     try:
         return meta_identity(json.loads(meta_path.read_text(encoding="utf-8")))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):

@@ -20,9 +20,8 @@ import torch
 from PIL import Image
 
 from dip.errors import ConfigError, ImageError
+from dip.layout import FRAMES_INDEX, FRAMES_SPRITE
 
-SPRITE_FILE = "frames.webp"
-INDEX_FILE = "frames.json"
 FORMAT = "dip-frames/1"
 QUALITY = 90
 """WebP quality of the sprite: ~7× smaller than lossless, with no visible loss."""
@@ -143,11 +142,11 @@ def write_frames(directory: Path, frames: list[Frame], image_shape: tuple[int, i
         sheet[top : top + height, left : left + width] = frame.pixels.permute(1, 2, 0).numpy()
     picture = Image.fromarray(sheet[..., 0] if channels == 1 else sheet).convert("RGB")
     directory.mkdir(parents=True, exist_ok=True)
-    sprite = directory / SPRITE_FILE
+    sprite = directory / FRAMES_SPRITE
     picture.save(sprite, format="WEBP", quality=QUALITY, method=4)
     index = {
         "format": FORMAT,
-        "sprite": SPRITE_FILE,
+        "sprite": FRAMES_SPRITE,
         "columns": columns,
         "rows": rows,
         "frame_height": height,
@@ -160,8 +159,8 @@ def write_frames(directory: Path, frames: list[Frame], image_shape: tuple[int, i
             {"iteration": f.iteration, "psnr_obs": _finite(f.psnr_obs), "psnr_gt": _finite(f.psnr_gt)} for f in frames
         ],
     }
-    (directory / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n")
-    return [sprite, directory / INDEX_FILE]
+    (directory / FRAMES_INDEX).write_text(json.dumps(index, indent=1) + "\n")
+    return [sprite, directory / FRAMES_INDEX]
 
 
 def _finite(value: float) -> float | None:
@@ -170,7 +169,7 @@ def _finite(value: float) -> float | None:
 
 def read_frames(directory: Path) -> tuple[dict[str, Any], list[np.ndarray]] | None:
     """The index and the uint8 (H, W, 3) frames (as decoded from the sprite) of a run directory; None without."""
-    path = Path(directory) / INDEX_FILE
+    path = Path(directory) / FRAMES_INDEX
     if not path.is_file():
         return None
     try:

@@ -57,9 +57,9 @@ class MaskMultiply(nn.Module):
 
 
 class Blur(nn.Module):
-    """A = per-channel convolution with a fixed odd-sided kernel after mirror padding (`dip.blur`'s boundary).
+    """A = per-channel convolution with a fixed odd-sided kernel after mirror padding (the deblurring boundary).
 
-    The output keeps the input's size; it equals `dip.blur.blur` (scipy.ndimage `convolve`, `mode="mirror"`).
+    The output keeps the input's size; it equals `dip.tasks.deblurring.blur` (scipy.ndimage `convolve`, mirror mode).
     """
 
     weight: torch.Tensor

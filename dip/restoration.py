@@ -14,8 +14,8 @@ from dip.errors import ConfigError, ImageError
 from dip.fit import FitProblem, FitResult, FitSettings, fit
 from dip.io import to_tensor
 from dip.models import build_model, count_parameters, input_scale, make_input, minimum_side, required_multiple
-from dip.operators import Observation, Operator
 from dip.record import fingerprint
+from dip.tasks import Observation, Operator
 
 
 def source_of(meta: Mapping[str, Any]) -> str:

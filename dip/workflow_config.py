@@ -1,9 +1,10 @@
 """Checks of the Snakemake workflow's configuration, made before any job runs.
 
-`check_config(config, schema, overrides)` applies the `--config` overrides, validates the config against the JSON
-schema (filling in its defaults, as `snakemake.utils.validate(..., set_default=True)`), then checks what the schema
-cannot: variants against their arch, datasets against their images, fit settings against each other and dataset crops
-against the nets. Each problem is a `ConfigError("<key.path>: <problem>")`, one line naming the offending key.
+`check_config(config, schema, overrides)` applies the `--config` overrides (with the types the schema asks for, which
+Snakemake's own parsing of them does not give), validates the config with Snakemake's `validate` (which fills in the
+schema's defaults), then checks what the schema cannot: variants against their arch, datasets against their images,
+fit settings against each other and dataset crops against the nets of the grid (`dip.workflow_grid`), which it
+returns. Each problem is a `ConfigError("<key.path>: <problem>")`, one line naming the offending key.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from urllib.request import url2pathname
 import yaml
 
 from dip.errors import ConfigError, DipError
+from dip.layout import SEED_MEAN
+from dip.workflow_grid import Grid, benchmarked_tasks, build_grid, dataset_images, level_fit, used_images
 
 KEY_SEPARATOR = re.compile(r"\.|__")
 """Separates the parts of a nested `--config` key: `fit.denoising.iterations` or `fit__denoising__iterations`."""
@@ -44,10 +47,10 @@ def check_config(
     schema: Mapping[str, Any] | str | os.PathLike[str],
     overrides: Mapping[str, Any] | None = None,
     full: bool = True,
-) -> None:
-    """Every check of this module, in order; `config` gets the overrides and the schema's defaults in place. With
-    `full=False` (the Snakemake of one job on a cluster, after the main one checked it all) only the schema's checks:
-    the others build every variant's net, seconds per job."""
+) -> Grid:
+    """Every check of this module, in order, and the grid they leave (`dip.workflow_grid`); `config` gets the
+    overrides and the schema's defaults in place. With `full=False` (the Snakemake of one job on a cluster, after the
+    main one checked it all) only the schema's checks: the others build every variant's net, seconds per job."""
     schema = load_schema(schema) if isinstance(schema, (str, os.PathLike)) else schema
     apply_overrides(config, overrides or {}, schema)
     validate_schema(config, schema)
@@ -57,12 +60,14 @@ def check_config(
             for note in notes:
                 print(f"smoke run: {note}", file=sys.stderr)
     if not full:
-        return
+        return build_grid(config)
     check_tasks(config)
     check_variants(config)
     check_given_inputs(config)
     check_datasets(config)
-    check_crops(config)
+    grid = build_grid(config)
+    check_crops(config, grid)
+    return grid
 
 
 def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -197,33 +202,21 @@ def _read_string(value: str, schema: Mapping[str, Any] | None, key: str) -> Any:
 
 
 def validate_schema(config: dict[str, Any], schema: Mapping[str, Any]) -> None:
-    """Validate `config` against the JSON schema (draft 2020-12), filling in defaults as Snakemake's `validate` does:
-    a property's `default` is set where the property is missing, before the property itself is validated."""
-    from jsonschema import Draft202012Validator, validators
+    """Validate `config` against the JSON schema (draft 2020-12) that `load_schema` read, and fill in its defaults
+    with Snakemake's own `validate`; a problem is one line naming its key (`_describe`), with how many others there are.
+
+    The problems are found before the defaults are filled in: a default is a valid value, so they are the same."""
+    from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
-    from referencing import Registry, Resource
+    from snakemake.utils import validate
 
-    def retrieve(uri: str) -> Resource:
-        text = Path(url2pathname(urlparse(uri).path)).read_text(encoding="utf-8")
-        return Resource.from_contents(yaml.safe_load(text))
-
-    validate_properties = Draft202012Validator.VALIDATORS["properties"]
-
-    def set_defaults(validator, properties, instance, subschema):
-        if validator.is_type(instance, "object"):
-            for name, property_schema in properties.items():
-                if isinstance(property_schema, Mapping) and "default" in property_schema:
-                    instance.setdefault(name, copy.deepcopy(property_schema["default"]))
-        yield from validate_properties(validator, properties, instance, subschema)
-
-    validator_class = validators.extend(Draft202012Validator, {"properties": set_defaults})
-    validator = validator_class(schema, registry=Registry(retrieve=retrieve))
-    errors = list(validator.iter_errors(config))
+    errors = list(Draft202012Validator(schema).iter_errors(config))
     if errors:
         error = best_match(errors)
         others = len(errors) - 1
         more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
         raise ConfigError(_describe(error) + more)
+    validate(config, url2pathname(urlparse(schema["$id"]).path), set_default=True)
 
 
 def _key_path(parts: Iterable[str | int]) -> str:
@@ -263,21 +256,8 @@ def _describe(error: Any) -> str:
 # --- checks the schema cannot make ----------------------------------------------------------------------------------
 
 
-def benchmarked_tasks(config: Mapping[str, Any]) -> dict[str, list[str]]:
-    """The tasks that are run, each with its levels as strings (a task with no levels is not run)."""
-    return {task: [str(level) for level in levels] for task, levels in config["tasks"].items() if levels}
-
-
 RUN_KEYS = ("variants", "seeds", "outputs")
 """The keys of `fit.<task>` that say which runs the grid has; the others are `dip restore` flags."""
-
-
-def level_fit(config: Mapping[str, Any], task: str, level: str) -> dict[str, Any]:
-    """The fit settings of one task and level: `fit.<task>` overridden by its `levels.<level>` entry, with the
-    top-level `seeds` where neither gives any."""
-    settings = {"seeds": config["seeds"], **config["fit"][task]}
-    override = settings.pop("levels", {}).get(level, {})
-    return {**settings, **override}
 
 
 def fit_flags(settings: Mapping[str, Any]) -> list[str]:
@@ -297,7 +277,7 @@ def fit_flags(settings: Mapping[str, Any]) -> list[str]:
 def stopping_of(task: str, level: str | None, settings: Mapping[str, Any]) -> str:
     """The stopping rule a level's fit runs: its `stopping` setting, else its task object's default (`fixed` where
     the level is not known)."""
-    from dip.operators import make_operator
+    from dip.tasks import make_operator
 
     if "stopping" in settings:
         return settings["stopping"]
@@ -308,7 +288,7 @@ def check_tasks(config: Mapping[str, Any]) -> None:
     """Every task that is run has fit settings naming defined variants; `es_continue` comes with a stopping rule (set,
     or the task's default); the noise-level rule only where σ is known; `fit.<task>.levels` names levels of the task
     and nests no further."""
-    from dip.operators import make_operator
+    from dip.tasks import make_operator
 
     tasks = benchmarked_tasks(config)
     if not tasks:
@@ -331,9 +311,9 @@ def check_tasks(config: Mapping[str, Any]) -> None:
                     raise ConfigError(
                         f"{key}.variants: unknown variant {variant!r} (defined: {', '.join(config['variants'])})"
                     )
-            if "seed-mean" in settings.get("outputs", []) and len(settings["seeds"]) < 2:
+            if SEED_MEAN in settings.get("outputs", []) and len(settings["seeds"]) < 2:
                 raise ConfigError(
-                    f"{key}.outputs: seed-mean averages the fits of several seeds, but {key} has one "
+                    f"{key}.outputs: {SEED_MEAN} averages the fits of several seeds, but {key} has one "
                     f"({settings['seeds'][0]}): give `seeds: [0, 1]` there or at the top level"
                 )
             levels = [level] if level is not None else [lv for lv in tasks.get(task, []) if lv not in overrides]
@@ -387,7 +367,7 @@ def check_given_inputs(config: Mapping[str, Any]) -> None:
     """A task that gives the net its input (flash-no-flash: the RGB flash photo, at full size) is fitted only by
     variants that take it: input depth 3 and a full-size input."""
     from dip.models import input_scale, resolve_spec
-    from dip.operators import make_operator
+    from dip.tasks import make_operator
 
     for task, levels in benchmarked_tasks(config).items():
         for level in levels:
@@ -402,28 +382,6 @@ def check_given_inputs(config: Mapping[str, Any]) -> None:
                         f"net's input of {task} is the flash photo (3 channels, full size): set input_depth: 3 in "
                         f"variants.{variant} (or use preset flash-no-flash)"
                     )
-
-
-def dataset_images(name: str, dataset: Mapping[str, Any]) -> list[str] | None:
-    """All image names of a dataset's source (None for a zip that is not fetched yet: they are not known)."""
-    from dip.datasets import get_dataset, list_images
-
-    try:
-        source = get_dataset(dataset["source"])
-    except ConfigError as error:
-        raise ConfigError(f"datasets.{name}.source: {error}") from None
-    try:
-        return list_images(source)
-    except ConfigError as error:
-        if source.kind == "archive" and "images" in dataset:
-            return None  # `dip datasets fetch` makes them known; the jobs check the configured names then
-        raise ConfigError(f"datasets.{name}.source: {error}") from None
-
-
-def used_images(dataset: Mapping[str, Any], images: list[str] | None) -> list[str]:
-    """The images a dataset runs: the configured ones, else all of them, cut to `limit`."""
-    chosen = dataset.get("images", images or [])
-    return list(chosen)[: dataset.get("limit")]
 
 
 def check_datasets(config: Mapping[str, Any]) -> None:
@@ -488,7 +446,7 @@ def restored_side(task: str, level: str, crop: int, observed: bool = False) -> i
     import numpy as np
 
     from dip.io import write_image
-    from dip.operators import make_operator
+    from dip.tasks import make_operator
 
     image = np.zeros((crop, crop, 1), np.float32)
     with tempfile.TemporaryDirectory() as folder:
@@ -505,40 +463,33 @@ def restored_side(task: str, level: str, crop: int, observed: bool = False) -> i
     return min(operator.output_shape(observation))
 
 
-def check_crops(config: Mapping[str, Any]) -> None:
-    """A dataset's `crop` (or `shrink`, whichever is smaller) leaves images that every variant fitted on the tasks it
-    runs can restore: sides that divide by the net's `required_multiple` and are at least its `minimum_side`."""
+def check_crops(config: Mapping[str, Any], grid: Grid | None = None) -> None:
+    """A dataset's `crop` (or `shrink`, whichever is smaller) leaves images that every variant fitted on the levels its
+    observations have (`grid`, by default the config's) can restore: sides that divide by the net's `required_multiple`
+    and are at least its `minimum_side`."""
     from dip.models import minimum_side, required_multiple
-    from dip.operators import make_operator
 
-    tasks = benchmarked_tasks(config)
-    for name, dataset in config["datasets"].items():
+    grid = build_grid(config) if grid is None else grid
+    levels = grid.observations[["dataset", "task", "level"]].drop_duplicates()
+    for name, task, level in levels.itertuples(index=False):
+        dataset = config["datasets"][name]
         sizes = {key: dataset[key] for key in ("crop", "shrink") if key in dataset}
         if not sizes:
             continue
         key, crop = min(sizes.items(), key=lambda item: (item[1], item[0]))
-        for task in dataset.get("tasks", tasks):
-            for level in tasks.get(task, []):
-                operator = make_operator(task, level)
-                if (
-                    (operator.needs_mask_file and not dataset.get("masks"))
-                    or (operator.needs_flash_file and not dataset.get("pairs"))
-                    or (dataset.get("degraded") and not operator.takes_photo)
-                ):
-                    continue  # no image of this dataset gets the level
-                try:
-                    side = restored_side(task, level, crop, observed=bool(dataset.get("degraded")))
-                except ConfigError as error:
-                    problem = f"{crop} is too small for {task} {level}: {error}"
-                    raise ConfigError(f"datasets.{name}.{key}: {problem}") from None
-                levels = config["fit"][task].get("levels", {})
-                where = f"fit.{task}.levels.{level}" if "variants" in levels.get(level, {}) else f"fit.{task}"
-                for variant in level_fit(config, task, level)["variants"]:
-                    spec = variant_spec(config, variant)
-                    multiple, shortest = required_multiple(spec), minimum_side(spec)
-                    if side % multiple or side < shortest:
-                        raise ConfigError(
-                            f"datasets.{name}.{key}: {crop} leaves {side}×{side} images to restore for {task} {level}, "
-                            f"but variant {variant!r} ({where}.variants) needs sides that divide by {multiple} "
-                            f"and are at least {shortest}"
-                        )
+        try:
+            side = restored_side(task, level, crop, observed=bool(dataset.get("degraded")))
+        except ConfigError as error:
+            problem = f"{crop} is too small for {task} {level}: {error}"
+            raise ConfigError(f"datasets.{name}.{key}: {problem}") from None
+        overrides = config["fit"][task].get("levels", {})
+        where = f"fit.{task}.levels.{level}" if "variants" in overrides.get(level, {}) else f"fit.{task}"
+        for variant in level_fit(config, task, level)["variants"]:
+            spec = variant_spec(config, variant)
+            multiple, shortest = required_multiple(spec), minimum_side(spec)
+            if side % multiple or side < shortest:
+                raise ConfigError(
+                    f"datasets.{name}.{key}: {crop} leaves {side}×{side} images to restore for {task} {level}, "
+                    f"but variant {variant!r} ({where}.variants) needs sides that divide by {multiple} "
+                    f"and are at least {shortest}"
+                )

@@ -24,7 +24,7 @@ from dip.baselines import (
 from dip.errors import ConfigError, ImageError
 from dip.io import crop_to_multiple, read_image
 from dip.metrics import psnr
-from dip.operators import TASK_TYPES, make_operator
+from dip.tasks import TASK_TYPES, make_operator
 
 SET5 = ("baby", "bird", "butterfly", "head", "woman")
 

@@ -1,4 +1,4 @@
-"""dip.blur, physics.Blur, dip.deconvolution: kernels as documented, A against scipy, its adjoint, the TV solver."""
+"""dip.tasks.deblurring, physics.Blur, dip.deconvolution: kernels, A against scipy, its adjoint, the TV solver."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 import torch
 from scipy import ndimage, signal
 
-from dip.blur import blur, gaussian_kernel, motion_kernel
 from dip.deconvolution import divergence, gradient, tv_deconvolve
 from dip.io import to_numpy, to_tensor
 from dip.physics import Blur
+from dip.tasks.deblurring import blur, gaussian_kernel, motion_kernel
 
 
 def _odd_kernel() -> np.ndarray:

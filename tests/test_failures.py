@@ -15,7 +15,7 @@ from dip.cli import main
 from dip.io import write_image
 from dip.report.aggregate import read_metrics
 from dip.report.notes import run_notes
-from dip.report.tables import write_tables
+from dip.report.task_tables import write_tables
 
 
 def run_dip(*args: object) -> int:

@@ -1,4 +1,4 @@
-"""Tests of dip.operators: the degradations of the DIP protocol, their forward models, observation files."""
+"""Tests of dip.tasks: the degradations of the DIP protocol, their forward models, observation files."""
 
 import io
 import json
@@ -16,20 +16,19 @@ from dip import api
 from dip.errors import ConfigError, ImageError
 from dip.io import read_image, to_numpy, to_tensor, write_mask
 from dip.metrics import psnr as score
-from dip.operators import (
+from dip.physics import LanczosDownsampler
+from dip.tasks import (
     TASKS,
     Deblurring,
     Denoising,
     Inpainting,
     Observation,
     SuperResolution,
-    load_observation,
     make_operator,
     operator_for,
-    save_observation,
-    text_mask,
 )
-from dip.physics import LanczosDownsampler
+from dip.tasks.inpainting import text_mask
+from dip.tasks.observation_dir import load_observation, save_observation
 
 torch.set_num_threads(1)
 

@@ -11,7 +11,7 @@ import pytest
 from dip.baselines import bicubic, bicubic_downscale
 from dip.io import read_image
 from dip.metrics import psnr
-from dip.operators import make_operator
+from dip.tasks import make_operator
 
 SET5 = ("baby", "bird", "butterfly", "head", "woman")
 

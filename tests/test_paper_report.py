@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from dip.report.aggregate import level_label
+from dip.report.ordering import level_label
 from dip.report.paper import HEADER, paper_comparison, reference_figures
-from dip.report.tables import write_tables
+from dip.report.task_tables import write_tables
 
 
 def sr_row(image: str, level: str, method: str, psnr: float, seed: int = 0, **extra) -> dict:

@@ -16,9 +16,10 @@ from PIL import Image
 from dip.cli import main
 from dip.errors import DipError
 from dip.io import write_image
-from dip.report.aggregate import level_order, method_order, read_metrics, read_table, read_traces
+from dip.report.aggregate import read_metrics, read_table, read_traces
 from dip.report.figures import psnr_points, write_figures
-from dip.report.tables import comparison, early_stopping, latex_escape, write_tables
+from dip.report.ordering import level_order, method_order
+from dip.report.task_tables import comparison, early_stopping, latex_escape, write_tables
 
 # PSNR of (method, variant, seed, level, image): DIP wins at σ=25, bm3d at σ=50.
 PSNR = {

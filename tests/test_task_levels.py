@@ -13,7 +13,7 @@ from skimage import data
 
 from dip.cli import main
 from dip.io import write_image, write_mask
-from dip.operators import make_operator
+from dip.tasks import make_operator
 
 SCHEMA = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text())
 SCHEMA_LEVELS = sorted(

@@ -130,6 +130,14 @@ def test_dip_command_lines_carry_the_variant_and_fit_settings(grid_dry_run: str)
 PLANNED_RULES = ("export_image", "degrade", "restore", "last_output", "seed_mean", "baseline")
 
 
+def test_fits_per_gpu_reaches_each_fit_on_its_command_line(tmp_path: Path) -> None:
+    folder = workflow_copy(tmp_path / "wf", TEST_CONFIG)
+    result = snakemake(folder, "--config", "fits_per_gpu=3", "-n", "-p")
+    assert result.returncode == 0, result.stderr + result.stdout
+    fits = re.findall(r"^Shell command: (.*dip restore .*)$", result.stdout, re.MULTILINE)
+    assert fits and all(fit.startswith("DIP_FITS_PER_GPU=3 dip restore ") for fit in fits)
+
+
 def paper_workflow(folder: Path) -> Path:
     """A workflow copy whose config/paper.yaml can be dry-run offline."""
     # Set14's names are known once its zip is fetched: give them here, so that the dry run needs no network.

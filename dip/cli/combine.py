@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dip import api
 from dip.failures import meta_identity, read_failure, write_failure
+from dip.layout import RECORD
 from dip.record import read_json
 
 
@@ -36,7 +37,7 @@ def identity(args: argparse.Namespace) -> dict[str, object]:
         fields = dict(failure.get("identity", {}))
     else:
         try:
-            record = read_json(first / api.RECORD)
+            record = read_json(first / RECORD)
         except (OSError, ValueError):
             record = {}
         try:

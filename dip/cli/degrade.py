@@ -24,7 +24,7 @@ from pathlib import Path
 from dip import api
 from dip.errors import ConfigError
 from dip.failures import write_failure
-from dip.operators import TASKS
+from dip.tasks import TASKS
 
 
 def parse_labels(pairs: list[str]) -> dict[str, str]:

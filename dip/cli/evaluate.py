@@ -11,12 +11,13 @@ from pathlib import Path
 
 from dip import api
 from dip.failures import observation_identity, read_failure
+from dip.layout import RECORD, RESTORED
 from dip.metrics import PROTOCOLS
 from dip.record import read_json, write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", type=Path, help="run directory with restored.png and record.json")
+    parser.add_argument("run", type=Path, help=f"run directory with {RESTORED} and {RECORD}")
     parser.add_argument("--observation", type=Path, required=True, help="the observation directory of the run")
     parser.add_argument("--protocol", choices=("auto", *PROTOCOLS), default="auto")
     parser.add_argument("--out", type=Path, required=True, help="metrics.json to write")
@@ -33,7 +34,7 @@ def identity(args: argparse.Namespace) -> dict[str, object]:
     if run is not None:
         return {**observation_identity(args.observation), **run.get("identity", {})}
     try:
-        record = read_json(args.run / "record.json")
+        record = read_json(args.run / RECORD)
     except (OSError, ValueError):
         record = {}
     fields = {key: record[key] for key in ("method", "variant", "seed") if key in record}

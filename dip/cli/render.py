@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dip.report.aggregate import read_table
     from dip.report.figures import write_figures
-    from dip.report.tables import write_tables
+    from dip.report.task_tables import write_tables
 
     summary = read_table(args.summary)
     traces = read_table(args.traces) if args.traces else None

@@ -25,6 +25,7 @@ from dip import api
 from dip.device import DEVICES, PRECISIONS
 from dip.errors import ConfigError, TimeBudgetSpent
 from dip.failures import observation_identity, write_failure
+from dip.layout import FRAMES_INDEX, FRAMES_SPRITE, RECORD, dip_method
 from dip.stopping import EARLY_STOPPING_RULES, STOPPING_RULES
 
 
@@ -84,8 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="save N snapshots of the net's output at geometrically spaced iterations (frames.webp, frames.json); "
-        "they change no number of the fit",
+        help=f"save N snapshots of the net's output at geometrically spaced iterations ({FRAMES_SPRITE}, "
+        f"{FRAMES_INDEX}); they change no number of the fit",
     )
     fit.add_argument(
         "--frame-side", type=int, default=256, metavar="PX", help="shrink frames to at most PX on the longer side"
@@ -99,7 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="fp32",
         help="fp32 (IEEE float32, also on CUDA); tf32 (CUDA: TensorFloat-32 matmuls and convolutions); bf16 or fp16 "
         "(autocast; fp16 on CUDA only); auto: bf16 where the device computes it natively (CUDA compute capability ≥ "
-        "8.0, or a CPU with AMX-BF16/AVX512-BF16 and --channels-last), else fp32; record.json says which ran and why",
+        f"8.0, or a CPU with AMX-BF16/AVX512-BF16 and --channels-last), else fp32; {RECORD} says which ran and why",
     )
     run.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     run.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
@@ -204,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
 
 def identity(args: argparse.Namespace) -> dict[str, object]:
     variant = args.variant or args.arch or ""
-    method = args.method or f"dip-{variant}"
+    method = args.method or dip_method(variant)
     return {**observation_identity(args.observation), "method": method, "variant": variant, "seed": args.seed}
 
 

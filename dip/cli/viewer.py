@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dip.report.viewer_caps import ViewerCaps
+from dip.report.viewer.caps import ViewerCaps
 
 DEFAULTS = ViewerCaps()
 
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dip.report.aggregate import read_table
-    from dip.report.viewer import write_viewer
+    from dip.report.viewer.write import write_viewer
 
     caps = ViewerCaps(image_side=args.image_side, frame_side=args.frame_side, max_frames=args.max_frames)
     data = write_viewer(read_table(args.summary), args.out, caps)

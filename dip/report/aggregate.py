@@ -10,8 +10,9 @@ import pandas as pd
 
 from dip.errors import DipError
 from dip.failures import FAILED
-from dip.operators import make_operator
+from dip.layout import TRACE
 from dip.record import TRACE_COLUMNS
+from dip.report.ordering import natural_key
 
 REQUIRED = ("task", "level", "method", "run_dir")
 SCORES = ("psnr", "ssim")
@@ -45,17 +46,11 @@ def read_metrics(paths: Iterable[Path]) -> pd.DataFrame:
     return frame[columns].sort_values(list(ID_COLUMNS), key=natural_key).reset_index(drop=True)
 
 
-def natural_key(values: pd.Series) -> pd.Series:
-    """A sort key ordering numeric strings by value ("2" < "10") and before other strings."""
-    numbers = pd.to_numeric(values, errors="coerce")
-    return pd.Series(list(zip(numbers.isna(), numbers.fillna(0), values.astype(str), strict=True)), index=values.index)
-
-
 def read_traces(summary: pd.DataFrame) -> pd.DataFrame:
     """The trace.csv rows of every run of `summary` that has one, each with the run's identifying columns."""
     frames = []
     for row in summary.itertuples(index=False):
-        path = Path(row.run_dir) / "trace.csv"
+        path = Path(row.run_dir) / TRACE
         if not path.exists():
             continue
         try:
@@ -81,20 +76,3 @@ def read_table(path: Path) -> pd.DataFrame:
     if missing:
         raise DipError(f"{path}: lacks the columns {', '.join(missing)}")
     return frame.fillna(dict.fromkeys(TEXT_COLUMNS, ""))
-
-
-def level_label(task: str, level: str) -> str:
-    """How a level is shown in tables and figures: its task object's label (σ=25, ×4 Lanczos LR, random 50 %)."""
-    return make_operator(task, level).label
-
-
-def level_order(levels: Iterable[str]) -> list[str]:
-    """Distinct levels in natural order."""
-    unique = pd.Series(sorted(set(levels)), dtype=str)
-    return unique.sort_values(key=natural_key).tolist()
-
-
-def method_order(runs: pd.DataFrame) -> list[str]:
-    """Distinct methods of `runs`: the baselines, then the DIP variants, each alphabetically."""
-    dip = set(runs.method[runs.variant != ""])
-    return sorted(runs.method.unique(), key=lambda method: (method in dip, method))

@@ -14,11 +14,11 @@ from matplotlib.patches import Rectangle
 
 from dip.errors import DipError
 from dip.io import read_image
-from dip.operators import CLEAN, GUIDE, OBSERVED
-from dip.report.aggregate import level_label, level_order, method_order
+from dip.layout import CLEAN, GUIDE, OBSERVED, RESTORED
 from dip.report.notes import finished, run_notes
+from dip.report.ordering import level_label, level_order, method_order
 from dip.report.rules import rule_curves
-from dip.report.tables import scored_runs, task_runs
+from dip.report.task_tables import scored_runs, task_runs
 from dip.resampling import pil_resize
 
 CURVES = {
@@ -156,11 +156,15 @@ def psnr_curves(traces: pd.DataFrame, task: str, palette: dict, summary: pd.Data
 
 
 SELECTION_MARKS = {
-    "selected_iteration": ("v", True, "▼ output selected (early stop)"),
-    "es_selected_iteration": ("v", False, "▽ ES-WMV's pick (watching)"),
-    "es_stop_iteration": ("|", True, "| where ES-WMV fired"),
+    "selected_iteration": ("v", True, "output selected (early stop)"),
+    "es_selected_iteration": ("v", False, "ES-WMV's pick (watching)"),
+    "es_stop_iteration": ("|", True, "where ES-WMV fired"),
 }
 """How `_mark_selections` marks each iteration a run's record names: marker, filled, legend entry."""
+
+
+LEGEND_TITLES = {"method", "curve"}
+"""The entries seaborn adds as titles of its hue and style groups: the one legend below needs none."""
 
 
 def _legend_below(figure: Figure, axes: list, marked: set[str]) -> None:
@@ -169,7 +173,9 @@ def _legend_below(figure: Figure, axes: list, marked: set[str]) -> None:
     entries: dict[str, object] = {}
     for ax in axes:
         handles, labels = ax.get_legend_handles_labels()
-        entries.update({label: handle for handle, label in zip(handles, labels, strict=True) if label not in entries})
+        for handle, label in zip(handles, labels, strict=True):
+            if label not in LEGEND_TITLES:
+                entries.setdefault(label, handle)
         ax.get_legend().remove()
     for column in SELECTION_MARKS:
         if column in marked:
@@ -246,7 +252,7 @@ def image_grid(summary: pd.DataFrame, task: str, palette: dict, max_examples: in
             if run.empty:  # the method does not solve this level (e.g. the median filter and Gaussian noise)
                 panels.append((method, None))
                 continue
-            restored = _resized(read_image(Path(run.run_dir.iloc[0]) / "restored.png"), shape)
+            restored = _resized(read_image(Path(run.run_dir.iloc[0]) / RESTORED), shape)
             psnr = run.psnr.iloc[0] if "psnr" in run else np.nan
             panels.append((f"{method} {psnr:.2f} dB" if pd.notna(psnr) else method, restored))
         size_h, size_w = max(8, height // zoom), max(8, width // zoom)
@@ -288,7 +294,7 @@ def _input_panels(folder: Path, inputs: list[str], name: str, example: object) -
 def _output_shape(runs: pd.DataFrame, fallback: tuple[int, ...]) -> tuple[int, ...]:
     """The shape of the first restored image of `runs` (the size to show every panel at without a clean image)."""
     for folder in runs.run_dir:
-        path = Path(folder) / "restored.png"
+        path = Path(folder) / RESTORED
         if path.is_file():
             return read_image(path).shape
     return fallback

@@ -7,8 +7,8 @@ from importlib import resources
 
 import pandas as pd
 
-from dip.report.aggregate import natural_key
-from dip.report.table import Table
+from dip.report.ordering import natural_key
+from dip.report.table_model import Table
 
 LR_NAMES = {"lanczos": "PIL Lanczos", "bicubic": "MATLAB bicubic"}
 PSNR_COLUMN = {"y-matlab": "psnr_y_matlab"}

@@ -9,9 +9,10 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from dip.report.aggregate import ID_COLUMNS, level_label, level_order
+from dip.report.aggregate import ID_COLUMNS
 from dip.report.notes import finished
-from dip.report.table import Table
+from dip.report.ordering import level_label, level_order
+from dip.report.table_model import Table
 
 WATCHED = re.compile(r"watch_(.+)_selected_iteration")
 """A metrics column that names a watching rule (`dip.api.watched_column`)."""

@@ -4,9 +4,9 @@ rule baseline:
     output:
         directory(BASELINE_RUN),
     log:
-        "results/logs/baseline/{dataset}/{task}/{level}/{image}/{method}.log",
+        PATHS.log("baseline", "{method}"),
     benchmark:
-        "results/benchmarks/baseline/{dataset}/{task}/{level}/{image}/{method}.tsv"
+        PATHS.benchmark("baseline", "{method}")
     conda:
         "../envs/dip.yaml"
     shell:

@@ -4,11 +4,13 @@ rule last_output:
     output:
         directory(LAST_RUN),
     log:
-        "results/logs/combine/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}-last.log",
+        PATHS.log("combine", LAST_RUN_NAME),
     conda:
         "../envs/dip.yaml"
+    params:
+        method=lambda wildcards: last_method(dip_method(wildcards.variant)),
     shell:
-        "dip combine {input} --output last --method dip-{wildcards.variant}-last --out {output}"
+        "dip combine {input} --output last --method {params.method} --out {output}"
         " --record-failure {log} > {log} 2>&1"
 
 
@@ -18,11 +20,13 @@ rule seed_mean:
     output:
         directory(SEED_MEAN_RUN),
     log:
-        "results/logs/combine/{dataset}/{task}/{level}/{image}/dip-{variant}/seed-mean.log",
+        PATHS.log("combine", SEED_MEAN_RUN_NAME),
     conda:
         "../envs/dip.yaml"
     params:
-        method=lambda wildcards, input: f"dip-{wildcards.variant}-mean{len(input)}",
+        method=lambda wildcards, input: mean_method(
+            dip_method(wildcards.variant), len(input)
+        ),
     shell:
         "dip combine {input} --method {params.method} --out {output}"
         " --record-failure {log} > {log} 2>&1"

@@ -4,33 +4,46 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 
 import pandas as pd
 from snakemake.exceptions import WorkflowError
 
 from dip.errors import ConfigError
-from dip.operators import make_operator
+from dip.gpu_slots import FITS_PER_GPU_VARIABLE
+from dip.layout import (
+    dip_method,
+    last_method,
+    last_run,
+    mean_method,
+    run_pattern,
+    seed_mean_run,
+    seed_run,
+    workflow_paths,
+)
+from dip.tasks import make_operator
 from dip.workflow_config import (
     check_config,
     fit_flags as level_flags,
-    level_fit,
     variant_fit,
     variant_spec,
 )
+from dip.workflow_grid import build_grid, level_fit
 
-# The `--config` overrides put in place, the schema's checks and defaults, and every other check of the config that
-# needs no job (dip/workflow_config.py): a bad value stops the run here, in one line naming its key.
-if not workflow.modifier.skip_validation:
-    try:
-        check_config(
+# The `--config` overrides put in place, the schema's checks and defaults, every other check of the config that needs
+# no job (dip/workflow_config.py), and the grid they leave (dip/workflow_grid.py): a bad value stops the run here, in
+# one line naming its key.
+try:
+    if workflow.modifier.skip_validation:
+        GRID = build_grid(config)
+    else:
+        GRID = check_config(
             config,
             workflow.source_path("../schemas/config.schema.yaml"),
             workflow.config_settings.overwrite_config,
             full=workflow.is_main_process,
         )
-    except ConfigError as error:
-        raise WorkflowError(f"Invalid configuration: {error}") from None
+except ConfigError as error:
+    raise WorkflowError(f"Invalid configuration: {error}") from None
 
 # The checkout that the rules' conda environment installs (workflow/envs/dip.yaml): this one, whatever the working
 # directory, also when the workflow is a module of another.
@@ -41,132 +54,30 @@ os.environ.setdefault(
     ),
 )
 
-# Fits per GPU (dip/gpu_slots.py): the jobs of this machine read it from their environment.
-if "fits_per_gpu" in config:
-    os.environ["DIP_FITS_PER_GPU"] = str(config["fits_per_gpu"])
-
 # Every job writes a directory: its results, or a failure record (dip/failures.py) that the later steps pass on, so
 # that one bad image or diverged fit still leaves the summary, tables, figures and report of everything else.
-IMAGE_DIR = "results/{dataset}/images/{image}"
-OBSERVATION = "results/{dataset}/{task}/{level}/{image}/observation"
-DIP_RUN = "results/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}"
-BASELINE_RUN = "results/{dataset}/{task}/{level}/{image}/{method}"
-LAST_RUN = "results/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}-last"
-SEED_MEAN_RUN = "results/{dataset}/{task}/{level}/{image}/dip-{variant}/seed-mean"
-RUN = "results/{dataset}/{task}/{level}/{image}/{run}"
-METRICS = "results/metrics/{dataset}/{task}/{level}/{image}/{run}.json"
-CHECKPOINT = "results/.checkpoints/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}-{settings}.ckpt"
+PATHS = workflow_paths()
+IMAGE_DIR = PATHS.image_dir
+OBSERVATION = PATHS.observation
+DIP_RUN_NAME = seed_run("{variant}", "{seed}")
+LAST_RUN_NAME = last_run("{variant}", "{seed}")
+SEED_MEAN_RUN_NAME = seed_mean_run("{variant}")
+DIP_RUN = PATHS.run(DIP_RUN_NAME)
+BASELINE_RUN = PATHS.run("{method}")
+LAST_RUN = PATHS.run(LAST_RUN_NAME)
+SEED_MEAN_RUN = PATHS.run(SEED_MEAN_RUN_NAME)
+RUN = PATHS.run()
+METRICS = PATHS.metrics()
+CHECKPOINT = PATHS.checkpoint(DIP_RUN_NAME)
 
 
-def config_error(key: str, problem: str) -> WorkflowError:
-    """A configuration error whose message names the offending key."""
-    return WorkflowError(f"Invalid configuration: {key}: {problem}")
-
-
-def list_images(name: str, dataset: dict) -> list[str]:
-    """Image names of a dataset: the configured list or `dip datasets images`, cut to the limit."""
-    if "images" in dataset:
-        images = dataset["images"]
-    else:
-        command = ["dip", "datasets", "images", dataset["source"]]
-        try:
-            listing = subprocess.run(command, capture_output=True, text=True)
-        except FileNotFoundError:
-            raise config_error(
-                f"datasets.{name}.images",
-                "not given, and the `dip` command that lists them is not installed",
-            ) from None
-        if listing.returncode != 0:
-            raise config_error(f"datasets.{name}.source", listing.stderr.strip())
-        images = listing.stdout.splitlines()
-    return images[: dataset.get("limit")]
-
-
-TASKS = {
-    task: [str(level) for level in levels]
-    for task, levels in config["tasks"].items()
-    if levels
-}
-
-IMAGES = {
-    name: list_images(name, dataset) for name, dataset in config["datasets"].items()
-}
-
-
+TASKS = GRID.tasks
+IMAGES = GRID.images
 MASKS = {name: dataset.get("masks", {}) for name, dataset in config["datasets"].items()}
 PAIRS = {name: dataset.get("pairs", {}) for name, dataset in config["datasets"].items()}
-
-
-def dataset_runs(dataset: str, task: str, level: str, image: str) -> bool:
-    """Whether the grid has this observation: the dataset runs the task, level `file` has a mask, flash-no-flash a
-    flash photo, and an already-degraded image a level that takes a photo as it is."""
-    settings = config["datasets"][dataset]
-    operator = make_operator(task, level)
-    return (
-        task in settings.get("tasks", TASKS)
-        and (not operator.needs_mask_file or image in MASKS[dataset])
-        and (not operator.needs_flash_file or image in PAIRS[dataset])
-        and (not settings.get("degraded") or operator.takes_photo)
-    )
-
-
-OBSERVATIONS = pd.DataFrame(
-    [
-        (dataset, task, level, image)
-        for dataset, images in IMAGES.items()
-        for task, levels in TASKS.items()
-        for level in levels
-        for image in images
-        if dataset_runs(dataset, task, level, image)
-    ],
-    columns=["dataset", "task", "level", "image"],
-)
-if OBSERVATIONS.empty:
-    raise config_error(
-        "datasets", "no dataset runs any of the configured tasks and levels"
-    )
-DIP_RUNS = OBSERVATIONS.merge(
-    pd.DataFrame(
-        [
-            (task, level, variant, seed)
-            for task, levels in TASKS.items()
-            for level in levels
-            for variant in level_fit(config, task, level)["variants"]
-            for seed in level_fit(config, task, level)["seeds"]
-        ],
-        columns=["task", "level", "variant", "seed"],
-    ),
-    on=["task", "level"],
-)
-
-
-def with_output(runs: pd.DataFrame, output: str) -> pd.DataFrame:
-    """The DIP runs whose task and level ask for `output` besides the chosen one (`fit.<task>.outputs`)."""
-    wanted = [
-        output in level_fit(config, task, level).get("outputs", [])
-        for task, level in zip(runs.task, runs.level)
-    ]
-    return runs[pd.Series(wanted, index=runs.index, dtype=bool)]
-
-
-LAST_RUNS = with_output(DIP_RUNS, "last")
-SEED_MEAN_RUNS = (
-    with_output(DIP_RUNS, "seed-mean").drop(columns="seed").drop_duplicates()
-)
-BASELINE_RUNS = OBSERVATIONS.merge(
-    pd.DataFrame(
-        [
-            (task, level, method)
-            for task, methods in config["baselines"].items()
-            for level in TASKS.get(task, [])
-            for method in methods
-            # a method runs on the levels it solves (e.g. the median filter on impulse noise only)
-            if method in make_operator(task, level).baselines
-        ],
-        columns=["task", "level", "method"],
-    ),
-    on=["task", "level"],
-)
+OBSERVATIONS = GRID.observations
+DIP_RUNS = GRID.dip_runs
+BASELINE_RUNS = GRID.baseline_runs
 
 
 def run_files(pattern: str, runs: pd.DataFrame) -> list[str]:
@@ -199,8 +110,7 @@ wildcard_constraints:
     variant=alternatives(VARIANTS),
     seed=r"\d+",
     method=alternatives(METHODS) or "(?!)",
-    run=rf"dip-({alternatives(VARIANTS)})/seed(\d+|\d+-last|-mean)"
-    + "".join(f"|{re.escape(m)}" for m in METHODS),
+    run=run_pattern(alternatives(VARIANTS), METHODS),
 
 
 def degrade_inputs(wildcards) -> dict[str, str]:
@@ -261,6 +171,13 @@ def fit_flags(wildcards) -> str:
     return " ".join(flags)
 
 
+def slot_environment(wildcards) -> str:
+    """The fit's environment prefix: `fits_per_gpu` as the GPU slots read it (dip/gpu_slots.py), on any node."""
+    if "fits_per_gpu" not in config:
+        return ""
+    return f"{FITS_PER_GPU_VARIABLE}={config['fits_per_gpu']} "
+
+
 def checkpoint_file(wildcards) -> str:
     """A fit's checkpoint, named by a digest of its settings: a fit whose config changed never meets (nor leaves
     alone, unused) the checkpoint of the old settings."""
@@ -277,30 +194,14 @@ def seed_runs(wildcards) -> list[str]:
 
 def metrics_files() -> list[str]:
     """Every run's metrics record (its scores, or its failure): DIP fits, the outputs combined from them, baselines."""
-    named = [
-        DIP_RUNS.assign(
-            run=[f"dip-{v}/seed{s}" for v, s in zip(DIP_RUNS.variant, DIP_RUNS.seed)]
-        ),
-        LAST_RUNS.assign(
-            run=[
-                f"dip-{v}/seed{s}-last"
-                for v, s in zip(LAST_RUNS.variant, LAST_RUNS.seed)
-            ]
-        ),
-        SEED_MEAN_RUNS.assign(
-            run=[f"dip-{v}/seed-mean" for v in SEED_MEAN_RUNS.variant]
-        ),
-        BASELINE_RUNS.rename(columns={"method": "run"}),
-    ]
-    columns = ["dataset", "task", "level", "image", "run"]
-    return [path for runs in named for path in run_files(METRICS, runs[columns])]
+    return run_files(METRICS, GRID.named_runs())
 
 
 def all_targets() -> list[str]:
     """The final outputs: the summary, the tables and figures of every task that some dataset runs, and the viewer."""
     tasks = [task for task in TASKS if task in set(OBSERVATIONS.task)]
     return [
-        "results/summary.csv",
+        PATHS.summary,
         "results/viewer",
         *expand("results/tables/{task}.{ext}", task=tasks, ext=["md", "tex", "html"]),
         *expand(

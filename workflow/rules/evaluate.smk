@@ -5,9 +5,9 @@ rule evaluate:
     output:
         METRICS,
     log:
-        "results/logs/evaluate/{dataset}/{task}/{level}/{image}/{run}.log",
+        PATHS.log("evaluate", "{run}"),
     benchmark:
-        "results/benchmarks/evaluate/{dataset}/{task}/{level}/{image}/{run}.tsv"
+        PATHS.benchmark("evaluate", "{run}")
     conda:
         "../envs/dip.yaml"
     shell:
@@ -19,8 +19,8 @@ rule aggregate:
     input:
         metrics_files(),
     output:
-        summary="results/summary.csv",
-        traces="results/traces.csv",
+        summary=PATHS.summary,
+        traces=PATHS.traces,
     log:
         "results/logs/aggregate.log",
     benchmark:

@@ -1,7 +1,7 @@
 rule render:
     input:
-        summary="results/summary.csv",
-        traces="results/traces.csv",
+        summary=PATHS.summary,
+        traces=PATHS.traces,
     output:
         markdown="results/tables/{task}.md",
         latex="results/tables/{task}.tex",

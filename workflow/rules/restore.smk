@@ -4,9 +4,9 @@ rule restore:
     output:
         directory(DIP_RUN),
     log:
-        "results/logs/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.log",
+        PATHS.log("restore", DIP_RUN_NAME),
     benchmark:
-        "results/benchmarks/restore/{dataset}/{task}/{level}/{image}/dip-{variant}/seed{seed}.tsv"
+        PATHS.benchmark("restore", DIP_RUN_NAME)
     retries: config["resources"]["retries"]
     conda:
         "../envs/dip.yaml"
@@ -20,8 +20,9 @@ rule restore:
         fit=fit_flags,
         device=config["device"],
         checkpoint=checkpoint_file,
+        slots=slot_environment,
     shell:
-        "dip restore {input} --out {output} --variant {wildcards.variant}"
+        "{params.slots}dip restore {input} --out {output} --variant {wildcards.variant}"
         " --arch-json {params.arch:q} {params.fit}"
         " --seed {wildcards.seed} --device {params.device} --threads {threads}"
         " --checkpoint {params.checkpoint} --quiet --record-failure {log} > {log} 2>&1"

@@ -1,6 +1,6 @@
 rule viewer:
     input:
-        "results/summary.csv",
+        PATHS.summary,
     output:
         report(
             directory("results/viewer"),

@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from dip.errors import DipError
-from dip.report.aggregate import ID_COLUMNS, level_label, level_order, method_order
+from dip.report.aggregate import ID_COLUMNS
 from dip.report.notes import finished, run_notes, without_truth
+from dip.report.ordering import level_label, level_order, method_order
 from dip.report.paper import paper_comparison
 from dip.report.rules import rules_table
-from dip.report.table import Table
+from dip.report.table_model import Table
 
 METRICS = {
     "psnr": ("PSNR (dB)", 2),

@@ -1,7 +1,7 @@
 """The results viewer: a static page (works from file://, offline) comparing every method on each observation and
 stepping through each DIP fit's frames beside its PSNR curve.
 
-`write_viewer(summary, out, caps)` writes OUT/index.html, viewer.js, viewer.css (package data, `viewer_page/`),
+`write_viewer(summary, out, caps)` writes OUT/index.html, viewer.js, viewer.css (package data, `page/`),
 viewer-data.js (`window.DIP_VIEWER_DATA = {...}`: the page's data, loaded by a plain <script>, as file:// allows no
 fetch) and OUT/assets/ (the images, and one frame sprite per DIP run).
 """
@@ -21,12 +21,12 @@ import pandas as pd
 from dip import __version__
 from dip.errors import ConfigError, DipError
 from dip.failures import FAILED
-from dip.operators import GUIDE
+from dip.layout import CLEAN, FRAMES_SPRITE, GUIDE, OBSERVED, RECORD, RESTORED, TRACE, seeded
 from dip.record import read_json
-from dip.report.aggregate import level_label, method_order
 from dip.report.notes import NO_TRUTH, run_notes, smoke_iterations
-from dip.report.viewer_caps import ViewerCaps
-from dip.report.viewer_images import copy_image, image_shape, write_frame_sprite
+from dip.report.ordering import level_label, method_order
+from dip.report.viewer.caps import ViewerCaps
+from dip.report.viewer.images import copy_image, image_shape, write_frame_sprite
 
 PAGE_FILES = ("index.html", "viewer.js", "viewer.css")
 DATA_FILE = "viewer-data.js"
@@ -64,7 +64,7 @@ def write_viewer(summary: pd.DataFrame, out: Path, caps: ViewerCaps) -> dict[str
         data["observations"].append(_observation(dict(zip(OBSERVATION_KEYS, key, strict=True)), rows, out, caps, data))
     script = "window.DIP_VIEWER_DATA = " + json.dumps(data, separators=(",", ":"), allow_nan=False) + ";\n"
     (out / DATA_FILE).write_text(script.replace("</", "<\\/"), encoding="utf-8")
-    page = resources.files("dip.report") / "viewer_page"
+    page = resources.files("dip.report.viewer") / "page"
     for name in PAGE_FILES:
         (out / name).write_bytes((page / name).read_bytes())
     return data
@@ -119,7 +119,7 @@ def _observation(
     index = len(data["observations"])
     folder = f"{ASSETS}/o{index}"
     obs_dir = _observation_dir(rows)
-    clean = obs_dir / "clean.png" if obs_dir is not None else None
+    clean = obs_dir / CLEAN if obs_dir is not None else None
     has_truth = clean is not None and clean.is_file()
     ok = rows[rows.status != FAILED] if "status" in rows else rows
     reference = clean if has_truth else _first_restored(ok)
@@ -129,14 +129,14 @@ def _observation(
     if has_truth:
         copy_image(clean, out / folder / "truth.png", scale)
         entries.append(_entry("truth", "ground truth", "truth", f"{folder}/truth.png"))
-    if obs_dir is not None and (obs_dir / "observed.png").is_file():
-        copy_image(obs_dir / "observed.png", out / folder / "observation.png", scale)
+    if obs_dir is not None and (obs_dir / OBSERVED).is_file():
+        copy_image(obs_dir / OBSERVED, out / folder / "observation.png", scale)
         metrics = _observed_metrics(ok)
         label = OBSERVATION_LABELS.get(key["task"], "observation")
         entries.append(_entry("observation", label, "observation", f"{folder}/observation.png", metrics))
     if obs_dir is not None and (obs_dir / GUIDE).is_file():
-        copy_image(obs_dir / GUIDE, out / folder / "guide.png", scale)
-        entries.append(_entry("guide", GUIDE_LABEL, "guide", f"{folder}/guide.png"))
+        copy_image(obs_dir / GUIDE, out / folder / GUIDE, scale)
+        entries.append(_entry("guide", GUIDE_LABEL, "guide", f"{folder}/{GUIDE}"))
     for position, row in enumerate(_ordered(rows).to_dict("records")):
         entries.append(_run_entry(row, f"{folder}/m{position}", out, scale, caps, data, index))
     return {
@@ -166,7 +166,7 @@ def _observation_dir(rows: pd.DataFrame) -> Path | None:
 
 def _first_restored(rows: pd.DataFrame) -> Path | None:
     for folder in rows.run_dir:
-        path = Path(_text(folder)) / "restored.png"
+        path = Path(_text(folder)) / RESTORED
         if _text(folder) and path.is_file():
             return path
     return None
@@ -190,10 +190,10 @@ def _run_entry(
     """A run's entry: its image and scores, or what failed; a DIP run also gets its process data (`runs`)."""
     is_dip = bool(row["variant"])
     extra = {"variant": row["variant"], "seed": int(row["seed"])} if is_dip else {}
-    key = f"{row['method']}/seed{row['seed']}" if is_dip else row["method"]
+    key = seeded(row["method"], row["seed"]) if is_dip else row["method"]
     kind = "dip" if is_dip else "baseline"
     run_dir = Path(_text(row.get("run_dir")))
-    restored = run_dir / "restored.png"
+    restored = run_dir / RESTORED
     if row.get("status") == FAILED or not _text(row.get("run_dir")) or not restored.is_file():
         error = _text(row.get("error")) or f"no restored image in {run_dir}"
         missing = {"stage": _text(row.get("stage")), "error": error, "log": _text(row.get("log"))}
@@ -203,7 +203,7 @@ def _run_entry(
     entry = _entry(key, row["method"], kind, f"{stem}.png", metrics, **extra)
     if is_dip:
         entry["run"] = len(data["runs"])
-        data["runs"].append(_process(row, run_dir, f"{stem}-frames.webp", out, caps, obs))
+        data["runs"].append(_process(row, run_dir, f"{stem}-{FRAMES_SPRITE}", out, caps, obs))
     return entry
 
 
@@ -241,14 +241,14 @@ def _process(row: dict[str, Any], run_dir: Path, sprite: str, out: Path, caps: V
 
 def _record(run_dir: Path) -> dict[str, Any]:
     try:
-        return read_json(run_dir / "record.json")
+        return read_json(run_dir / RECORD)
     except (OSError, ValueError):
         return {}
 
 
 def _trace(run_dir: Path) -> dict[str, Any] | None:
     """The run's PSNR curves (NaN as None; a curve without a finite value as None); None without a trace."""
-    path = run_dir / "trace.csv"
+    path = run_dir / TRACE
     try:
         trace = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
