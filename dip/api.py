@@ -20,6 +20,7 @@ matching `dip` command writes, so a notebook and a workflow job produce the same
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -32,11 +33,12 @@ import numpy as np
 from dip.datasets import exported_source
 from dip.errors import ConfigError, OutputError
 from dip.failures import check_upstream
-from dip.io import check_writable, read_image, write_image
+from dip.io import read_image, write_image
 from dip.layout import LAST, RECORD, RESTORED, TRACE, dip_method, last_method, mean_method
 from dip.metrics import evaluate as score
 from dip.metrics import psnr
-from dip.record import read_json, versions, write_json, write_trace
+from dip.outputs import BASELINE_RUN, CHECKPOINT, COMBINED_RUN, DIP_RUN, METRICS, OBSERVATION, claim, clear
+from dip.record import fingerprint, read_json, versions, write_json, write_trace
 from dip.tasks import Observation, Operator, make_operator, operator_for
 from dip.tasks.observation_dir import load_observation, save_observation
 
@@ -65,7 +67,12 @@ def _read_run(run_dir: Path, image: str = RESTORED) -> tuple[dict[str, Any], np.
     check_upstream(run_dir)
     if not (run_dir / RECORD).is_file():
         raise ConfigError(f"{run_dir}: not a run directory (no {RECORD})")
-    record = read_json(run_dir / RECORD)
+    try:
+        record = read_json(run_dir / RECORD)
+    except (OSError, ValueError) as error:  # a binary file: UnicodeDecodeError, a ValueError
+        raise ConfigError(f"{run_dir / RECORD}: not a run record ({error})") from None
+    if not isinstance(record, dict):
+        raise ConfigError(f"{run_dir / RECORD}: not a run record (a JSON object written by `dip restore`)")
     if not (run_dir / image).is_file():
         raise ConfigError(f"{run_dir}: the run has no {image} ({record.get('output') or 'no such output'})")
     return record, read_image(run_dir / image)
@@ -73,6 +80,28 @@ def _read_run(run_dir: Path, image: str = RESTORED) -> tuple[dict[str, Any], np.
 
 def _observation(observation: Observation | str | Path) -> Observation:
     return observation if isinstance(observation, Observation) else load_observation(observation)
+
+
+def _path(value: object) -> str | Path | None:
+    """`value` where it is a path (an input a command reads from a file), else None."""
+    return value if isinstance(value, str | Path) else None
+
+
+def observation_digest(observation: Observation) -> str:
+    """What identifies an observation: its meta and x0 as its 16-bit file holds it, so that the observation in
+    memory and the same one read back from its folder have one digest."""
+    observed = np.round(np.clip(observation.observed.astype(np.float64), 0, 1) * 65535).astype(np.uint16)
+    return fingerprint(observation.meta, observed)
+
+
+def check_same_observation(run: str | Path, record: dict[str, Any], observation: Observation, what: str) -> None:
+    """Refuse a run whose record says it restores another observation than `observation` (named by `what`): by its
+    `observation_digest`, or, for a record written before runs had one, by the observation's meta."""
+    digest = record.get("observation_digest")
+    meta = record.get("observation")
+    other = digest != observation_digest(observation) if digest is not None else meta not in (None, observation.meta)
+    if other:
+        raise ConfigError(f"{run}: restores another observation than {what}; give the observation it was fitted to")
 
 
 def degrade(
@@ -94,6 +123,8 @@ def degrade(
     super-resolution the low-resolution photo, for denoising a noisy photo of noise level `level`, for inpainting
     (level 'file') a photo whose `mask_file` marks the known pixels. `flash_file`: flash-no-flash's flash photo (the
     image is then the no-flash photo, always taken as it is)."""
+    if out is not None:
+        out = claim(out, OBSERVATION, inputs=[_path(image), mask_file, flash_file])
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
         raise ConfigError(f"multiple must be ≥ 1, got {multiple}")
     source = None
@@ -111,6 +142,7 @@ def degrade(
     )
     observation = operator.observe(image, seed, multiple=multiple, source=source, labels=labels, observed=observed)
     if out is not None:
+        clear(out, OBSERVATION)
         save_observation(observation, out)
     return observation
 
@@ -159,6 +191,12 @@ def restore(
     from dip.models import resolve_spec
     from dip.restoration import restore as fit_observation
 
+    if out is not None:
+        out = claim(out, DIP_RUN, inputs=[_path(observation)])
+    if checkpoint is not None:
+        checkpoint = claim(checkpoint, CHECKPOINT, option="--checkpoint", inputs=[_path(observation), out])
+    if checkpoint and out and checkpoint.resolve().is_relative_to(out.resolve()):
+        raise ConfigError("--checkpoint must lie outside --out (a workflow deletes a job's outputs before it starts)")
     observation = _observation(observation)
     operator = operator_for(observation)
     spec = resolve_spec(arch if arch is not None else operator.paper_preset)
@@ -182,14 +220,6 @@ def restore(
     configure_cuda(device_, precision, autotune=not deterministic)
     if device_.type == "cpu":
         tune_cpu_allocator()
-    out = None if out is None else Path(out)
-    checkpoint = None if checkpoint is None else Path(checkpoint)
-    if checkpoint and out and checkpoint.resolve().is_relative_to(out.resolve()):
-        raise ConfigError("--checkpoint must lie outside --out (a workflow deletes a job's outputs before it starts)")
-    if out is not None:
-        check_writable(out, "--out")
-    if checkpoint is not None:
-        check_writable(checkpoint.parent, f"--checkpoint {checkpoint}")
 
     if device_.type == "cuda":
         if device_.index is not None:
@@ -208,6 +238,7 @@ def restore(
     )
     variant = variant or spec.get("preset") or spec["arch"]
     record = {
+        "kind": "restore",
         "method": method or dip_method(variant),
         "variant": variant,
         "model": spec,
@@ -230,6 +261,7 @@ def restore(
         "gpu_slot": gpu_slot,
         "gpu_memory_peak_mb": torch.cuda.max_memory_allocated(device_) / 2**20 if device_.type == "cuda" else None,
         "observation": observation.meta,
+        "observation_digest": observation_digest(observation),
         "versions": versions(),
         "fingerprint": facts["fingerprint"],
         "warnings": result.notes,
@@ -237,6 +269,7 @@ def restore(
     restored = to_numpy(result.output)
     if out is not None:
         try:
+            clear(out, DIP_RUN)
             write_image(out / RESTORED, restored)
             if record["output"] != LAST_OUTPUT:
                 write_image(out / LAST, to_numpy(result.last_output))
@@ -244,6 +277,8 @@ def restore(
             write_frames(out, result.frames, restored.shape[:2])
             write_json(out / RECORD, record)
         except OSError as error:
+            with contextlib.suppress(OSError):  # what this attempt wrote: a second one finds the folder its own
+                clear(out, DIP_RUN)
             kept = result.checkpoint
             after = f"the fit is kept in {kept}: run the same command again" if kept else "no checkpoint kept the fit"
             raise OutputError(f"cannot write {error.filename or out} ({error.strerror or error}); {after}") from None
@@ -257,6 +292,8 @@ def baseline(observation: Observation | str | Path, method: str, *, out: str | P
     """Restore an observation with a classical baseline of its task; written to `out` (restored.png, record.json)."""
     from dip.baselines import run_baseline
 
+    if out is not None:
+        out = claim(out, BASELINE_RUN, inputs=[_path(observation)])
     observation = _observation(observation)
     operator = operator_for(observation)
     if method not in operator.baselines:
@@ -265,6 +302,7 @@ def baseline(observation: Observation | str | Path, method: str, *, out: str | P
     restored = run_baseline(method, observation.observed, **operator.baseline_arguments(observation))
     meta = observation.meta
     record = {
+        "kind": "baseline",
         "method": method,
         "variant": "",
         "seed": meta.get("seed", 0),
@@ -272,11 +310,13 @@ def baseline(observation: Observation | str | Path, method: str, *, out: str | P
         "seconds": time.perf_counter() - start,
         "device": "cpu",
         "observation": meta,
+        "observation_digest": observation_digest(observation),
         "versions": versions(),
     }
     if out is not None:
-        write_image(Path(out) / RESTORED, restored)
-        write_json(Path(out) / RECORD, record)
+        clear(out, BASELINE_RUN)
+        write_image(out / RESTORED, restored)
+        write_json(out / RECORD, record)
     return Restoration(restored, record)
 
 
@@ -296,18 +336,23 @@ def combine(
     if not runs:
         raise ConfigError("combine needs at least one run directory")
     if out is not None:
-        check_writable(Path(out), "--out")
+        out = claim(out, COMBINED_RUN, inputs=runs)
+    given = [Path(run).resolve() for run in runs]
+    twice = next((run for run, path in zip(runs, given, strict=True) if given.count(path) > 1), None)
+    if twice is not None:
+        raise ConfigError(f"{twice}: given twice; a mean over runs takes each once")
     read = [_read_run(Path(run), COMBINED_OUTPUTS[output]) for run in runs]
     records, images = [record for record, _ in read], [image for _, image in read]
     first = records[0]
     for run, record, image in zip(runs[1:], records[1:], images[1:], strict=True):
-        if record.get("observation") != first.get("observation") or image.shape != images[0].shape:
+        if not _same_observation(record, first) or image.shape != images[0].shape:
             raise ConfigError(f"{run}: restores another observation than {runs[0]}; only runs of one can be combined")
     what = "last output" if output == "last" else "chosen output"
     seeds = [record.get("seed", 0) for record in records]
     restored = np.mean(np.stack(images), axis=0, dtype=np.float64).astype(np.float32)
     combined = last_method(first["method"]) if output == "last" else mean_method(first["method"], len(runs))
     record = {
+        "kind": "combine",
         "method": method or combined,
         "variant": first.get("variant", ""),
         "seed": seeds[0],
@@ -320,12 +365,21 @@ def combine(
         "seconds": sum(record.get("seconds") or 0 for record in records),
         "device": first.get("device", ""),
         "observation": first.get("observation", {}),
+        "observation_digest": first.get("observation_digest"),
         "versions": versions(),
     }
     if out is not None:
-        write_image(Path(out) / RESTORED, restored)
-        write_json(Path(out) / RECORD, record)
+        clear(out, COMBINED_RUN)
+        write_image(out / RESTORED, restored)
+        write_json(out / RECORD, record)
     return Restoration(restored, record)
+
+
+def _same_observation(record: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two run records restore one observation: by their digests, or by the meta where one has none."""
+    if record.get("observation_digest") and other.get("observation_digest"):
+        return record["observation_digest"] == other["observation_digest"]
+    return record.get("observation") == other.get("observation")
 
 
 def _early_stop_metrics(record: dict[str, Any], restored: np.ndarray, observation: Observation) -> dict[str, Any]:
@@ -380,6 +434,8 @@ def evaluate(
     clean image, under the task's protocol (`auto`) or the one named, with the task's other protocols too; the flat
     metrics record of `dip evaluate`, written to `out`, with the observation directory where one is given (for the
     figures' image grids). An observation without ground truth gets a record without scores (`ground_truth: false`)."""
+    if out is not None:
+        out = claim(out, METRICS, inputs=[_path(restored), _path(observation)])
     run_dir = None
     if isinstance(restored, str | Path):
         run_dir = Path(restored)
@@ -389,6 +445,7 @@ def evaluate(
     observation_dir = str(observation) if isinstance(observation, str | Path) else None
     observation = _observation(observation)
     record = record or {}
+    check_same_observation(run_dir or "the run", record, observation, observation_dir or "the observation given")
     meta = observation.meta
     operator = operator_for(observation)
     protocol = operator.metric_protocol if protocol == "auto" else protocol
@@ -407,13 +464,14 @@ def evaluate(
         seconds=record.get("seconds"),
         device=record.get("device", ""),
         run_dir=None if run_dir is None else str(run_dir),
+        observation_digest=observation_digest(observation),
     )
     metrics.update(_early_stop_metrics(record, restored, observation))
     metrics.update(_watched_metrics(record))
     if observation.has_ground_truth:
         metrics.update(_scores(restored, observation, operator, protocol))
     if out is not None:
-        write_json(Path(out), metrics)
+        write_json(out, metrics)
     return metrics
 
 

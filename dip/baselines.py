@@ -21,7 +21,7 @@ from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, inpaint_
 from skimage.restoration import wiener as skimage_wiener
 
 from dip.errors import ConfigError, ImageError
-from dip.io import check_image
+from dip.io import check_image, check_mask
 from dip.resampling import pil_resize_float
 
 
@@ -120,6 +120,7 @@ def biharmonic(observed: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if not isinstance(mask, np.ndarray) or mask.shape != (*observed.shape[:2], 1):
         shape = getattr(mask, "shape", type(mask).__name__)
         raise ImageError(f"mask must be (H, W, 1) matching the image {observed.shape[:2]}, got {shape}")
+    check_mask(mask, "the biharmonic baseline's mask")
     known = mask[..., 0] >= 0.5
     filled = inpaint_biharmonic(observed, ~known, channel_axis=-1)
     return _finish(np.where(known[..., None], observed, filled))

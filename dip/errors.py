@@ -23,5 +23,10 @@ class OutputError(DipError):
     """An output or checkpoint that could not be written (a folder removed meanwhile, a full disk)."""
 
 
+class OutputRefused(DipError):
+    """An output path a command may not write (see `dip.outputs`): refused before any work, and never answered with a
+    failure record, which would be written there."""
+
+
 class TimeBudgetSpent(DipError):
     """A fit not started because the time budget of the run it belongs to ($DIP_DEADLINE) was spent."""

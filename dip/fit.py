@@ -21,6 +21,7 @@ from dip.device import autocast
 from dip.errors import ConfigError, DipError, DivergenceError, OutputError
 from dip.fit_variants import LangevinDynamics, total_variation
 from dip.frames import Frame, FrameRecorder, check_frames
+from dip.record import check_seed
 from dip.stopping import EARLY_STOPPING_RULES, applicable_rules, make_stopping_rule
 from dip.watching import Watchers
 
@@ -104,8 +105,7 @@ class FitSettings:
                 raise ConfigError(f"{key} must be a finite number ≥ 0, not {value}")
         if self.langevin_burnin < 0 or self.langevin_every < 1:
             raise ConfigError("langevin_burnin must be ≥ 0 and langevin_every ≥ 1")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, not {self.seed!r}")
+        check_seed(self.seed)
         make_stopping_rule(self.stopping, **self.rule_settings())
         if self.watch is not None:
             object.__setattr__(self, "watch", tuple(self.watch))  # a list from a config or JSON
@@ -229,6 +229,7 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
             torch.save(state, handle)
         os.replace(tmp, path)
     except OSError as error:
+        tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot save the checkpoint {path} ({error.strerror or error})") from None
 
 

@@ -1,4 +1,4 @@
-"""Image and mask files, numpy/torch conversion, centre crops, and the check that an output folder is writable.
+"""Image and mask files, numpy/torch conversion and centre crops.
 
 Images are float32 ``(H, W, C)`` arrays with ``C in (1, 3)`` and values in ``[0, 1]``; masks are float32
 ``(H, W, 1)`` with ``1 = known pixel`` (see docs/ARCHITECTURE.md).
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import uuid
 import zlib
 from io import BytesIO
@@ -256,18 +255,6 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def check_writable(directory: PathLike, what: str) -> None:
-    """Create ``directory`` if missing and check that a file can be written in it; a ConfigError naming ``what``."""
-    directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError as error:
-        reason = "a file, not a directory" if directory.is_file() else (error.strerror or str(error))
-        raise ConfigError(f"{what}: cannot write in {directory} ({reason})") from None
-
-
 def read_mask(path: PathLike, shape_hw: tuple[int, int] | None = None) -> np.ndarray:
     """Read a mask file as float32 ``(H, W, 1)``: 1 (known) where its grey level is >= 0.5, else 0.
 
@@ -279,6 +266,12 @@ def read_mask(path: PathLike, shape_hw: tuple[int, int] | None = None) -> np.nda
             f"{path}: mask is {mask.shape[0]}×{mask.shape[1]} but the image is {shape_hw[0]}×{shape_hw[1]}"
         )
     return mask
+
+
+def check_mask(mask: np.ndarray, what: object) -> None:
+    """Refuse an inpainting mask with no known pixel: the fit and the baselines would have nothing to restore from."""
+    if not mask.any():
+        raise ImageError(f"{what}: the mask has no known pixel (white = known); nothing to restore from")
 
 
 def write_mask(path: PathLike, mask: np.ndarray) -> None:

@@ -15,8 +15,18 @@ from typing import Any
 import numpy as np
 
 from dip import __version__
+from dip.errors import ConfigError
 
 TRACE_COLUMNS = ("iteration", "loss", "psnr_obs", "psnr_gt", "psnr_gt_avg", "seconds", "es_variance")
+SEED_LIMIT = 2**63
+"""Seeds are below this: torch takes a signed 64-bit seed, and the summary reads the recorded seeds as int64 (the
+workflow's schema states the same maximum)."""
+
+
+def check_seed(seed: object) -> None:
+    """Refuse a seed that is not an integer in [0, SEED_LIMIT)."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(f"seed must be an integer from 0 to 2**63 - 1, not {seed!r}")
 
 
 def versions() -> dict[str, str]:

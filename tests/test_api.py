@@ -68,3 +68,16 @@ def test_evaluate_records_the_es_wmv_pick_and_its_psnr(go_on: bool) -> None:
     else:  # the fit stopped and its output is the pick
         assert metrics["es_psnr_gt"] == metrics["psnr"]
         assert metrics["es_selected_iteration"] == metrics["selected_iteration"] < metrics["es_stop_iteration"]
+
+
+def test_a_run_in_memory_and_its_observation_read_back_have_one_digest(tmp_path: Path) -> None:
+    """An observation's digest is that of its files: a fit of the observation in memory is scored against the same
+    observation read back from its folder (noise is not re-quantised away), and refused against another."""
+    clean = data.astronaut()[40:104, 180:244].astype(np.float32) / 255
+    observation = dip.degrade(clean, "denoising", "25", seed=0, out=tmp_path / "obs")
+    result = dip.restore(observation, arch="tiny", iterations=2)
+    assert result.record["observation_digest"] == dip.api.observation_digest(dip.api.load_observation(tmp_path / "obs"))
+    assert dip.evaluate(result, tmp_path / "obs")["psnr"] > 0
+    other = dip.degrade(clean, "denoising", "25", seed=1)
+    with pytest.raises(dip.errors.ConfigError, match="restores another observation than the observation given"):
+        dip.evaluate(result, other)

@@ -10,7 +10,7 @@ from scipy import ndimage, signal
 from dip.deconvolution import divergence, gradient, tv_deconvolve
 from dip.io import to_numpy, to_tensor
 from dip.physics import Blur
-from dip.tasks.deblurring import blur, gaussian_kernel, motion_kernel
+from dip.tasks.deblurring import blur, gaussian_kernel, kernel_radius, motion_kernel
 
 
 def _odd_kernel() -> np.ndarray:
@@ -24,6 +24,14 @@ def test_gaussian_kernel_is_scipys_gaussian_filter() -> None:
     image = np.random.default_rng(0).random((40, 36, 3))
     expected = ndimage.gaussian_filter(image, (1.6, 1.6, 0), mode="mirror")
     np.testing.assert_allclose(blur(image, kernel), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [0.3, 1, 1.6, 2.5, 3.7, 9, 12.5, 21])
+def test_the_kernel_radius_is_known_before_the_kernel_is_built(size) -> None:
+    """`kernel_radius` (which sizes a kernel against the image before it takes memory) is the built kernel's."""
+    assert kernel_radius("gauss", size) == gaussian_kernel(size).shape[0] // 2
+    for angle in np.arange(0, 180, 7.5) if size >= 1 else ():
+        assert kernel_radius("motion", size, angle) == motion_kernel(size, angle).shape[0] // 2, angle
 
 
 def test_motion_kernel_is_a_normalised_line() -> None:

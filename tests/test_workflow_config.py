@@ -100,6 +100,12 @@ def test_defaults_are_copies_of_the_schemas() -> None:
         (lambda c: c.pop("variants"), "variants: required, but missing"),
         (lambda c: c["datasets"]["samples"].update(crop="big"), "datasets.samples.crop: 'big' is not of type"),
         (lambda c: c.update(device="gpu"), "device: 'gpu' does not match"),
+        (lambda c: c.update(seeds=[2**70]), f"seeds[0]: {2**70} is greater than the maximum of {2**63 - 1}"),
+        (
+            lambda c: c["fit"]["denoising"].update(seeds=[0, 2**63]),
+            f"fit.denoising.seeds[1]: {2**63} is greater than the maximum of {2**63 - 1}",
+        ),
+        (lambda c: c.update(degradation_seed=2**63), f"degradation_seed: {2**63} is greater than the maximum"),
         (lambda c: c.update(fits_per_gpu=0), "fits_per_gpu: 0 is less than the minimum of 1"),
     ],
     ids=[
@@ -112,6 +118,9 @@ def test_defaults_are_copies_of_the_schemas() -> None:
         "required-top-level",
         "type",
         "pattern",
+        "seed-beyond-torch",
+        "task-seed-beyond-torch",
+        "degradation-seed-beyond-torch",
         "fits-per-gpu",
     ],
 )

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from dip import __version__
-from dip.errors import DipError
+from dip.errors import DipError, OutputRefused
 from dip.failures import failure_record
 
 # sub-command name -> one-line help; each lives in dip.cli.<name> with `add_arguments(parser)` and `run(args) -> int`
@@ -65,12 +65,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except DipError as error:
-        print(f"dip {args.command}: error: {error}", file=sys.stderr)
-        if getattr(args, "record_failure", None) is None or error.exit_code != DipError.exit_code:
+        message = " ".join(str(error).strip().splitlines())  # one line, whatever a library's message holds
+        print(f"dip {args.command}: error: {message}", file=sys.stderr)
+        if (
+            getattr(args, "record_failure", None) is None
+            or error.exit_code != DipError.exit_code
+            or isinstance(error, OutputRefused)  # its record would go where the command may not write
+        ):
             return error.exit_code
         record = failure_record(args.command, error, args.record_failure, identity(args))
         try:
             return 0 if args.module.record_failure(args, record) else error.exit_code
+        except OutputRefused as refusal:
+            print(f"dip {args.command}: error: {refusal}", file=sys.stderr)
+            return error.exit_code
         except OSError as write_error:
             print(f"dip {args.command}: error: cannot write the failure record: {write_error}", file=sys.stderr)
             return error.exit_code

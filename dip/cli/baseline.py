@@ -10,16 +10,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dip import api
+from dip import api, outputs
 from dip.baselines import BASELINES
 from dip.cli.restore import check_deadline
-from dip.failures import observation_identity, write_failure
+from dip.failures import observation_identity
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("observation", type=Path, help="observation directory written by `dip degrade`")
     parser.add_argument("--method", required=True, choices=sorted(BASELINES))
-    parser.add_argument("--out", type=Path, required=True, help="run directory to write")
+    parser.add_argument("--out", required=True, help="run directory to write")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,5 +33,5 @@ def identity(args: argparse.Namespace) -> dict[str, object]:
 
 
 def record_failure(args: argparse.Namespace, record: dict) -> bool:
-    write_failure(args.out, record)
+    outputs.write_failure(args.out, outputs.BASELINE_RUN, record)
     return True

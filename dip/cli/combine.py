@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dip import api
-from dip.failures import meta_identity, read_failure, write_failure
+from dip import api, outputs
+from dip.failures import meta_identity, read_failure
 from dip.layout import RECORD
 from dip.record import read_json
 
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", type=Path, nargs="+", help="run directories of one observation")
     parser.add_argument("--output", choices=sorted(api.COMBINED_OUTPUTS), default="restored", help="what each gives")
     parser.add_argument("--method", help="the method name of the result (default: the first run's, with a suffix)")
-    parser.add_argument("--out", type=Path, required=True, help="run directory to write")
+    parser.add_argument("--out", required=True, help="run directory to write")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,5 +49,5 @@ def identity(args: argparse.Namespace) -> dict[str, object]:
 
 
 def record_failure(args: argparse.Namespace, record: dict) -> bool:
-    write_failure(args.out, record)
+    outputs.write_failure(args.out, outputs.COMBINED_RUN, record)
     return True

@@ -14,16 +14,15 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from dip import datasets
+from dip import datasets, outputs
 from dip.errors import ConfigError
-from dip.failures import write_failure
 from dip.io import center_crop, shrink, write_image
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("list", "images", "fetch", "export"))
     parser.add_argument("name", nargs="?", help="dataset name or folder path (not for `list`)")
-    parser.add_argument("--out", type=Path, help="export: directory to write the PNG files into")
+    parser.add_argument("--out", help="export: directory to write the PNG files into")
     parser.add_argument("--images", nargs="+", help="export: only these images (default: all)")
     parser.add_argument(
         "--shrink", type=int, metavar="SIDE", help="export: scale each image down so that its shorter side is SIDE"
@@ -32,19 +31,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def export(
-    name: str, out: Path, images: list[str] | None, crop: int | None, shrink_to: int | None = None
+    name: str, out: str | Path, images: list[str] | None, crop: int | None, shrink_to: int | None = None
 ) -> list[Path]:
-    """Write the chosen images of a dataset as PNG files into `out`, each scaled down to `shrink_to` (its shorter side)
-    then centre-cropped to `crop`; returns their paths."""
+    """Write the chosen images of a dataset as PNG files into `out` (new, or an earlier export: `dip.outputs`), each
+    scaled down to `shrink_to` (its shorter side) then centre-cropped to `crop`; returns their paths."""
+    out = outputs.claim(out, outputs.IMAGES, inputs=[name])
     for flag, value in (("--crop", crop), ("--shrink", shrink_to)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} must be ≥ 1, got {value}")
-    out.mkdir(parents=True, exist_ok=True)
     written, sources = [], {}
     for image_name in images or datasets.list_images(name):
         target = out / f"{image_name}.png"
         source = datasets.image_path(name, image_name)
         image = datasets.load(name, image_name)  # read even when copied: a bad file is named here, not its copy
+        out.mkdir(parents=True, exist_ok=True)  # once the first image is known to be good
         if crop is None and shrink_to is None and source.suffix.lower() == ".png":
             shutil.copyfile(source, target)
         else:
@@ -88,5 +88,5 @@ def record_failure(args: argparse.Namespace, record: dict) -> bool:
     """Record a failed `export` in its --out folder; other actions have no output to put it in."""
     if args.action != "export" or args.out is None:
         return False
-    write_failure(args.out, record)
+    outputs.write_failure(args.out, outputs.IMAGES, record)
     return True

@@ -21,9 +21,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dip import api
+from dip import api, outputs
 from dip.errors import ConfigError
-from dip.failures import write_failure
 from dip.tasks import TASKS
 
 
@@ -54,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--multiple", type=int, default=32, help="centre-crop so both sides divide by this")
     parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="label to record")
-    parser.add_argument("--out", type=Path, required=True, help="observation directory to write")
+    parser.add_argument("--out", required=True, help="observation directory to write")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,5 +77,5 @@ def identity(args: argparse.Namespace) -> dict[str, object]:
 
 
 def record_failure(args: argparse.Namespace, record: dict) -> bool:
-    write_failure(args.out, record)
+    outputs.write_failure(args.out, outputs.OBSERVATION, record)
     return True

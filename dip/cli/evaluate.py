@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dip import api
+from dip import api, outputs
 from dip.failures import observation_identity, read_failure
 from dip.layout import RECORD, RESTORED
 from dip.metrics import PROTOCOLS
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", type=Path, help=f"run directory with {RESTORED} and {RECORD}")
     parser.add_argument("--observation", type=Path, required=True, help="the observation directory of the run")
     parser.add_argument("--protocol", choices=("auto", *PROTOCOLS), default="auto")
-    parser.add_argument("--out", type=Path, required=True, help="metrics.json to write")
+    parser.add_argument("--out", required=True, help="metrics.json to write")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,5 +44,7 @@ def identity(args: argparse.Namespace) -> dict[str, object]:
 def record_failure(args: argparse.Namespace, record: dict) -> bool:
     """A metrics record of a failed run: its identity, `status: failed`, the failed step, error and log."""
     identity = record.get("identity", {})
-    write_json(args.out, {**identity, **{k: v for k, v in record.items() if k != "identity"}, "run_dir": str(args.run)})
+    out = outputs.claim(args.out, outputs.METRICS, inputs=[args.run, args.observation])
+    failed = {k: v for k, v in record.items() if k not in ("identity", "command")}
+    write_json(out, {**identity, **failed, "run_dir": str(args.run)})
     return True

@@ -12,29 +12,40 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dip.errors import ConfigError
+from dip.errors import ConfigError, DipError
+from dip.outputs import REPORT, claim
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("summary", type=Path, help="summary CSV written by `dip aggregate`")
-    parser.add_argument("--tables", type=Path, required=True, help="directory for the tables")
-    parser.add_argument("--figures", type=Path, required=True, help="directory for the figures")
+    parser.add_argument("--tables", required=True, help="directory for the tables")
+    parser.add_argument("--figures", required=True, help="directory for the figures")
     parser.add_argument("--traces", type=Path, help="traces CSV written by `dip aggregate --traces-out`")
     parser.add_argument("--task", help="render only this task (default: every task of the summary)")
 
 
 def run(args: argparse.Namespace) -> int:
     from dip.report.aggregate import read_table
-    from dip.report.figures import write_figures
+    from dip.report.figures import missing_folders, write_figures
     from dip.report.task_tables import write_tables
 
+    inputs = [args.summary, args.traces]
+    tables = claim(args.tables, REPORT, option="--tables", inputs=inputs)
+    figures = claim(args.figures, REPORT, option="--figures", inputs=inputs)
     summary = read_table(args.summary)
     traces = read_table(args.traces) if args.traces else None
     tasks = sorted(task for task in summary.task.unique() if task)
     if args.task is not None and args.task not in tasks:
         raise ConfigError(f"--task {args.task!r}: the summary has runs of {', '.join(tasks)} only")
-    for task in [args.task] if args.task else tasks:
-        tables = write_tables(summary, task, args.tables, traces)
-        for path in tables + write_figures(summary, traces, task, args.figures):
+    chosen = [args.task] if args.task else tasks
+    missing = [folder for task in chosen for folder in missing_folders(summary, task)]
+    if missing:
+        raise DipError(
+            f"{args.summary}: {len(missing)} of its runs' folders are not here (e.g. {missing[0]}): run `dip render` "
+            "in the folder that the workflow ran in"
+        )
+    for task in chosen:
+        written = write_tables(summary, task, tables, traces)
+        for path in written + write_figures(summary, traces, task, figures):
             print(path)
     return 0

@@ -21,17 +21,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from dip import api
+from dip import api, outputs
 from dip.device import DEVICES, PRECISIONS
 from dip.errors import ConfigError, TimeBudgetSpent
-from dip.failures import observation_identity, write_failure
+from dip.failures import observation_identity
 from dip.layout import FRAMES_INDEX, FRAMES_SPRITE, RECORD, dip_method
 from dip.stopping import EARLY_STOPPING_RULES, STOPPING_RULES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("observation", type=Path, help="observation directory written by `dip degrade`")
-    parser.add_argument("--out", type=Path, required=True, help="run directory to write")
+    parser.add_argument("--out", required=True, help="run directory to write")
     arch = parser.add_mutually_exclusive_group()
     arch.add_argument("--arch", help="model preset (see `dip archs`); default: the paper's net for the task")
     arch.add_argument("--arch-json", help='model spec as JSON, e.g. \'{"preset": "tiny", "channels_skip": [0, 4, 4]}\'')
@@ -104,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     run.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
-    run.add_argument("--checkpoint", type=Path, help="checkpoint file (outside --out: resumed when present)")
+    run.add_argument("--checkpoint", help="checkpoint file (outside --out: resumed when present)")
     run.add_argument("--checkpoint-every", type=int, default=200)
     run.add_argument("--no-ground-truth", action="store_true", help="do not trace PSNR to the clean image")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -210,5 +210,5 @@ def identity(args: argparse.Namespace) -> dict[str, object]:
 
 
 def record_failure(args: argparse.Namespace, record: dict) -> bool:
-    write_failure(args.out, record)
+    outputs.write_failure(args.out, outputs.DIP_RUN, record)
     return True

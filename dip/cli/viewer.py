@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dip.outputs import VIEWER, claim
 from dip.report.viewer.caps import ViewerCaps
 
 DEFAULTS = ViewerCaps()
@@ -20,7 +21,7 @@ DEFAULTS = ViewerCaps()
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("summary", type=Path, help="summary CSV written by `dip aggregate`")
-    parser.add_argument("--out", type=Path, required=True, help="folder to write (new, empty or an earlier viewer)")
+    parser.add_argument("--out", required=True, help="folder to write (new, empty or an earlier viewer)")
     parser.add_argument(
         "--image-side",
         type=int,
@@ -48,11 +49,12 @@ def run(args: argparse.Namespace) -> int:
     from dip.report.aggregate import read_table
     from dip.report.viewer.write import write_viewer
 
+    out = claim(args.out, VIEWER, inputs=[args.summary])
     caps = ViewerCaps(image_side=args.image_side, frame_side=args.frame_side, max_frames=args.max_frames)
-    data = write_viewer(read_table(args.summary), args.out, caps)
-    size = sum(path.stat().st_size for path in args.out.rglob("*") if path.is_file())
+    data = write_viewer(read_table(args.summary), out, caps)
+    size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
     print(
-        f"{len(data['observations'])} observations, {len(data['runs'])} DIP runs -> {args.out / 'index.html'} "
+        f"{len(data['observations'])} observations, {len(data['runs'])} DIP runs -> {out / 'index.html'} "
         f"({size / 1e6:.1f} MB)"
     )
     return 0

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from dip.errors import DipError
+from dip.errors import ConfigError, DipError
 from dip.failures import FAILED
-from dip.layout import TRACE
-from dip.record import TRACE_COLUMNS
+from dip.layout import RECORD, TRACE
+from dip.record import TRACE_COLUMNS, check_seed
 from dip.report.ordering import natural_key
 
 REQUIRED = ("task", "level", "method", "run_dir")
@@ -28,22 +28,51 @@ def read_metrics(paths: Iterable[Path]) -> pd.DataFrame:
     A failed run's record (`status: failed`, see `dip.failures`) is a row too, with its step, error and log and no
     scores; so is a run without ground truth (`ground_truth` false).
     """
-    records = []
+    records, scored = [], {}
     for path in paths:
         try:
-            record = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise DipError(f"{path}: cannot read the metrics record: {error}") from error
+            record = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:  # a binary file: UnicodeDecodeError, a ValueError
+            raise DipError(f"{path}: cannot read the metrics record: {error}") from None
+        if not isinstance(record, dict):
+            raise DipError(f"{path}: not a metrics record (a JSON object written by `dip evaluate`)")
         wanted = REQUIRED if record.get("ground_truth") is False else (*REQUIRED, *SCORES)
         missing = [key for key in wanted if key not in record] if record.get("status") != FAILED else []
         if missing:
             raise DipError(f"{path}: metrics record lacks {', '.join(missing)}")
+        try:
+            check_seed(record.get("seed", 0))  # the summary reads seeds as int64: a larger one would wrap around
+        except ConfigError as error:
+            raise DipError(f"{path}: {error}") from None
+        check_scored_run(path, record)
+        key = (str(Path(record["run_dir"]).resolve()), record.get("protocol")) if record.get("run_dir") else path
+        if key in scored:  # a run counted twice would weigh twice in every mean
+            raise DipError(f"{path}: scores the same run as {scored[key]}; give each run's metrics record once")
+        scored[key] = path
         records.append({**DEFAULTS, **record})
     if not records:
         raise DipError("no metrics records given")
     frame = pd.DataFrame.from_records(records).astype(dict.fromkeys(TEXT_COLUMNS, str) | {"seed": int})
     columns = [*ID_COLUMNS, *(c for c in frame.columns if c not in ID_COLUMNS)]
     return frame[columns].sort_values(list(ID_COLUMNS), key=natural_key).reset_index(drop=True)
+
+
+def check_scored_run(path: Path, record: dict) -> None:
+    """Refuse a metrics record whose run, as its folder holds it now, restores another observation than the one it
+    was scored against (a run fitted again since, or scored against the wrong observation by hand)."""
+    scored = record.get("observation_digest")
+    run = Path(str(record.get("run_dir") or "")) / RECORD
+    if not scored or not record.get("run_dir") or not run.is_file():
+        return
+    try:
+        fitted = json.loads(run.read_text(encoding="utf-8")).get("observation_digest")
+    except (OSError, ValueError, AttributeError):
+        return
+    if fitted and fitted != scored:
+        raise DipError(
+            f"{path}: scores {record['run_dir']} against another observation than the one it restores; "
+            "score it again with `dip evaluate`"
+        )
 
 
 def read_traces(summary: pd.DataFrame) -> pd.DataFrame:
@@ -55,8 +84,8 @@ def read_traces(summary: pd.DataFrame) -> pd.DataFrame:
             continue
         try:
             trace = pd.read_csv(path)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-            raise DipError(f"{path}: cannot read the trace: {error}") from error
+        except (OSError, ValueError) as error:  # pandas' ParserError and EmptyDataError, UnicodeDecodeError
+            raise DipError(f"{path}: cannot read the trace: {error}") from None
         if trace.empty:
             continue
         frames.append(trace.assign(**{column: getattr(row, column) for column in ID_COLUMNS}))
@@ -70,8 +99,8 @@ def read_table(path: Path) -> pd.DataFrame:
     """A summary or traces CSV written by `dip aggregate`, with its identifying columns read back as text."""
     try:
         frame = pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str))
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise DipError(f"{path}: cannot read the table: {error}") from error
+    except (OSError, ValueError) as error:  # pandas' ParserError and EmptyDataError, UnicodeDecodeError
+        raise DipError(f"{path}: cannot read the table: {error}") from None
     missing = [column for column in ID_COLUMNS if column not in frame]
     if missing:
         raise DipError(f"{path}: lacks the columns {', '.join(missing)}")

@@ -15,6 +15,7 @@ from matplotlib.patches import Rectangle
 from dip.errors import DipError
 from dip.io import read_image
 from dip.layout import CLEAN, GUIDE, OBSERVED, RESTORED
+from dip.outputs import RENDERED
 from dip.report.notes import finished, run_notes
 from dip.report.ordering import level_label, level_order, method_order
 from dip.report.rules import rule_curves
@@ -269,6 +270,14 @@ def image_grid(summary: pd.DataFrame, task: str, palette: dict, max_examples: in
     return figure
 
 
+def missing_folders(summary: pd.DataFrame, task: str) -> list[str]:
+    """The run and observation folders of the task's finished runs that are not here (the image grid reads them)."""
+    runs = finished(summary)[lambda frame: frame.task == task]
+    columns = [column for column in ("run_dir", "observation_dir") if column in runs]
+    folders = {value for column in columns for value in runs[column] if isinstance(value, str) and value}
+    return sorted(folder for folder in folders if not Path(folder).is_dir())
+
+
 def _input_panels(folder: Path, inputs: list[str], name: str, example: object) -> list[tuple[str, np.ndarray]]:
     """The panels before the methods': the clean image, the observation and the guide, each where there is one (a
     blank panel where another example has one and this one not); the first is titled with the image and level."""
@@ -324,7 +333,7 @@ def write_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str,
         if notes and has_runs:
             figure.suptitle(_wrapped(notes), color="#a00", fontsize=8, horizontalalignment="left", x=0.01)
         paths.append(out_dir / f"{task}-{name}.png")
-        figure.savefig(paths[-1], dpi=150)
+        figure.savefig(paths[-1], dpi=150, metadata={"Software": RENDERED})  # the mark `dip.outputs` knows
     return paths
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from dip.errors import DipError
+from dip.outputs import RENDERED
 from dip.report.aggregate import ID_COLUMNS
 from dip.report.notes import finished, run_notes, without_truth
 from dip.report.ordering import level_label, level_order, method_order
@@ -256,7 +257,8 @@ def to_html(tables: list[Table], title: str, notes: Sequence[str] = ()) -> str:
         ".note{color:#a00;font-weight:bold}"
     )
     return (
-        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8"/>\n<title>{html.escape(title)}</title>\n'
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8"/>\n'
+        f'<meta name="generator" content="{RENDERED}"/>\n<title>{html.escape(title)}</title>\n'
         f"<style>{style}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
     )
 
@@ -287,7 +289,11 @@ def write_tables(summary: pd.DataFrame, task: str, out_dir: Path, traces: pd.Dat
     else:
         notes.append(f"no run of {task} finished.")
     out_dir.mkdir(parents=True, exist_ok=True)
-    texts = {"md": to_markdown(tables, notes), "tex": to_latex(tables, notes), "html": to_html(tables, task, notes)}
+    texts = {
+        "md": f"<!-- {RENDERED} -->\n" + to_markdown(tables, notes),
+        "tex": f"% {RENDERED}\n" + to_latex(tables, notes),
+        "html": to_html(tables, task, notes),
+    }
     paths = []
     for suffix, text in texts.items():
         path = out_dir / f"{task}.{suffix}"

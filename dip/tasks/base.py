@@ -11,6 +11,7 @@ import numpy as np
 
 from dip.errors import ConfigError, ImageError
 from dip.io import crop_to_multiple
+from dip.record import check_seed
 
 if TYPE_CHECKING:  # torch is imported only where an operator builds its A, so that `dip evaluate` starts fast
     import torch
@@ -187,8 +188,7 @@ class Operator(ABC):
 
         `source` (the image's file or dataset id) and `labels` (e.g. dataset, image) go into `meta` as they are.
         """
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, not {seed!r}")
+        check_seed(seed)
         as_is = observed or not self.has_ground_truth
         image = np.asarray(image, dtype=np.float32)
         try:

@@ -27,9 +27,20 @@ MOTION_SAMPLES = 64
 """Samples per pixel of line length when a motion kernel is rasterised."""
 
 
+def kernel_radius(kind: str, size: float, angle: float = 0.0) -> int:
+    """Half the side of the kernel that `gaussian_kernel(size)` (kind 'gauss') or `motion_kernel(size, angle)` builds,
+    found without building it, so that a kernel too large for the image is refused before it takes the memory."""
+    if kind == "gauss":
+        return int(4 * size + 0.5)
+    count = max(1, round(MOTION_SAMPLES * size))
+    theta = math.radians(angle)
+    ends = [(i + 0.5) / count * size - size / 2 for i in (0, count - 1)]  # |round(t·c)| grows with |t|
+    return int(max(max(abs(np.round(t * math.cos(theta))), abs(np.round(-t * math.sin(theta)))) for t in ends))
+
+
 def gaussian_kernel(sigma: float) -> np.ndarray:
     """The isotropic Gaussian exp(-r²/2σ²) on a (2r+1)² grid, r = int(4σ + 0.5) (scipy's `gaussian_filter`), sum 1."""
-    radius = int(4 * sigma + 0.5)
+    radius = kernel_radius("gauss", sigma)
     line = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     kernel = np.outer(line, line)
     return (kernel / kernel.sum()).astype(np.float64)
@@ -115,6 +126,11 @@ class Deblurring(Operator):
         return f"motion {self.size:g} px {self.angle:g}°, noise σ={self.noise:g}"
 
     @property
+    def kernel_radius(self) -> int:
+        """Half the side of `kernel`, known before it is built (`kernel_radius`)."""
+        return kernel_radius(self.kernel_kind, self.size, self.angle)
+
+    @property
     def kernel(self) -> np.ndarray:
         """The blur kernel (odd sides, sum 1): `gaussian_kernel` or `motion_kernel`."""
         if self.kernel_kind == "gauss":
@@ -131,10 +147,10 @@ class Deblurring(Operator):
         }
 
     def _degrade(self, clean, rng, box, source_hw):
-        kernel = self.kernel
-        radius = max(kernel.shape) // 2
+        radius = self.kernel_radius
         if min(clean.shape[:2]) <= radius:
             raise ImageError(f"image is {clean.shape[:2]}: a side must exceed the blur kernel's radius {radius}")
+        kernel = self.kernel
         blurred = blur(clean, kernel) + rng.normal(0.0, self.noise / 255.0, size=clean.shape)
         return np.clip(blurred, 0.0, 1.0).astype(np.float32), None, {"kernel_shape": list(kernel.shape)}
 

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont, features
 from PIL import __version__ as pillow_version
 
 from dip.errors import ConfigError
-from dip.io import read_mask, to_tensor
+from dip.io import check_mask, read_mask, to_tensor
 from dip.tasks.base import NUMBER, Observation, Operator, PaperFit
 
 if TYPE_CHECKING:
@@ -98,6 +98,7 @@ class Inpainting(Operator):
                 raise ConfigError("inpainting: level 'file' needs a mask file (dip degrade --mask-file)")
             top, left, h, w = box
             mask = read_mask(self.mask_path, source_hw)[top : top + h, left : left + w]
+        check_mask(mask, self.mask_path or f"the {self.label} mask of this {height}×{width} image")
         extra["missing_fraction"] = float(1 - mask.mean())
         return clean * mask, mask, extra
 
@@ -110,11 +111,9 @@ class Inpainting(Operator):
         return self._degrade(image, np.random.default_rng(0), box, source_hw)
 
     def forward_model(self, observation: Observation, device: torch.device | str = "cpu") -> nn.Module:
-        if observation.mask is None:
-            raise ConfigError("inpainting: the observation has no mask")
         from dip.physics import MaskMultiply
 
-        return MaskMultiply(to_tensor(observation.mask)).to(device)
+        return MaskMultiply(to_tensor(self._known(observation))).to(device)
 
     def paper_fit(self) -> PaperFit:
         """Random masks: `restoration.ipynb` (lr 0.001, reg-noise 0.03, backtracking on a 5 dB drop), whose iterations
@@ -134,9 +133,15 @@ class Inpainting(Operator):
         return {"random": "paper", "box": "inpaint-region"}.get(self.kind, "inpaint-text")
 
     def baseline_arguments(self, observation: Observation) -> dict[str, Any]:
+        return {"mask": self._known(observation)}
+
+    @staticmethod
+    def _known(observation: Observation) -> np.ndarray:
+        """The observation's mask, refused where it has none or no known pixel (nothing to restore from)."""
         if observation.mask is None:
             raise ConfigError("inpainting: the observation has no mask")
-        return {"mask": observation.mask}
+        check_mask(observation.mask, observation.meta.get("mask_path") or "the observation's mask")
+        return observation.mask
 
 
 TEXT_COVERAGE = (0.12, 0.18)

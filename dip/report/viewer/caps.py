@@ -1,10 +1,16 @@
-"""The size caps of a results viewer (light: `dip viewer --help` shows their defaults without importing torch)."""
+"""The size caps and file names of a results viewer (light: `dip viewer --help` shows the caps' defaults, and
+`dip.outputs` knows a viewer's folder, without importing torch or pandas)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from dip.errors import ConfigError
+
+PAGE_FILES = ("index.html", "viewer.js", "viewer.css")
+DATA_FILE = "viewer-data.js"
+ASSETS = "assets"
+"""A viewer folder's page (package data, `page/`), its data script and its folder of images."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,13 @@ from dip import __version__
 from dip.errors import ConfigError, DipError
 from dip.failures import FAILED
 from dip.layout import CLEAN, FRAMES_SPRITE, GUIDE, OBSERVED, RECORD, RESTORED, TRACE, seeded
+from dip.outputs import VIEWER, claim, clear
 from dip.record import read_json
 from dip.report.notes import NO_TRUTH, run_notes, smoke_iterations
 from dip.report.ordering import level_label, method_order
-from dip.report.viewer.caps import ViewerCaps
+from dip.report.viewer.caps import ASSETS, DATA_FILE, PAGE_FILES, ViewerCaps
 from dip.report.viewer.images import copy_image, image_shape, write_frame_sprite
 
-PAGE_FILES = ("index.html", "viewer.js", "viewer.css")
-DATA_FILE = "viewer-data.js"
-ASSETS = "assets"
 OBSERVATION_KEYS = ["dataset", "task", "level", "image"]
 OBSERVATION_LABELS = {
     "denoising": "noisy observation",
@@ -81,15 +78,9 @@ def check_folders(summary: pd.DataFrame) -> None:
 
 
 def prepare(out: Path) -> None:
-    """Make `out` ready for a viewer: new, empty, or an earlier viewer (whose assets are removed)."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: a file, not a directory")
-    ours = {*PAGE_FILES, DATA_FILE, ASSETS, ".snakemake_timestamp"}
-    others = sorted(path.name for path in out.iterdir() if path.name not in ours) if out.is_dir() else []
-    if others:
-        listed = ", ".join(others[:5])
-        raise ConfigError(f"--out {out}: holds files that are not a viewer's ({listed}); give a new or empty folder")
-    shutil.rmtree(out / ASSETS, ignore_errors=True)
+    """Make `out` ready for a viewer: new, empty, or an earlier viewer (`dip.outputs.claim`), whose files go."""
+    out = claim(out, VIEWER)
+    clear(out, VIEWER)
     try:
         (out / ASSETS).mkdir(parents=True)
     except OSError as error:
@@ -241,9 +232,10 @@ def _process(row: dict[str, Any], run_dir: Path, sprite: str, out: Path, caps: V
 
 def _record(run_dir: Path) -> dict[str, Any]:
     try:
-        return read_json(run_dir / RECORD)
+        record = read_json(run_dir / RECORD)
     except (OSError, ValueError):
         return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _trace(run_dir: Path) -> dict[str, Any] | None:
@@ -251,11 +243,12 @@ def _trace(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / TRACE
     try:
         trace = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        iterations = [int(i) for i in trace.iteration] if "iteration" in trace else []
+    except (OSError, ValueError):  # pandas' ParserError and EmptyDataError, a binary file, a bad iteration
         return None
-    if trace.empty or "iteration" not in trace:
+    if not iterations:
         return None
-    curves = {"iteration": [int(i) for i in trace.iteration]}
+    curves = {"iteration": iterations}
     for column in ("psnr_obs", "psnr_gt", "psnr_gt_avg"):
         values = pd.to_numeric(trace[column], errors="coerce").to_numpy(float) if column in trace else np.array([])
         curves[column] = _finite_or_none(values) if values.size else None
