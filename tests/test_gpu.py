@@ -28,7 +28,10 @@ from dip import gpu_slots
 from dip.cli import main
 from dip.device import configure_cuda
 from dip.fit import FitInterrupted, FitProblem, FitSettings, fit
+from dip.models import build_model, make_input
+from dip.tasks.observation_dir import save_observation
 from tests.test_fit import StopAfter, small_problem
+from tests.test_workflow import TEST_CONFIG, snakemake, workflow_copy
 
 pytestmark = [
     pytest.mark.gpu,
@@ -89,7 +92,6 @@ def test_a_short_fit_on_cuda_agrees_with_the_cpu(observation) -> None:
 
 def gradients(device: torch.device, precision: str, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
     """The gradients of one DIP loss of the tiny net (seeded) on a 64×64 input, on `device`, in fp32 or tf32."""
-    from dip.models import build_model, make_input
 
     configure_cuda(device, precision, autotune=False)
     torch.manual_seed(0)
@@ -178,8 +180,6 @@ def test_a_checkpoint_resumes_on_the_other_device(tmp_path: Path, first: torch.d
 
 def test_dip_restore_on_cuda_end_to_end(tmp_path: Path, observation) -> None:
     """`dip restore --device cuda` writes its run, and its record names the GPU, the precision and the peak memory."""
-    from dip.operators import save_observation
-
     save_observation(observation, tmp_path / "obs")
     flags = ["--arch", "tiny", "--iterations", "20", "--device", "cuda", "--precision", "auto", "--quiet"]
     assert main(["restore", str(tmp_path / "obs"), *flags, "--out", str(tmp_path / "run")]) == 0
@@ -192,8 +192,6 @@ def test_dip_restore_on_cuda_end_to_end(tmp_path: Path, observation) -> None:
 
 def test_the_workflows_dip_rule_on_cuda(tmp_path: Path) -> None:
     """The DIP rule under `--resources gpu=1`: each fit runs on the GPU."""
-    from tests.test_workflow import TEST_CONFIG, snakemake, workflow_copy
-
     config = copy.deepcopy(TEST_CONFIG)
     config["tasks"] = {"denoising": ["25"]}
     config["fit"] = {"denoising": config["fit"]["denoising"]}
