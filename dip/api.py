@@ -432,10 +432,12 @@ def _fit_batches(
 
 
 def _fit_settings(operator: Operator, given: dict[str, Any], smoke_iterations: int | None) -> FitSettings:
-    """The fit's settings: those given, over the task's paper values; `smoke_iterations` caps the iterations."""
+    """The fit's settings: those given, over the task's paper values and its known noise σ; `smoke_iterations` caps
+    the iterations."""
     from dip.fit import FitSettings
 
-    merged = {**operator.paper_fit(), **{key: value for key, value in given.items() if value is not None}}
+    given = {key: value for key, value in given.items() if value is not None}
+    merged = {**operator.paper_fit(), "noise_sigma": operator.noise_sigma, **given}
     if smoke_iterations:
         merged["iterations"] = smoke_iterations
     try:
@@ -516,6 +518,7 @@ def _fit_record(result: FitResult, settings: FitSettings, facts: dict[str, Any])
         "output": result.output_kind,
         "stop_reason": result.stop_reason,
         "early_stop": result.early_stop,
+        "watched": result.watched,
         "backtracks": result.backtracks,
         "resumed_from": result.resumed_from,
         "seconds": result.seconds,
@@ -671,6 +674,24 @@ def _early_stop_metrics(record: dict[str, Any], restored: np.ndarray, observatio
     }
 
 
+WATCHED_KEYS = ("stop_iteration", "selected_iteration", "psnr_gt")
+"""What each watching rule records (`dip.watching.Watcher.record`)."""
+
+
+def watched_column(rule: str, key: str) -> str:
+    """The metrics column of a watching rule's record, e.g. `watch_es_emv_psnr_gt`."""
+    return f"watch_{rule.replace('-', '_')}_{key}"
+
+
+def _watched_metrics(record: dict[str, Any]) -> dict[str, Any]:
+    """Each watching rule's stop, pick and pick PSNR (`record["watched"]`) as flat metrics columns."""
+    return {
+        watched_column(rule, key): values.get(key)
+        for rule, values in (record.get("watched") or {}).items()
+        for key in WATCHED_KEYS
+    }
+
+
 def evaluate(
     restored: np.ndarray | Restoration | str | Path,
     observation: Observation | str | Path,
@@ -716,6 +737,7 @@ def evaluate(
         observation_digest=observation_digest(observation),
     )
     metrics.update(_early_stop_metrics(record, restored, observation))
+    metrics.update(_watched_metrics(record))
     if observation.has_ground_truth:
         metrics.update(_scores(restored, observation, operator, protocol))
     if out is not None:

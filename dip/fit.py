@@ -30,11 +30,13 @@ from dip.fit_steps import (
     resume_generator,
     save_checkpoint,
 )
+from dip.fit_variants import LangevinDynamics, total_variation
 from dip.frames import Frame, FrameRecorder, check_frames
 from dip.layout import FRAMES_INDEX, FRAMES_SPRITE, RECORD
 from dip.record import check_seed
 from dip.stacked import StackedNets
-from dip.stopping import STOPPING_RULES, make_stopping_rule
+from dip.stopping import EARLY_STOPPING_RULES, STOPPING_RULES, applicable_rules, make_stopping_rule
+from dip.watching import Watchers
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +72,31 @@ class FitSettings:
     max_backtracks: int = _setting(20, "give up (the fit diverged) after this many restores of the NaN guard")
     stopping: str = _setting(
         "fixed",
-        "stopping rule: fixed (all iterations) or es-wmv (early stopping without ground truth)",
+        "stopping rule: fixed (all iterations); es-wmv, es-emv (early stopping without ground truth); noise-level "
+        "(the data term falls to the known noise σ: Gaussian denoising only)",
         choices=STOPPING_RULES,
     )
     es_window: int = _setting(100, "window of the ES-WMV stopping rule (outputs whose variance it watches)")
-    es_patience: int = _setting(1000, "ES-WMV stops after this many iterations without a new variance minimum")
+    es_patience: int = _setting(
+        1000, "ES-WMV and ES-EMV stop after this many iterations without a new variance minimum"
+    )
+    es_alpha: float = _setting(0.1, "ES-EMV's weight of the newest output (Wang et al.: 0.1)")
+    noise_sigma: float | None = _setting(
+        None,
+        "the known σ (0–255 scale) of Gaussian noise on the observation, for the noise-level rule (default: the "
+        "observation's, where its task knows it)",
+        type=float,
+    )
+    watch: tuple[str, ...] | None = _setting(
+        None,
+        f"early-stopping rules ({', '.join(EARLY_STOPPING_RULES)}) that watch the fit, each recording its stop and "
+        "pick (dip.watching); they change nothing in the fit; the flag alone: none (default: every rule that "
+        "applies, noise-level only where σ is known)",
+        type=str,
+        nargs="*",
+        choices=EARLY_STOPPING_RULES,
+        metavar="RULE",
+    )
     es_continue: bool = _setting(
         False,
         "with a stopping rule: fit all iterations anyway and record where the rule would have stopped, "
@@ -91,6 +113,21 @@ class FitSettings:
         choices=PRECISIONS,
     )
     channels_last: bool = _setting(False, "run the net in channels_last memory layout (with bf16: the fast CPU path)")
+    tv_weight: float = _setting(
+        0.0, "DIP-TV (dip.fit_variants.total_variation): weight of the TV term added to the data term; 0 = off"
+    )
+    langevin_sigma: float = _setting(
+        0.0,
+        "Bayesian DIP by SGLD (dip.fit_variants.LangevinDynamics): Langevin noise of std langevin_sigma × lr on the "
+        "conv weights after each step (Cheng et al.: 2); 0 = off; the output is then the posterior mean",
+    )
+    langevin_burnin: int = _setting(
+        7000, "SGLD: iterations before the posterior mean starts collecting outputs (Cheng et al.: 7000)"
+    )
+    langevin_every: int = _setting(
+        50, "SGLD: after burn-in, an output joins the posterior mean every this many iterations (Cheng et al.: 50)"
+    )
+    weight_decay: float = _setting(0.0, "Adam's weight decay (Cheng et al.'s SGLD: 5e-8); 0 = none, as the paper's DIP")
     frames: int = _setting(
         0,
         f"save this many snapshots of the output at geometrically spaced iterations ({FRAMES_SPRITE}, {FRAMES_INDEX}); "
@@ -119,11 +156,36 @@ class FitSettings:
             raise ConfigError(
                 f"backtrack_db must be a finite number ≥ 0 (0 turns backtracking off), not {self.backtrack_db}"
             )
+        for key in ("tv_weight", "langevin_sigma", "weight_decay"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{key} must be a finite number ≥ 0, not {value}")
+        if self.langevin_burnin < 0 or self.langevin_every < 1:
+            raise ConfigError("langevin_burnin must be ≥ 0 and langevin_every ≥ 1")
         check_seed(self.seed)
-        make_stopping_rule(self.stopping, window=self.es_window, patience=self.es_patience)
+        make_stopping_rule(self.stopping, **self.rule_settings())
+        if self.watch is not None:
+            object.__setattr__(self, "watch", tuple(self.watch))  # a list from a config or JSON
+            for rule in self.watch:
+                if rule not in EARLY_STOPPING_RULES:
+                    raise ConfigError(f"watch: {rule!r} is not one of {', '.join(EARLY_STOPPING_RULES)}")
+                make_stopping_rule(rule, **self.rule_settings())
         check_frames(self.frames, self.frame_side)
         if self.es_continue and self.stopping == "fixed":
             raise ConfigError("es_continue watches an early-stopping rule: set stopping (e.g. 'es-wmv') as well")
+
+    def rule_settings(self) -> dict[str, Any]:
+        """The stopping rules' settings, as `make_stopping_rule` takes them."""
+        return {
+            "window": self.es_window,
+            "patience": self.es_patience,
+            "alpha": self.es_alpha,
+            "noise_sigma": self.noise_sigma,
+        }
+
+    def watched_rules(self) -> tuple[str, ...]:
+        """The rules that watch the fit: `watch`, or every rule that applies."""
+        return self.watch if self.watch is not None else applicable_rules(self.noise_sigma)
 
 
 @dataclass
@@ -155,6 +217,8 @@ class FitResult:
     resumed_from: int | None = None
     early_stop: dict[str, float | int | None] | None = None
     """With `es_continue`: where the stopping rule would have stopped, the iteration it picked, that output's PSNR."""
+    watched: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each watching rule's stop, pick and pick PSNR (`Watcher.record`), by rule name."""
     notes: list[str] = field(default_factory=list)
     """Warnings about the fit (e.g. a data term that ended worse than it began), also logged."""
     checkpoint: Path | None = None
@@ -178,8 +242,9 @@ class FitInterrupted(DipError):
 
 class FitRun:
     """One fit from one iteration to the next: its state (which saves and loads itself as the checkpoint) and the
-    steps the loop takes for it, in order: `next_input`, `loss`, `after_backward` (NaN guard and backtracking),
-    `after_step` (average, frame, stopping rule, trace, checkpoint), and at the end `finish`."""
+    steps the loop takes for it, in order: `next_input`, `loss` (the data term, plus DIP-TV's term), `after_backward`
+    (NaN guard and backtracking), `after_step` (Langevin noise, average, frame, stopping rule, watching rules, trace,
+    checkpoint), and at the end `finish`."""
 
     def __init__(
         self,
@@ -199,11 +264,20 @@ class FitRun:
         self.perturbation = torch.empty_like(self.net_input)
         self.generator = torch.Generator(device=device).manual_seed(settings.seed + 1)
         self.watch = StopWatch(settings)
+        self.watchers = Watchers(settings.watched_rules(), **settings.rule_settings())
+        self.langevin: LangevinDynamics | None = None
+        if settings.langevin_sigma > 0:
+            assert isinstance(nets, SingleNet), "batched fits refuse SGLD (dip.stacked.check_stackable)"
+            self.langevin_net = nets.net
+            burnin, every, seed = settings.langevin_burnin, settings.langevin_every, settings.seed + 2
+            self.langevin = LangevinDynamics(settings.langevin_sigma, settings.lr, burnin, every, seed, device)
         self.backtracker = Backtracker(settings, nets, index)
         self.recorder = FrameRecorder(settings.iterations, settings.frames, settings.frame_side)
         self.iteration, self.elapsed, self.stop_reason = 0, 0.0, "iterations"
         self.trace: list[dict[str, float]] = []
         self.ema: torch.Tensor | None = None
+        self.data_term = torch.zeros(())
+        """This iteration's data term ‖A·f(z) − x0‖², which backtracking, the rules and the trace read."""
         self.failure: DipError | None = None
         self.checked = False
         """Whether this iteration's loss was read (a host sync: the loop reads it only every so often)."""
@@ -232,6 +306,8 @@ class FitRun:
             **self.nets.state_dict(self.index),  # model, optimizer, scaler
             **self.watch.state_dict(),  # stopping, best_output, fired_output, early_stop, firing
             **self.backtracker.state_dict(),  # backtracks, snapshot, snapshot_psnr
+            "watchers": self.watchers.state_dict(),
+            "langevin": None if self.langevin is None else self.langevin.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -242,6 +318,11 @@ class FitRun:
         self.nets.load_state_dict(self.index, state)
         self.watch.load_state_dict(state)
         self.backtracker.load_state_dict(state)
+        self.watchers.load_state_dict(state.get("watchers") or {})  # none in checkpoints from before watching
+        if self.langevin is not None:
+            self.langevin.load_state_dict(state["langevin"])
+            reseed = self.settings.seed + 2 + self.iteration
+            resume_generator(self.langevin.generator, state["langevin"]["generator"], reseed)
 
     def save(self) -> None:
         if self.checkpoint:
@@ -264,8 +345,12 @@ class FitRun:
         return self.net_input + self.perturbation * self.settings.reg_noise_std
 
     def loss(self, output: torch.Tensor) -> torch.Tensor:
-        """The data term ‖A·f(z) − x0‖² (mean over pixels)."""
-        return torch.mean((self.problem.forward(output) - self.problem.observed) ** 2)
+        """The objective the optimiser minimises: the data term ‖A·f(z) − x0‖² (mean over pixels; kept as
+        `data_term`), plus with DIP-TV `tv_weight` × TV(f(z))."""
+        self.data_term = torch.mean((self.problem.forward(output) - self.problem.observed) ** 2)
+        if self.settings.tv_weight:
+            return self.data_term + self.settings.tv_weight * total_variation(output)
+        return self.data_term
 
     def _due(self, every: int) -> bool:
         return self.iteration % every == 0 or self.iteration == self.settings.iterations - 1
@@ -273,11 +358,11 @@ class FitRun:
     def _logged(self) -> bool:
         return self.logs and self.iteration % max(1, self.settings.iterations // 20) == 0
 
-    def after_backward(self, loss: torch.Tensor) -> bool:
-        """Guard against a non-finite loss and backtrack on a PSNR drop; whether the optimiser steps this fit."""
+    def after_backward(self) -> bool:
+        """Guard against a non-finite data term and backtrack on a PSNR drop; whether the optimiser steps this fit."""
         iteration = self.iteration
         self.checked = self.backtracker.due(iteration) or self._logged() or self._due(self.settings.trace_every)
-        value = float(loss.detach()) if self.checked else None
+        value = float(self.data_term.detach()) if self.checked else None
         try:
             restored, self.ema = self.backtracker.check(iteration, value, self.ema)
         except DipError as error:
@@ -287,9 +372,13 @@ class FitRun:
             self.iteration += 1
         return not restored
 
-    def after_step(self, output: torch.Tensor, loss: torch.Tensor, polls_every_iteration: bool) -> bool:
-        """Average, frame, stopping rule, trace, log and checkpoint of a stepped iteration; whether a row was traced."""
-        detached, iteration, settings = output.detach(), self.iteration, self.settings
+    def after_step(self, output: torch.Tensor, polls_every_iteration: bool) -> bool:
+        """Langevin noise, average, frame, stopping rule, watching rules, trace, log and checkpoint of a stepped
+        iteration; whether a row was traced."""
+        detached, iteration, settings, loss = output.detach(), self.iteration, self.settings, self.data_term.detach()
+        if self.langevin is not None:
+            self.langevin.step(self.langevin_net)
+            self.langevin.observe(iteration, detached)
         if settings.ema > 0:
             self.ema = (
                 detached.clone()
@@ -298,12 +387,13 @@ class FitRun:
             )
         if self.recorder.due(iteration):
             self._take_frame(iteration, detached, loss)
-        self.watch.observe(iteration, detached, self.ema)
+        self.watch.observe(iteration, detached, self.ema, loss)
+        self.watchers.observe(iteration, detached, self.ema if self.ema is not None else detached, loss)
         traced = self._due(settings.trace_every)
         if traced:
-            self.trace.append(self._trace_row(float(loss.detach()), detached))
+            self.trace.append(self._trace_row(float(loss), detached))
         if self._logged():
-            value = float(loss.detach())
+            value = float(loss)
             log.info(
                 "iteration %d/%d  loss %.3g  data-term PSNR %.2f dB",
                 iteration,
@@ -364,6 +454,7 @@ class FitRun:
             backtracks=self.backtracker.backtracks,
             resumed_from=self.resumed_from,
             early_stop=self.watch.early_stop,
+            watched=self.watchers.records(self.problem.clean),
             notes=notes,
             checkpoint=self.checkpoint,
             frames=self.recorder.frames,
@@ -374,6 +465,10 @@ class FitRun:
         pick = self.watch.pick()
         if pick is not None:
             return pick[0], f"{self.settings.stopping} selection", pick[1]
+        if self.langevin is not None and (mean := self.langevin.mean()) is not None:
+            burnin = self.settings.langevin_burnin
+            kind = f"posterior mean of {self.langevin.samples} outputs (SGLD, after {burnin} iterations)"
+            return mean, kind, self.iteration - 1
         if self.ema is not None:
             return self.ema, f"average of outputs (weight {self.settings.ema})", self.iteration - 1
         return last, LAST_OUTPUT, self.iteration - 1
@@ -405,14 +500,13 @@ def run_fits(
             interrupt(runs)
         # forward and backward: every net at once (the finished ones too: their step is skipped)
         outputs = nets.forward([run.next_input() for run in runs])
-        losses = [run.loss(output) for run, output in zip(runs, outputs, strict=True)]
-        nets.backward(losses)
+        nets.backward([run.loss(output) for run, output in zip(runs, outputs, strict=True)])
         # NaN guard and backtracking, each fit on its own; then the optimiser step of the fits that go on
-        stepping = [run.active and run.after_backward(loss) for run, loss in zip(runs, losses, strict=True)]
+        stepping = [run.active and run.after_backward() for run in runs]
         nets.step(stepping)
-        # average, frame, stopping rule, trace, log, checkpoint
-        for run, output, loss, stepped in zip(runs, outputs, losses, stepping, strict=True):
-            if stepped and run.after_step(output, loss, polls_every_iteration) and run is runs[0]:
+        # Langevin noise, average, frame, stopping rule, watching rules, trace, log, checkpoint
+        for run, output, stepped in zip(runs, outputs, stepping, strict=True):
+            if stepped and run.after_step(output, polls_every_iteration) and run is runs[0]:
                 bar.set_postfix(psnr_obs=f"{run.trace[-1]['psnr_obs']:.2f}")
         bar.update(1)
     bar.close()

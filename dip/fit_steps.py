@@ -156,7 +156,7 @@ class StopWatch:
 
     def __init__(self, settings: FitSettings) -> None:
         self.settings = settings
-        self.rule = make_stopping_rule(settings.stopping, window=settings.es_window, patience=settings.es_patience)
+        self.rule = make_stopping_rule(settings.stopping, **settings.rule_settings())
         self.best_output: torch.Tensor | None = None
         self.fired_output: torch.Tensor | None = None
         """The pick when the rule fired, frozen: later minima must not change it before the fit reads `fired()`."""
@@ -169,9 +169,10 @@ class StopWatch:
     def decided(self) -> bool:
         return self.firing is not None or self.early_stop is not None
 
-    def observe(self, iteration: int, output: torch.Tensor, ema: torch.Tensor | None) -> None:
-        """Feed the rule this iteration's output; the pick is the output average where there is one (no host sync)."""
-        step = self.rule.update(iteration, output)
+    def observe(self, iteration: int, output: torch.Tensor, ema: torch.Tensor | None, loss: torch.Tensor) -> None:
+        """Feed the rule this iteration's output and data term; the pick is the output average where there is one
+        (no host sync)."""
+        step = self.rule.update(iteration, output, loss)
         self.watching = step is not None
         if step is None:
             return
@@ -197,10 +198,7 @@ class StopWatch:
 
     def stop_reason(self) -> str:
         assert self.firing is not None
-        return (
-            f"{self.settings.stopping} (no new variance minimum for {self.settings.es_patience} iterations; "
-            f"fired after {self.firing[0] + 1})"
-        )
+        return f"{self.settings.stopping} (fired after {self.firing[0] + 1} iterations)"
 
     def finish(self, clean: torch.Tensor | None) -> None:
         """With `es_continue` and a rule that never fired: record its last pick."""
@@ -255,7 +253,7 @@ class SingleNet:
         self.memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
         self.net = net.to(memory_format=self.memory_format)
         self.net.train()  # BatchNorm stays in training mode for the whole fit, as in the authors' code
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
         # fp16 gradients of an MSE near 1e-3 underflow: scale the loss (a no-op for fp32 and bf16, which need none)
         self.scaler = torch.amp.GradScaler(device.type, enabled=settings.precision == "fp16")
         self.precision, self.device = settings.precision, device

@@ -119,3 +119,5 @@ def check_stackable(nets: list[nn.Module], settings: list[FitSettings]) -> None:
         raise ConfigError("batched fits run at one precision, fp32 or bf16 (fp16 loss scaling is per fit)")
     if any(s.channels_last for s in settings):
         raise ConfigError("batched fits run in NCHW: leave channels_last off")
+    if any(s.langevin_sigma > 0 or s.weight_decay > 0 for s in settings):
+        raise ConfigError("batched fits run plain Adam: fit SGLD (langevin_sigma, weight_decay) one at a time")

@@ -267,7 +267,10 @@ def fit_flags(settings: Mapping[str, Any]) -> list[str]:
         if key in RUN_KEYS or value is False:
             continue
         flag = f"--{key.replace('_', '-')}"
-        flags.append(flag if value is True else f"{flag} {value}")
+        if isinstance(value, list):  # `watch: [es-wmv, es-emv]` → `--watch es-wmv es-emv` (`[]`: `--watch`, none)
+            flags.append(" ".join([flag, *map(str, value)]))
+        else:
+            flags.append(flag if value is True else f"{flag} {value}")
     return flags
 
 
@@ -283,7 +286,10 @@ def stopping_of(task: str, level: str | None, settings: Mapping[str, Any]) -> st
 
 def check_tasks(config: Mapping[str, Any]) -> None:
     """Every task that is run has fit settings naming defined variants; `es_continue` comes with a stopping rule (set,
-    or the task's default); `fit.<task>.levels` names levels of the task and nests no further."""
+    or the task's default); the noise-level rule only where σ is known; `fit.<task>.levels` names levels of the task
+    and nests no further."""
+    from dip.tasks import make_operator
+
     tasks = benchmarked_tasks(config)
     if not tasks:
         raise ConfigError("tasks: every task has an empty list of levels")
@@ -316,15 +322,45 @@ def check_tasks(config: Mapping[str, Any]) -> None:
                     f"{key}.es_continue: watches an early-stopping rule, but {key} has none: "
                     "set `stopping: es-wmv` as well"
                 )
+            asks_sigma = "noise-level" in [*settings.get("watch", []), settings.get("stopping")]
+            unknown = [lv for lv in levels if asks_sigma and make_operator(task, lv).noise_sigma is None]
+            if unknown:
+                raise ConfigError(
+                    f"{key}: the noise-level rule needs a known Gaussian σ, which {task} {', '.join(unknown)} has "
+                    "not: leave it out of `watch` there (by default it watches only where it applies)"
+                )
+
+
+VARIANT_FIT_KEYS = ("tv_weight", "langevin_sigma", "langevin_burnin", "langevin_every", "weight_decay")
+"""The fit settings a variant may set under `fit` (the DIP variants of `dip.fit_variants`: a method, not a net)."""
+
+
+def variant_spec(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A variant's model spec (`dip restore --arch-json`): its entry without `fit`."""
+    return {key: value for key, value in config["variants"][name].items() if key != "fit"}
+
+
+def variant_fit(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A variant's own fit settings (`fit`, e.g. DIP-TV's `tv_weight`), over those of the task and level."""
+    return dict(config["variants"][name].get("fit") or {})
 
 
 def check_variants(config: Mapping[str, Any]) -> None:
-    """Each variant is a valid model spec: its preset's arch takes every key it overrides, with a valid value."""
+    """Each variant is a valid model spec: its preset's arch takes every key it overrides, with a valid value; its
+    `fit` sets only `VARIANT_FIT_KEYS`, with valid values (and no SGLD where fits run in batches)."""
+    from dip.fit import FitSettings
     from dip.models import resolve_spec
 
-    for name, spec in config["variants"].items():
+    for name in config["variants"]:
         try:
-            resolve_spec(spec)
+            resolve_spec(variant_spec(config, name))
+            fit = variant_fit(config, name)
+            unknown = sorted(set(fit) - set(VARIANT_FIT_KEYS))
+            if unknown:
+                raise ConfigError(f"fit: {', '.join(unknown)} is not one of {', '.join(VARIANT_FIT_KEYS)}")
+            FitSettings(**fit)
+            if config.get("batch_fits", 1) > 1 and (fit.get("langevin_sigma") or fit.get("weight_decay")):
+                raise ConfigError("SGLD fits run alone: batch_fits > 1 runs plain Adam (set batch_fits: 1)")
         except ConfigError as error:
             raise ConfigError(f"variants.{name}: {error}") from None
 
@@ -340,7 +376,7 @@ def check_given_inputs(config: Mapping[str, Any]) -> None:
             if not make_operator(task, level).needs_flash_file:
                 continue
             for variant in level_fit(config, task, level)["variants"]:
-                spec = resolve_spec(config["variants"][variant])
+                spec = resolve_spec(variant_spec(config, variant))
                 if spec["input_depth"] != 3 or input_scale(spec) != 1:
                     raise ConfigError(
                         f"fit.{task}.variants: variant {variant!r} takes input_depth {spec['input_depth']}"
@@ -451,7 +487,7 @@ def check_crops(config: Mapping[str, Any], grid: Grid | None = None) -> None:
         overrides = config["fit"][task].get("levels", {})
         where = f"fit.{task}.levels.{level}" if "variants" in overrides.get(level, {}) else f"fit.{task}"
         for variant in level_fit(config, task, level)["variants"]:
-            spec = config["variants"][variant]
+            spec = variant_spec(config, variant)
             multiple, shortest = required_multiple(spec), minimum_side(spec)
             if side % multiple or side < shortest:
                 raise ConfigError(

@@ -82,6 +82,22 @@ def test_fits_that_stop_early_leave_the_others_running():
         assert torch.allclose(batched.output, single.output, atol=1e-5)
 
 
+def test_watching_rules_and_dip_tv_run_in_a_batch_as_alone():
+    settings = [
+        FitSettings(iterations=40, seed=seed, trace_every=5, es_window=5, es_patience=5, tv_weight=0.01 * seed)
+        for seed in SEEDS
+    ]
+    alone = [fit(small_problem(s.seed), s, progress=False) for s in settings]
+    batch = fit_batch([small_problem(s.seed) for s in settings], settings, progress=False)
+    for single, batched in zip(alone, batch, strict=True):
+        assert torch.allclose(batched.output, single.output, atol=1e-5, rtol=0)
+        assert set(batched.watched) == set(single.watched) == {"es-wmv", "es-emv"}
+        for rule, record in single.watched.items():
+            assert batched.watched[rule]["stop_iteration"] == record["stop_iteration"] is not None
+            assert batched.watched[rule]["selected_iteration"] == record["selected_iteration"]
+            assert batched.watched[rule]["psnr_gt"] == pytest.approx(record["psnr_gt"], abs=1e-3)
+
+
 def test_an_interrupted_batch_resumes_each_fit_from_its_checkpoint(tmp_path):
     settings = settings_of(30, checkpoint_every=7)
     checkpoints = [tmp_path / f"fit{seed}.ckpt" for seed in SEEDS]
@@ -138,6 +154,9 @@ def test_a_batch_needs_one_architecture_and_precision():
         StackedNets(nets, [FitSettings(), FitSettings()], torch.device("cpu"))
     with pytest.raises(ConfigError, match="NCHW"):
         StackedNets(nets[:1], [FitSettings(channels_last=True)], torch.device("cpu"))
+    for sgld in ({"langevin_sigma": 2.0}, {"weight_decay": 5e-8}):
+        with pytest.raises(ConfigError, match="SGLD"):
+            StackedNets(nets[:1], [FitSettings(**sgld)], torch.device("cpu"))
     assert math.isfinite(FitSettings().lr)
 
 

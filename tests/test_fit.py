@@ -272,7 +272,7 @@ def test_es_continue_needs_a_stopping_rule():
 
 def test_unknown_stopping_rule():
     with pytest.raises(ConfigError, match="stopping rule"):
-        make_stopping_rule("never", window=100, patience=1000)
+        make_stopping_rule("never", **FitSettings().rule_settings())
 
 
 def test_es_wmv_running_variance_equals_the_direct_one():
@@ -336,10 +336,16 @@ def test_dip_restores_fit_flags_are_the_fit_settings():
         assert action.choices == setting.metadata.get("choices")
         if setting.name in FIT_OVERRIDES:
             assert "(default: the task's paper value)" in action.help
+        elif setting.default is None:  # the help says what it defaults to
+            assert "(default: " in action.help and "(default: None)" not in action.help
         elif not isinstance(setting.default, bool):
             assert f"(default: {setting.default})" in action.help
-    assert vars(parser.parse_args(["--backtrack-db", "0", "--es-continue"])) == {
+    given = ["--backtrack-db", "0", "--es-continue", "--noise-sigma", "25", "--watch", "es-emv", "noise-level"]
+    assert vars(parser.parse_args(given)) == {
         **dict.fromkeys(actions),
         "backtrack_db": 0.0,
         "es_continue": True,
+        "noise_sigma": 25.0,
+        "watch": ["es-emv", "noise-level"],
     }
+    assert parser.parse_args(["--watch"]).watch == []  # the flag alone: no rule watches

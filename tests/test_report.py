@@ -169,8 +169,9 @@ def test_unknown_task_is_refused(summary: pd.DataFrame) -> None:
 
 def test_figures_are_written(summary: pd.DataFrame, tmp_path: Path) -> None:
     paths = write_figures(summary, read_traces(summary), "denoising", tmp_path / "figures")
-    assert [p.name for p in paths] == ["denoising-psnr.png", "denoising-images.png", "denoising-curves.png"]
-    for path in paths:
+    names = ["denoising-psnr.png", "denoising-images.png", "denoising-curves.png", "denoising-rules.png"]
+    assert [p.name for p in paths] == names
+    for path in paths[:3]:  # the rules figure is a note: no fit here was watched
         with Image.open(path) as picture:
             assert picture.width > 200 and picture.height > 200
 
@@ -224,6 +225,7 @@ def test_cli_aggregate_then_render(metrics_files: list[Path], tmp_path: Path, ca
         "denoising-curves.png",
         "denoising-images.png",
         "denoising-psnr.png",
+        "denoising-rules.png",
     ]
     assert main([*render, "--task", "inpainting"]) == 2
     assert "inpainting" in capsys.readouterr().err
@@ -303,3 +305,34 @@ def test_no_es_wmv_table_without_picks_or_traces(tmp_path: Path) -> None:
     assert early_stopping(summary.drop(columns=["es_selected_iteration", "es_psnr_gt"]), traces, "denoising") is None
     write_tables(summary, "denoising", tmp_path)
     assert "oracle" not in (tmp_path / "denoising.md").read_text()
+
+
+def test_every_rule_against_the_oracle_table_and_figure(tmp_path: Path) -> None:
+    """Fits a and b watched by es-wmv and es-emv: per rule the pick's PSNR, the oracle, the gap, the iterations saved
+    and the share of fits within 0.5 dB of the oracle."""
+    from dip.report.rules import rule_curves, rules_table
+
+    summary, traces = es_summary_and_traces()
+    traces = traces.assign(psnr_gt_avg=np.nan)  # both fits plain: oracles 26.0 (a, at 30) and 36.0 (b, at 30)
+    watched = {
+        "watch_es_wmv_stop_iteration": [40, None, None, None],
+        "watch_es_wmv_selected_iteration": [20, 30, np.nan, np.nan],
+        "watch_es_wmv_psnr_gt": [25.0, 36.0, np.nan, np.nan],
+        "watch_es_emv_stop_iteration": [None, 25, None, None],
+        "watch_es_emv_selected_iteration": [30, 10, np.nan, np.nan],
+        "watch_es_emv_psnr_gt": [26.0, 30.0, np.nan, np.nan],
+    }
+    summary = summary.assign(iterations=50, **watched)
+    table = rules_table(summary, traces, "denoising")
+    assert table is not None and table.header[:4] == ["dataset, level", "method", "rule", "n"]
+    # es-wmv: gaps 1.0 and 0.0 → 0.50; saved 20 % and 0 % → 10 %; within 0.5 dB: b only → 50 %
+    # es-emv: gaps 0.0 and 6.0 → 3.00; saved 0 % and 50 % → 25 %; within 0.5 dB: a only → 50 %
+    assert table.rows == [
+        ["toy impulse noise, severity 2", "dip-tiny", "es-wmv", "2", "30.50", "31.00", "0.50", "10", "50"],
+        ["toy impulse noise, severity 2", "dip-tiny", "es-emv", "2", "28.00", "31.00", "3.00", "25", "50"],
+    ]
+    figure = rule_curves(summary, traces, "denoising")
+    assert figure is not None and len([ax for ax in figure.axes if ax.axison]) == 1
+    assert rules_table(summary.drop(columns=list(watched)), traces, "denoising") is None
+    write_tables(summary, "denoising", tmp_path, traces)
+    assert "every stopping rule against the oracle" in (tmp_path / "denoising.md").read_text()

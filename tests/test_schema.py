@@ -15,7 +15,7 @@ from dip.baselines import BASELINES
 from dip.device import DEVICES, PRECISIONS
 from dip.layout import SEED_MEAN
 from dip.models import PRESETS
-from dip.stopping import STOPPING_RULES
+from dip.stopping import EARLY_STOPPING_RULES, STOPPING_RULES
 from dip.tasks import TASKS, make_operator
 from dip.tasks.denoising import NOISE_SEVERITIES
 from dip.tasks.super_resolution import SR_FACTORS, SR_LR_CONVENTIONS
@@ -45,6 +45,7 @@ def test_presets_precisions_and_stopping_rules_are_the_registries() -> None:
     assert sorted(preset) == sorted(PRESETS)
     assert sorted(FIT["precision"]["enum"]) == sorted(PRECISIONS)
     assert sorted(FIT["stopping"]["enum"]) == sorted(STOPPING_RULES)
+    assert sorted(FIT["watch"]["items"]["enum"]) == sorted(EARLY_STOPPING_RULES)
 
 
 def test_devices_are_the_ones_the_code_selects() -> None:
@@ -68,7 +69,7 @@ def test_enumerable_level_grammars_are_listed_whole() -> None:
     factors = {str(f) if lr == "lanczos" else f"{f}-{lr}" for f in SR_FACTORS for lr in SR_LR_CONVENTIONS}
     assert set(levels("super-resolution")) == factors
     assert levels("flash-no-flash") == ["pair"]
-    kinds = {level.split("-")[0] for level in levels("denoising") if not level.isdigit()}
+    kinds = {level.split("-")[0] for level in levels("denoising") if not level.replace(".", "").isdigit()}
     assert kinds == set(NOISE_SEVERITIES)
 
 

@@ -151,6 +151,7 @@ def user_photo_viewer(workflow_run: Path, tmp_path_factory: pytest.TempPathFacto
     record = json.loads(record_path.read_text())
     record["fit"]["stopping"] = "es-wmv"
     record["early_stop"] = {"stop_iteration": 20, "selected_iteration": 10, "psnr_gt": None}
+    record["watched"] = {"es-emv": {"stop_iteration": None, "selected_iteration": 30, "psnr_gt": None}}
     record_path.write_text(json.dumps(record))
     for index_path in (root / "copies").rglob("frames.json"):
         index = json.loads(index_path.read_text())
@@ -183,6 +184,9 @@ def test_a_viewer_without_ground_truth_shows_no_metric(user_photo_viewer: Path) 
         "psnr_gt": None,
     }
     assert stopping[1:] == [None, None]
+    assert data["runs"][0]["watched"] == [
+        {"rule": "es-emv", "stop_iteration": None, "selected_iteration": 30, "psnr_gt": None}
+    ]
 
 
 # --- in a real browser ------------------------------------------------------------------------------------------------

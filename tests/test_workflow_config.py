@@ -18,6 +18,7 @@ from dip.io import write_image
 from dip.workflow_config import (
     RUN_KEYS,
     STAND_IN_NAME,
+    VARIANT_FIT_KEYS,
     apply_overrides,
     check_config,
     check_crops,
@@ -81,13 +82,15 @@ def test_defaults_are_filled_in_as_snakemake_validate_fills_them(name: str) -> N
 
 def test_the_fit_keys_are_the_fit_settings() -> None:
     """`fit.<task>` holds the grid's keys (which runs, `levels`) and every field of FitSettings but the seed (one run
-    per seed); the schema's choices are the field's."""
-    keys = set(SCHEMA["$defs"]["fit"]["properties"])
-    fields = {name for name in FitSettings.__dataclass_fields__ if name != "seed"}
-    assert keys - {*RUN_KEYS, "levels"} == fields
+    per seed), the noise σ (the observation's) and a variant's own (`VARIANT_FIT_KEYS`, under `variants.<name>.fit`);
+    the schema's choices are the field's."""
+    properties = SCHEMA["$defs"]["fit"]["properties"]
+    fields = set(FitSettings.__dataclass_fields__) - {"seed", "noise_sigma", *VARIANT_FIT_KEYS}
+    assert set(properties) - {*RUN_KEYS, "levels"} == fields
     for name, setting in FitSettings.__dataclass_fields__.items():
         if "choices" in setting.metadata:
-            assert tuple(SCHEMA["$defs"]["fit"]["properties"][name]["enum"]) == setting.metadata["choices"]
+            enum = properties[name].get("enum") or properties[name]["items"]["enum"]  # `watch`: a list of them
+            assert tuple(enum) == setting.metadata["choices"]
 
 
 def test_defaults_are_copies_of_the_schemas() -> None:
@@ -287,6 +290,16 @@ def test_a_variant_key_its_arch_does_not_take_is_named(spec: dict, message: str)
     with pytest.raises(ConfigError) as caught:
         check_variants(result)
     assert str(caught.value).startswith(message)
+
+
+def test_sgld_variants_refuse_batched_fits() -> None:
+    def change(c):
+        c["variants"]["sgld"] = {"preset": "tiny", "fit": {"langevin_sigma": 2.0}}
+        c["batch_fits"] = 4
+
+    with pytest.raises(ConfigError, match=r"^variants\.sgld: SGLD fits run alone"):
+        check_variants(config(change))
+    check_variants(config(lambda c: c["variants"].update(tv={"preset": "tiny", "fit": {"tv_weight": 0.01}})))
 
 
 # --- datasets -------------------------------------------------------------------------------------------------------

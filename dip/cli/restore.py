@@ -85,17 +85,20 @@ FIT_FLAGS = tuple(setting.name for setting in dataclasses.fields(FitSettings))
 
 
 def add_fit_arguments(group: argparse._ArgumentGroup) -> None:
-    """A flag for each field of `FitSettings`, with its type, help and default (the task's paper value where it has
-    one); a flag left out is None, so that `api.restore` fills it in."""
+    """A flag for each field of `FitSettings`, with its type (the field's metadata `type` where its default is None),
+    help and default (the task's paper value where it has one); a flag left out is None, so that `api.restore` fills
+    it in."""
     for setting in dataclasses.fields(FitSettings):
-        help_text, options = setting.metadata["help"], dict(setting.metadata)
-        del options["help"]
+        options = dict(setting.metadata)
+        help_text, kind = options.pop("help"), options.pop("type", type(setting.default))
         flag = "--" + setting.name.replace("_", "-")
         if isinstance(setting.default, bool):
             group.add_argument(flag, action="store_true", default=None, help=help_text)
             continue
-        default = "the task's paper value" if setting.name in api.FIT_OVERRIDES else setting.default
-        group.add_argument(flag, type=type(setting.default), help=f"{help_text} (default: {default})", **options)
+        if setting.default is not None:  # a setting without a default says in its help what it defaults to
+            default = "the task's paper value" if setting.name in api.FIT_OVERRIDES else setting.default
+            help_text = f"{help_text} (default: {default})"
+        group.add_argument(flag, type=kind, help=help_text, **options)
 
 
 def arch_of(args: argparse.Namespace) -> str | dict | None:

@@ -18,6 +18,7 @@ from dip.layout import CLEAN, GUIDE, OBSERVED, RESTORED
 from dip.outputs import RENDERED
 from dip.report.notes import finished, run_notes
 from dip.report.ordering import level_label, level_order, method_order
+from dip.report.rules import rule_curves
 from dip.report.task_tables import scored_runs, task_runs
 from dip.resampling import pil_resize
 
@@ -309,7 +310,8 @@ def _output_shape(runs: pd.DataFrame, fallback: tuple[int, ...]) -> tuple[int, .
 
 
 def write_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str, out_dir: Path) -> list[Path]:
-    """Write TASK-psnr.png, TASK-images.png and (with traces) TASK-curves.png into `out_dir`; returns their paths.
+    """Write TASK-psnr.png, TASK-images.png and (with traces) TASK-curves.png and TASK-rules.png (one fit's PSNR curve
+    with every watching rule's stop and pick, `dip.report.rules`) into `out_dir`; returns their paths.
 
     Each figure is titled with the task's notes (a smoke run, the runs that failed); without a finished run, each is a
     page of those notes.
@@ -323,6 +325,7 @@ def write_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str,
         makers["curves"] = lambda: (
             psnr_curves(traces, task, palette, summary) if has_traces else _notes_page(["no DIP run finished."])
         )
+        makers["rules"] = lambda: _rules_or_note(summary, traces, task)
     has_runs = not finished(summary)[lambda f: f.task == task].empty
     paths = []
     for name, make in makers.items():
@@ -332,6 +335,13 @@ def write_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str,
         paths.append(out_dir / f"{task}-{name}.png")
         figure.savefig(paths[-1], dpi=150, metadata={"Software": RENDERED})  # the mark `dip.outputs` knows
     return paths
+
+
+def _rules_or_note(summary: pd.DataFrame, traces: pd.DataFrame, task: str) -> Figure:
+    figure = rule_curves(summary, traces, task)
+    if figure is None:
+        return _notes_page([f"no {task} fit with a ground truth and a trace was watched by a stopping rule."])
+    return figure
 
 
 def _wrapped(notes: list[str], width: int = 110, most: int = 6) -> str:

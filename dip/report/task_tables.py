@@ -14,6 +14,7 @@ from dip.report.aggregate import ID_COLUMNS
 from dip.report.notes import finished, run_notes, without_truth
 from dip.report.ordering import level_label, level_order, method_order
 from dip.report.paper import paper_comparison
+from dip.report.rules import rules_table
 from dip.report.table_model import Table
 
 METRICS = {
@@ -264,7 +265,8 @@ def to_html(tables: list[Table], title: str, notes: Sequence[str] = ()) -> str:
 
 def write_tables(summary: pd.DataFrame, task: str, out_dir: Path, traces: pd.DataFrame | None = None) -> list[Path]:
     """Write TASK.md, TASK.tex and TASK.html (PSNR and SSIM tables, the paper's figures beside ours where the summary
-    has runs they apply to, and with `traces` ES-WMV's pick against the oracle where runs recorded one) into
+    has runs they apply to, and with `traces` ES-WMV's pick against the oracle where runs recorded one and every
+    watching rule's (`dip.report.rules`)) into
     `out_dir`; returns their paths."""
     notes = run_notes(summary, task)
     tables = []
@@ -281,6 +283,9 @@ def write_tables(summary: pd.DataFrame, task: str, out_dir: Path, traces: pd.Dat
         against_oracle = early_stopping(summary, traces, task)
         if against_oracle is not None:
             tables.append(against_oracle)
+        rules = rules_table(summary, traces, task)
+        if rules is not None:
+            tables.append(rules)
     else:
         notes.append(f"no run of {task} finished.")
     out_dir.mkdir(parents=True, exist_ok=True)

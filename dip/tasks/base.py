@@ -113,6 +113,12 @@ class Operator(ABC):
         return True
 
     @property
+    def noise_sigma(self) -> float | None:
+        """The σ (0–255 scale) of the observation's Gaussian noise where the task knows it (the noise-level stopping
+        rule's `FitSettings.noise_sigma`); None elsewhere."""
+        return None
+
+    @property
     def metric_protocol(self) -> str:
         """The protocol of the tables: the paper's for this task."""
         return self.protocols[0]

@@ -63,6 +63,10 @@ class Denoising(Operator):
         return cls(kind=match[1], severity=int(match[2]))
 
     @property
+    def noise_sigma(self) -> float | None:
+        return self.sigma
+
+    @property
     def constant(self) -> float | None:
         """The noise kind's ImageNet-C constant at this severity (None for Gaussian noise)."""
         return None if self.severity is None else NOISE_SEVERITIES[self.kind][self.severity - 1]

@@ -22,7 +22,12 @@ from dip.layout import (
     workflow_paths,
 )
 from dip.tasks import make_operator
-from dip.workflow_config import check_config, fit_flags as level_flags
+from dip.workflow_config import (
+    check_config,
+    fit_flags as level_flags,
+    variant_fit,
+    variant_spec,
+)
 from dip.workflow_grid import build_grid, level_fit
 
 # The `--config` overrides put in place, the schema's checks and defaults, every other check of the config that needs
@@ -157,12 +162,14 @@ def export_flags(wildcards) -> str:
 
 def arch_json(wildcards) -> str:
     """The model spec of a DIP variant as the JSON of `dip restore --arch-json`."""
-    return json.dumps(config["variants"][wildcards.variant], sort_keys=True)
+    return json.dumps(variant_spec(config, wildcards.variant), sort_keys=True)
 
 
 def fit_flags(wildcards) -> str:
-    """The configured fit settings of a task and level as `dip restore` flags (the others take the paper's defaults)."""
-    flags = level_flags(level_fit(config, wildcards.task, wildcards.level))
+    """The configured fit settings of a task and level, and the variant's own (e.g. DIP-TV's weight), as `dip restore`
+    flags (the others take the paper's defaults)."""
+    settings = level_fit(config, wildcards.task, wildcards.level)
+    flags = level_flags({**settings, **variant_fit(config, wildcards.variant)})
     if config.get("smoke_iterations"):
         flags.append(f"--smoke-iterations {config['smoke_iterations']}")
     return " ".join(flags)

@@ -26,6 +26,13 @@ rule render:
             subcategory="Figures",
             labels={"task": "{task}", "content": "PSNR against iteration"},
         ),
+        rules=report(
+            "results/figures/{task}-rules.png",
+            caption="../report/rules.rst",
+            category="{task}",
+            subcategory="Figures",
+            labels={"task": "{task}", "content": "Stopping rules on one fit"},
+        ),
         images=report(
             "results/figures/{task}-images.png",
             caption="../report/images.rst",

@@ -223,6 +223,7 @@ def _process(row: dict[str, Any], run_dir: Path, sprite: str, out: Path, caps: V
         "stop_reason": _text(record.get("stop_reason")),
         "smoke": bool(record.get("smoke_iterations")),
         "stopping": _stopping(record, iterations),
+        "watched": _watched(record),
         "best": _best(trace),
         "trace": trace,
         "frames": frames,
@@ -283,6 +284,19 @@ def _stopping(record: dict[str, Any], iterations: int) -> dict[str, Any] | None:
         "selected_iteration": record.get("selected_iteration"),
         "psnr_gt": None,
     }
+
+
+def _watched(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every rule that watched the fit (`record["watched"]`): where it fired (None: never), its pick, that PSNR."""
+    return [
+        {
+            "rule": rule,
+            "stop_iteration": values.get("stop_iteration"),
+            "selected_iteration": values.get("selected_iteration"),
+            "psnr_gt": _number(values.get("psnr_gt")),
+        }
+        for rule, values in (record.get("watched") or {}).items()
+    ]
 
 
 def _best(trace: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -15,6 +15,8 @@
     {key: 'psnr_obs', label: 'to the observation (data term)', color: '#8d6e63', dash: '6 4'}
   ];
   var PLOT = {width: 560, height: 340, left: 54, right: 16, top: 16, bottom: 42};
+  var WATCH_COLORS = ['#6a1b9a', '#00838f', '#ad1457', '#5d4037'];
+  /* one colour per rule that watched a fit (its pick: solid, its stop: dotted) */
 
   var state = {
     tab: 'compare', obs: 0, seed: null, aKey: null, bKey: null, wipe: 50, point: null, dragging: false,
@@ -484,6 +486,17 @@
       marks.push({at: stopping.selected_iteration, color: '#ef6c00', dash: '', id: 'es-pick',
         label: stopping.rule + ' picked this iteration'});
     }
+    (run.watched || []).forEach(function (rule, index) {
+      var color = WATCH_COLORS[index % WATCH_COLORS.length];
+      if (rule.selected_iteration !== null) {
+        marks.push({at: rule.selected_iteration, color: color, dash: '', id: 'watch-' + rule.rule + '-pick',
+          label: rule.rule + ' (watching) would pick this iteration'});
+      }
+      if (rule.stop_iteration !== null) {
+        marks.push({at: rule.stop_iteration - 1, color: color, dash: '1 3', id: 'watch-' + rule.rule + '-stop',
+          label: rule.rule + ' (watching) would stop here'});
+      }
+    });
     if (run.best) {
       marks.push({at: run.best.iteration, color: '#2e7d32', dash: '2 3', id: 'best',
         label: 'best traced PSNR to the ground truth'});
@@ -550,6 +563,13 @@
       if (stopping.psnr_gt !== null) text += ' (' + stopping.psnr_gt.toFixed(2) + ' dB to the ground truth)';
       add(stopping.rule, text);
     }
+    (run.watched || []).forEach(function (rule) {
+      var text = (rule.stop_iteration === null ? 'would not have fired' :
+        'would have stopped after ' + rule.stop_iteration + ' iterations');
+      if (rule.selected_iteration !== null) text += '; picks iteration ' + rule.selected_iteration;
+      if (rule.psnr_gt !== null) text += ' (' + rule.psnr_gt.toFixed(2) + ' dB to the ground truth)';
+      add(rule.rule + ' (watching)', text);
+    });
     if (run.best) {
       add('best iteration', run.best.iteration + ': ' + run.best.psnr_gt.toFixed(2) +
         ' dB to the ground truth (from the trace; an oracle, for comparison only)');
