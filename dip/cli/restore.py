@@ -41,7 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--out",
-        type=Path,
         required=True,
         help="run directory to write; with --seeds, the directory under which each fit writes its own, "
         "<dataset>/<task>/<level>/<image>/dip-<variant>/seed<seed> as the workflow names it",
@@ -73,7 +72,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
     run.add_argument(
         "--checkpoint",
-        type=Path,
         help="checkpoint file (outside --out: resumed when present); with --seeds, a directory for one per fit",
     )
     run.add_argument("--no-ground-truth", action="store_true", help="do not trace PSNR to the clean image")

@@ -201,7 +201,7 @@ def plan_batches(runs: pd.DataFrame, size: int) -> dict[str, dict]:
             set(zip(group.task, group.level, group.image))
         ):
             seeds = tuple(level_fit(config, task, level)["seeds"])
-            flags = fit_flags(wildcards_of(task=task, level=level))
+            flags = fit_flags(wildcards_of(task=task, level=level, variant=variant))
             by_settings.setdefault((flags, seeds), []).append((task, level, image))
         for (flags, seeds), observations in sorted(by_settings.items()):
             per_batch = max(1, size // len(seeds))
