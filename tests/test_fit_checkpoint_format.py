@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import threading
 from pathlib import Path
 
 import torch
@@ -17,6 +16,7 @@ from torch import nn
 
 from dip.fit import FitProblem, FitSettings, fit
 from dip.models import build_model, make_input
+from tests.test_fit import StopAfter
 
 DATA = Path(__file__).parent / "data"
 CHECKPOINT, REFERENCE = DATA / "fit-v1.ckpt", DATA / "fit-v1-reference.pt"
@@ -50,18 +50,6 @@ def legacy_problem() -> FitProblem:
     clean = (ramp[None, None, :, None] * ramp[None, None, None, :]).expand(1, 3, SIDE, SIDE).contiguous()
     noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(7))
     return FitProblem(net, net_input, nn.Identity(), (clean + 0.1 * noise).clamp(0, 1), clean)
-
-
-class _StopAt(threading.Event):
-    """Set from the n-th check on: the loop checks once per iteration, before it."""
-
-    def __init__(self, checks: int) -> None:
-        super().__init__()
-        self.remaining = checks
-
-    def is_set(self) -> bool:
-        self.remaining -= 1
-        return self.remaining < 0
 
 
 def _summary(result) -> dict:
@@ -102,7 +90,13 @@ def _write_fixture() -> None:
 
     CHECKPOINT.unlink(missing_ok=True)
     with contextlib.suppress(FitInterrupted):
-        fit(legacy_problem(), SETTINGS, fingerprint="legacy", checkpoint=CHECKPOINT, stop_event=_StopAt(INTERRUPTED_AT))
+        fit(
+            legacy_problem(),
+            SETTINGS,
+            fingerprint="legacy",
+            checkpoint=CHECKPOINT,
+            stop_event=StopAfter(INTERRUPTED_AT),
+        )
     torch.save(_summary(fit(legacy_problem(), SETTINGS, fingerprint="legacy")), REFERENCE)
 
 
