@@ -218,7 +218,7 @@ def write_image(path: PathLike, image: np.ndarray, *, bit_depth: Literal[8, 16] 
         buffer = BytesIO()
         Image.fromarray(levels8[..., 0] if levels8.shape[-1] == 1 else levels8).save(buffer, format="PNG")
         data = buffer.getvalue()
-    _write_atomically(path, data)
+    write_atomically(path, data)
 
 
 def _png16_bytes(pixels: np.ndarray) -> bytes:
@@ -239,8 +239,9 @@ def _png16_bytes(pixels: np.ndarray) -> bytes:
     )
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, so a crash never leaves a partial file at ``path``.
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder, so a crash never leaves a partial file at ``path`` and a reader
+    (another command checking the folder) sees the old file or the whole new one, never a part.
 
     The file gets the usual permissions (0o666 less the umask), not the 0o600 of `tempfile.mkstemp`.
     """

@@ -359,3 +359,25 @@ def test_a_claim_writes_nothing_and_accepts_only_what_is_free(made, parts, kind,
         assert snapshot(made) == before
     finally:
         os.chdir(cwd)
+
+
+def test_a_render_cut_short_leaves_no_part_of_a_file_that_blocks_the_next(work, monkeypatch):
+    """The workflow renders its tasks at once into one shared folder, each checking the folder's files first: a
+    render killed while it writes a figure must leave either the whole file or none, never a part that the next
+    render (or one of another task, running beside it) takes for a file of the user's."""
+    from matplotlib.figure import Figure
+
+    real_savefig = Figure.savefig
+
+    def savefig_then_die(figure, target, **kwargs):
+        real_savefig(figure, target, **kwargs)
+        if hasattr(target, "truncate"):  # cut short within the PNG's header
+            target.truncate(16)
+        else:
+            Path(target).write_bytes(Path(target).read_bytes()[:16])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", savefig_then_die)
+    assert run_dip("render", "s.csv", "--tables", "report", "--figures", "report") != 0  # "interrupted"
+    monkeypatch.setattr(Figure, "savefig", real_savefig)
+    assert run_dip("render", "s.csv", "--tables", "report", "--figures", "report") == 0

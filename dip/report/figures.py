@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import textwrap
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from dip.errors import DipError
-from dip.io import read_image
+from dip.io import read_image, write_atomically
 from dip.layout import CLEAN, GUIDE, OBSERVED, RESTORED
 from dip.outputs import RENDERED
 from dip.report.notes import finished, run_notes
@@ -333,7 +334,9 @@ def write_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str,
         if notes and has_runs:
             figure.suptitle(_wrapped(notes), color="#a00", fontsize=8, horizontalalignment="left", x=0.01)
         paths.append(out_dir / f"{task}-{name}.png")
-        figure.savefig(paths[-1], dpi=150, metadata={"Software": RENDERED})  # the mark `dip.outputs` knows
+        image = io.BytesIO()
+        figure.savefig(image, format="png", dpi=150, metadata={"Software": RENDERED})  # the mark `dip.outputs` knows
+        write_atomically(paths[-1], image.getvalue())  # a render of another task may be checking the folder
     return paths
 
 

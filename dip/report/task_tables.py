@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from dip.errors import DipError
+from dip.io import write_atomically
 from dip.outputs import RENDERED
 from dip.report.aggregate import ID_COLUMNS
 from dip.report.notes import finished, run_notes, without_truth
@@ -297,6 +298,6 @@ def write_tables(summary: pd.DataFrame, task: str, out_dir: Path, traces: pd.Dat
     paths = []
     for suffix, text in texts.items():
         path = out_dir / f"{task}.{suffix}"
-        path.write_text(text, encoding="utf-8")
+        write_atomically(path, text.encode("utf-8"))  # a render of another task may be checking the folder
         paths.append(path)
     return paths
