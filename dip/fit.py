@@ -267,8 +267,6 @@ class FitRun:
         self.watchers = Watchers(settings.watched_rules(), **settings.rule_settings())
         self.langevin: LangevinDynamics | None = None
         if settings.langevin_sigma > 0:
-            assert isinstance(nets, SingleNet), "batched fits refuse SGLD (dip.stacked.check_stackable)"
-            self.langevin_net = nets.net
             burnin, every, seed = settings.langevin_burnin, settings.langevin_every, settings.seed + 2
             self.langevin = LangevinDynamics(settings.langevin_sigma, settings.lr, burnin, every, seed, device)
         self.backtracker = Backtracker(settings, nets, index)
@@ -377,7 +375,7 @@ class FitRun:
         iteration; whether a row was traced."""
         detached, iteration, settings, loss = output.detach(), self.iteration, self.settings, self.data_term.detach()
         if self.langevin is not None:
-            self.langevin.step(self.langevin_net)
+            self.langevin.step(self.nets.conv_weights(self.index))
             self.langevin.observe(iteration, detached)
         if settings.ema > 0:
             self.ema = (

@@ -67,6 +67,9 @@ class Nets(Protocol):
     def evaluate(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         """Each net's output on its input, without gradients."""
 
+    def conv_weights(self, index: int) -> list[torch.Tensor]:
+        """Fit `index`'s convolution weights (its 4-dimensional parameters), in the net's order, to change in place."""
+
     def state_dict(self, index: int) -> dict[str, Any]:
         """`model`, `optimizer` (and `scaler`) of one fit."""
 
@@ -275,6 +278,9 @@ class SingleNet:
     def evaluate(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         with torch.no_grad(), autocast(self.precision, self.device):
             return [self.net(inputs[0]).float()]
+
+    def conv_weights(self, index: int) -> list[torch.Tensor]:
+        return [param for param in self.net.parameters() if param.dim() == 4]
 
     def state_dict(self, index: int) -> dict[str, Any]:
         return {

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 TV_EPSILON = 1e-8
 """Keeps the isotropic TV differentiable where the image is flat."""
@@ -39,15 +38,12 @@ class LangevinDynamics:
         self.total: torch.Tensor | None = None
         self.samples = 0
 
-    def step(self, net: nn.Module) -> None:
-        """Add the Langevin noise to the net's convolution weights (after the optimiser's step)."""
+    def step(self, conv_weights: list[torch.Tensor]) -> None:
+        """Add the Langevin noise to the net's convolution weights, in the net's order (after the optimiser's step)."""
         with torch.no_grad():
-            for parameter in net.parameters():
-                if parameter.dim() == 4:
-                    noise = torch.randn(
-                        parameter.shape, generator=self.generator, device=parameter.device, dtype=parameter.dtype
-                    )
-                    parameter.add_(noise, alpha=self.std)
+            for weight in conv_weights:
+                noise = torch.randn(weight.shape, generator=self.generator, device=weight.device, dtype=weight.dtype)
+                weight.add_(noise, alpha=self.std)
 
     def observe(self, iteration: int, output: torch.Tensor) -> None:
         """Add the output of `iteration` to the posterior mean when it is a sample (after burn-in, every `every`)."""

@@ -3,7 +3,8 @@
 `torch.func.stack_module_state` stacks the K nets' parameters and buffers; `vmap` over `functional_call` runs them in
 one call (PyTorch turns the batched convolutions into grouped ones). BatchNorm stays per fit and in training mode, its
 running statistics stacked like the parameters. Adam is elementwise, so one update over the stack is each fit's own
-update; each fit keeps its own step count and learning rate, and a fit that does not step (it backtracked, stopped or
+update; each fit keeps its own step count, learning rate and weight decay (Adam's L2 term, which Bayesian DIP's SGLD
+sets), and a fit that does not step (it backtracked, stopped or
 diverged) keeps its parameters and optimiser state as they were. Each fit's part is saved and loaded in the format of
 one `nn.Module` and one `torch.optim.Adam`, so its checkpoint is the one a single fit writes.
 """
@@ -41,11 +42,13 @@ class StackedNets:
         self.names = list(self.params)
         self.base = copy.deepcopy(nets[0]).to("meta")
         self.lr = torch.tensor([s.lr for s in settings], dtype=torch.float64, device=device)
+        self.weight_decay = torch.tensor([s.weight_decay for s in settings], device=device)
         self.steps = torch.zeros(self.size, dtype=torch.float64, device=device)
         self.exp_avg = {name: torch.zeros_like(p) for name, p in self.params.items()}
         self.exp_avg_sq = {name: torch.zeros_like(p) for name, p in self.params.items()}
         self.param_groups = [
-            torch.optim.Adam(nets[0].parameters(), lr=s.lr).state_dict()["param_groups"][0] for s in settings
+            torch.optim.Adam(nets[0].parameters(), lr=s.lr, weight_decay=s.weight_decay).state_dict()["param_groups"][0]
+            for s in settings
         ]
         self._run = vmap(self._one)
 
@@ -74,6 +77,8 @@ class StackedNets:
             shape = (self.size,) + (1,) * (param.dim() - 1)
             keep = mask.view(shape)
             grad = param.grad
+            if self.weight_decay.any():
+                grad = grad.add(self.weight_decay.view(shape) * param)  # Adam's weight decay: an L2 term's gradient
             exp_avg = torch.where(keep, self.exp_avg[name].lerp(grad, 1 - beta1), self.exp_avg[name])
             exp_avg_sq = self.exp_avg_sq[name].mul(beta2).addcmul_(grad, grad, value=1 - beta2)
             exp_avg_sq = torch.where(keep, exp_avg_sq, self.exp_avg_sq[name])
@@ -81,6 +86,10 @@ class StackedNets:
             updated = param - step_size.view(shape) * exp_avg / denom
             param.copy_(torch.where(keep, updated, param))
             self.exp_avg[name], self.exp_avg_sq[name] = exp_avg, exp_avg_sq
+
+    def conv_weights(self, index: int) -> list[torch.Tensor]:
+        """Fit `index`'s convolution weights, as views into the stack (where SGLD adds its noise)."""
+        return [param[index] for param in self.params.values() if param.dim() == 5]
 
     @torch.no_grad()
     def evaluate(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -119,5 +128,3 @@ def check_stackable(nets: list[nn.Module], settings: list[FitSettings]) -> None:
         raise ConfigError("batched fits run at one precision, fp32 or bf16 (fp16 loss scaling is per fit)")
     if any(s.channels_last for s in settings):
         raise ConfigError("batched fits run in NCHW: leave channels_last off")
-    if any(s.langevin_sigma > 0 or s.weight_decay > 0 for s in settings):
-        raise ConfigError("batched fits run plain Adam: fit SGLD (langevin_sigma, weight_decay) one at a time")

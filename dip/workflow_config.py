@@ -347,7 +347,7 @@ def variant_fit(config: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 def check_variants(config: Mapping[str, Any]) -> None:
     """Each variant is a valid model spec: its preset's arch takes every key it overrides, with a valid value; its
-    `fit` sets only `VARIANT_FIT_KEYS`, with valid values (and no SGLD where fits run in batches)."""
+    `fit` sets only `VARIANT_FIT_KEYS`, with valid values."""
     from dip.fit import FitSettings
     from dip.models import resolve_spec
 
@@ -359,8 +359,6 @@ def check_variants(config: Mapping[str, Any]) -> None:
             if unknown:
                 raise ConfigError(f"fit: {', '.join(unknown)} is not one of {', '.join(VARIANT_FIT_KEYS)}")
             FitSettings(**fit)
-            if config.get("batch_fits", 1) > 1 and (fit.get("langevin_sigma") or fit.get("weight_decay")):
-                raise ConfigError("SGLD fits run alone: batch_fits > 1 runs plain Adam (set batch_fits: 1)")
         except ConfigError as error:
             raise ConfigError(f"variants.{name}: {error}") from None
 
