@@ -381,3 +381,23 @@ def test_a_render_cut_short_leaves_no_part_of_a_file_that_blocks_the_next(work, 
     assert run_dip("render", "s.csv", "--tables", "report", "--figures", "report") != 0  # "interrupted"
     monkeypatch.setattr(Figure, "savefig", real_savefig)
     assert run_dip("render", "s.csv", "--tables", "report", "--figures", "report") == 0
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("render", "s.csv", "--tables", "report", "--figures", "report"), ("viewer", "s.csv", "--out", "report")],
+    ids=["render", "viewer"],
+)
+def test_a_corrupt_restored_image_stops_render_and_viewer_before_they_replace_anything(work, capsys, command):
+    """A restored image that cannot be read is named in one line, and the report or viewer made before stays whole:
+    both build everything before they write (the viewer in a folder of its own beside --out)."""
+    assert run_dip(*command) == 0
+    summary = (work / "s.csv").read_text()
+    (work / "s.csv").write_text(summary.replace("dip-tiny", "dip-other"))  # new tables, if any were written
+    (work / "run_dip" / "restored.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    before = snapshot(work)
+    capsys.readouterr()
+    assert run_dip(*command) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "run_dip/restored.png" in error, error
+    assert snapshot(work) == before

@@ -26,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dip.report.aggregate import read_table
-    from dip.report.figures import missing_folders, write_figures
-    from dip.report.task_tables import write_tables
+    from dip.report.figures import missing_folders, render_figures
+    from dip.report.task_tables import render_tables, write_files
 
     inputs = [args.summary, args.traces]
     tables = claim(args.tables, REPORT, option="--tables", inputs=inputs)
@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
             f"{args.summary}: {len(missing)} of its runs' folders are not here (e.g. {missing[0]}): run `dip render` "
             "in the folder that the workflow ran in"
         )
-    for task in chosen:
-        written = write_tables(summary, task, tables, traces)
-        for path in written + write_figures(summary, traces, task, figures):
+    rendered = [(render_tables(summary, task, traces), render_figures(summary, traces, task)) for task in chosen]
+    for task_tables, task_figures in rendered:  # written once every task rendered: a bad image spoils no file
+        for path in write_files(tables, task_tables) + write_files(figures, task_figures):
             print(path)
     return 0

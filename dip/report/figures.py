@@ -14,13 +14,13 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from dip.errors import DipError
-from dip.io import read_image, write_atomically
+from dip.io import read_image
 from dip.layout import CLEAN, GUIDE, OBSERVED, RESTORED
 from dip.outputs import RENDERED
 from dip.report.notes import finished, run_notes
 from dip.report.ordering import level_label, level_order, method_order
 from dip.report.rules import rule_curves
-from dip.report.task_tables import scored_runs, task_runs
+from dip.report.task_tables import scored_runs, task_runs, write_files
 from dip.resampling import pil_resize
 
 CURVES = {
@@ -311,13 +311,17 @@ def _output_shape(runs: pd.DataFrame, fallback: tuple[int, ...]) -> tuple[int, .
 
 
 def write_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str, out_dir: Path) -> list[Path]:
-    """Write TASK-psnr.png, TASK-images.png and (with traces) TASK-curves.png and TASK-rules.png (one fit's PSNR curve
-    with every watching rule's stop and pick, `dip.report.rules`) into `out_dir`; returns their paths.
+    """Write `render_figures` into `out_dir`; returns the files' paths."""
+    return write_files(out_dir, render_figures(summary, traces, task))
+
+
+def render_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str) -> dict[str, bytes]:
+    """TASK-psnr.png, TASK-images.png and (with traces) TASK-curves.png and TASK-rules.png (one fit's PSNR curve with
+    every watching rule's stop and pick, `dip.report.rules`) as PNG bytes, by file name.
 
     Each figure is titled with the task's notes (a smoke run, the runs that failed); without a finished run, each is a
     page of those notes.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
     notes = run_notes(summary, task)
     palette = method_palette(summary)
     makers = {"psnr": lambda: psnr_points(summary, task, palette), "images": lambda: image_grid(summary, task, palette)}
@@ -328,16 +332,15 @@ def write_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str,
         )
         makers["rules"] = lambda: _rules_or_note(summary, traces, task)
     has_runs = not finished(summary)[lambda f: f.task == task].empty
-    paths = []
+    files = {}
     for name, make in makers.items():
         figure = make() if has_runs else _notes_page([*notes, f"no run of {task} finished."])
         if notes and has_runs:
             figure.suptitle(_wrapped(notes), color="#a00", fontsize=8, horizontalalignment="left", x=0.01)
-        paths.append(out_dir / f"{task}-{name}.png")
         image = io.BytesIO()
         figure.savefig(image, format="png", dpi=150, metadata={"Software": RENDERED})  # the mark `dip.outputs` knows
-        write_atomically(paths[-1], image.getvalue())  # a render of another task may be checking the folder
-    return paths
+        files[f"{task}-{name}.png"] = image.getvalue()
+    return files
 
 
 def _rules_or_note(summary: pd.DataFrame, traces: pd.DataFrame, task: str) -> Figure:

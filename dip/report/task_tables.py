@@ -265,10 +265,14 @@ def to_html(tables: list[Table], title: str, notes: Sequence[str] = ()) -> str:
 
 
 def write_tables(summary: pd.DataFrame, task: str, out_dir: Path, traces: pd.DataFrame | None = None) -> list[Path]:
-    """Write TASK.md, TASK.tex and TASK.html (PSNR and SSIM tables, the paper's figures beside ours where the summary
-    has runs they apply to, and with `traces` ES-WMV's pick against the oracle where runs recorded one and every
-    watching rule's (`dip.report.rules`)) into
-    `out_dir`; returns their paths."""
+    """Write `render_tables` into `out_dir`; returns the files' paths."""
+    return write_files(out_dir, render_tables(summary, task, traces))
+
+
+def render_tables(summary: pd.DataFrame, task: str, traces: pd.DataFrame | None = None) -> dict[str, bytes]:
+    """TASK.md, TASK.tex and TASK.html, by file name (PSNR and SSIM tables, the paper's figures beside ours where the
+    summary has runs they apply to, and with `traces` ES-WMV's pick against the oracle where runs recorded one and
+    every watching rule's, `dip.report.rules`)."""
     notes = run_notes(summary, task)
     tables = []
     if not finished(summary)[lambda f: f.task == task].empty:
@@ -289,15 +293,18 @@ def write_tables(summary: pd.DataFrame, task: str, out_dir: Path, traces: pd.Dat
             tables.append(rules)
     else:
         notes.append(f"no run of {task} finished.")
-    out_dir.mkdir(parents=True, exist_ok=True)
     texts = {
         "md": f"<!-- {RENDERED} -->\n" + to_markdown(tables, notes),
         "tex": f"% {RENDERED}\n" + to_latex(tables, notes),
         "html": to_html(tables, task, notes),
     }
-    paths = []
-    for suffix, text in texts.items():
-        path = out_dir / f"{task}.{suffix}"
-        write_atomically(path, text.encode("utf-8"))  # a render of another task may be checking the folder
-        paths.append(path)
+    return {f"{task}.{suffix}": text.encode("utf-8") for suffix, text in texts.items()}
+
+
+def write_files(out_dir: Path, files: dict[str, bytes]) -> list[Path]:
+    """Write each file (name → bytes) into `out_dir` atomically: a render of another task may be checking the folder
+    (`dip.outputs`), and must see a whole file or none. Returns the paths."""
+    paths = [out_dir / name for name in files]
+    for path, data in zip(paths, files.values(), strict=True):
+        write_atomically(path, data)
     return paths

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import uuid
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -41,13 +43,29 @@ GUIDE_LABEL = "flash photo (the net's input z)"
 
 
 def write_viewer(summary: pd.DataFrame, out: Path, caps: ViewerCaps) -> dict[str, Any]:
-    """Write the viewer of `summary` (a table of `dip aggregate`) into `out`; returns the page's data."""
+    """Write the viewer of `summary` (a table of `dip aggregate`) into `out`; returns the page's data.
+
+    The viewer is built in a folder of its own beside `out` and moved in once whole: a file that cannot be read (a
+    corrupt restored image) stops the command with the earlier viewer still in place."""
     if "observation_dir" not in summary:
         raise DipError(
             "the summary has no observation_dir column (score the runs with `dip evaluate RUN --observation DIR`)"
         )
     check_folders(summary)
-    prepare(out)
+    out = claim(out, VIEWER)
+    staging = prepare(out.parent / f".{out.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        data = _write(summary, staging, caps)
+        clear(out, VIEWER)
+        out.mkdir(parents=True, exist_ok=True)
+        for entry in staging.iterdir():
+            entry.replace(out / entry.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return data
+
+
+def _write(summary: pd.DataFrame, out: Path, caps: ViewerCaps) -> dict[str, Any]:
     data = {
         "title": "dip-bench results viewer",
         "generator": f"dip-bench {__version__}",
@@ -77,14 +95,13 @@ def check_folders(summary: pd.DataFrame) -> None:
         )
 
 
-def prepare(out: Path) -> None:
-    """Make `out` ready for a viewer: new, empty, or an earlier viewer (`dip.outputs.claim`), whose files go."""
-    out = claim(out, VIEWER)
-    clear(out, VIEWER)
+def prepare(staging: Path) -> Path:
+    """A new folder to build the viewer in (its assets folder made)."""
     try:
-        (out / ASSETS).mkdir(parents=True)
+        (staging / ASSETS).mkdir(parents=True)
     except OSError as error:
-        raise ConfigError(f"--out {out}: cannot write there ({error.strerror or error})") from None
+        raise ConfigError(f"--out {staging.parent}: cannot write there ({error.strerror or error})") from None
+    return staging
 
 
 def _smoke(summary: pd.DataFrame) -> int | None:
