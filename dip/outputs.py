@@ -147,8 +147,17 @@ def _report_names() -> set[str]:
 
 
 def _report_owns(folder: Path) -> bool:
+    return not _not_rendered(folder)
+
+
+def _not_rendered(folder: Path) -> list[str]:
+    """The names in a report folder that `dip render` did not write (nor left as a temporary file)."""
     names = _report_names()
-    return all((path.name in names and _rendered(path)) or TOLERATED.fullmatch(path.name) for path in folder.iterdir())
+    return sorted(
+        path.name
+        for path in folder.iterdir()
+        if not ((path.name in names and _rendered(path)) or TOLERATED.fullmatch(path.name))
+    )
 
 
 def _rendered(path: Path) -> bool:
@@ -274,12 +283,23 @@ def _check_existing(target: Path, kind: Kind, where: str) -> None:
     if not entries:
         return
     if not kind.owns(target):
-        raise OutputRefused(f"{where}: holds {describe(target)}, not {kind}; name a new or empty folder")
+        held = describe(target)
+        if kind is REPORT and held.startswith("other files"):  # a shared folder: name only the files in the way
+            held = f"files that dip render did not write ({_listed(_not_rendered(target))})"
+        else:
+            held = f"{held}, not {kind}"
+        raise OutputRefused(f"{where}: holds {held}; name a new or empty folder")
     ours = kind.files(target)
     foreign = [name for name in entries if name not in ours and not (kind in RUNS and _metrics_owns(target / name))]
     if foreign:
-        listed = ", ".join(foreign[:4]) + (", …" if len(foreign) > 4 else "")
-        raise OutputRefused(f"{where}: holds files that are not {kind.name}'s ({listed}); name a new or empty folder")
+        raise OutputRefused(
+            f"{where}: holds files that are not {kind.name}'s ({_listed(foreign)}); name a new or empty folder"
+        )
+
+
+def _listed(names: list[str]) -> str:
+    """At most four names, as a message lists them."""
+    return ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
 
 
 def describe(path: Path) -> str:
@@ -288,8 +308,7 @@ def describe(path: Path) -> str:
         if path.is_dir() == kind.folder and kind.owns(path):
             return str(kind)
     if path.is_dir():
-        names = sorted(child.name for child in path.iterdir())
-        return "other files (" + ", ".join(names[:4]) + (", …" if len(names) > 4 else "") + ")"
+        return f"other files ({_listed(sorted(child.name for child in path.iterdir()))})"
     return "a file" if path.stat().st_size else "an empty file"
 
 

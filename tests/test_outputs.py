@@ -132,12 +132,17 @@ def bad_outputs(command: str) -> Iterator[tuple[str, str, str]]:
     yield "a user's file", "notes.txt", "not a folder" if folder else "a file, not"
     if folder:
         yield "another command's folder", COMMANDS[command][1], "holds"
-        yield "a folder of the user's", "mine", "holds other files (thesis.md)"
+        held = "files that dip render did not write" if command.startswith("render") else "other files"
+        yield "a folder of the user's", "mine", f"holds {held} (thesis.md)"
     else:
         yield "another command's file", COMMANDS[command][1], "not a"
         yield "a folder", "adir", "a folder, not"
     if command.startswith("render"):
-        yield "a file of the user's by a name render writes", "my-tables", "holds other files (denoising.md)"
+        yield (
+            "a file of the user's by a name render writes",
+            "my-tables",
+            "holds files that dip render did not write (denoising.md)",
+        )
     yield "a broken link", "dangling", "a broken symbolic link"
 
 
