@@ -4,9 +4,9 @@
 one call (PyTorch turns the batched convolutions into grouped ones). BatchNorm stays per fit and in training mode, its
 running statistics stacked like the parameters. Adam is elementwise, so one update over the stack is each fit's own
 update; each fit keeps its own step count, learning rate and weight decay (Adam's L2 term, which Bayesian DIP's SGLD
-sets), and a fit that does not step (it backtracked, stopped or
-diverged) keeps its parameters and optimiser state as they were. Each fit's part is saved and loaded in the format of
-one `nn.Module` and one `torch.optim.Adam`, so its checkpoint is the one a single fit writes.
+sets), and a fit that does not step (it backtracked, stopped or diverged) keeps its parameters and optimiser state as
+they were. Each fit's part is saved and loaded in the format of one `nn.Module` and one `torch.optim.Adam`, so its
+checkpoint is the one a single fit writes.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class StackedNets:
         self.base = copy.deepcopy(nets[0]).to("meta")
         self.lr = torch.tensor([s.lr for s in settings], dtype=torch.float64, device=device)
         self.weight_decay = torch.tensor([s.weight_decay for s in settings], device=device)
+        self.decays = any(s.weight_decay > 0 for s in settings)  # known on the host: no sync per step
         self.steps = torch.zeros(self.size, dtype=torch.float64, device=device)
         self.exp_avg = {name: torch.zeros_like(p) for name, p in self.params.items()}
         self.exp_avg_sq = {name: torch.zeros_like(p) for name, p in self.params.items()}
@@ -77,7 +78,7 @@ class StackedNets:
             shape = (self.size,) + (1,) * (param.dim() - 1)
             keep = mask.view(shape)
             grad = param.grad
-            if self.weight_decay.any():
+            if self.decays:
                 grad = grad.add(self.weight_decay.view(shape) * param)  # Adam's weight decay: an L2 term's gradient
             exp_avg = torch.where(keep, self.exp_avg[name].lerp(grad, 1 - beta1), self.exp_avg[name])
             exp_avg_sq = self.exp_avg_sq[name].mul(beta2).addcmul_(grad, grad, value=1 - beta2)

@@ -59,7 +59,7 @@ def write_viewer(summary: pd.DataFrame, out: Path, caps: ViewerCaps) -> dict[str
         clear(out, VIEWER)
         out.mkdir(parents=True, exist_ok=True)
         for entry in staging.iterdir():
-            entry.replace(out / entry.name)
+            shutil.move(entry, out / entry.name)  # a rename, or a copy where `out` is on another file system
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return data
