@@ -256,6 +256,15 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
+    """Write each file (name → bytes) into `folder`, atomically: a command checking the folder meanwhile (another
+    task's `dip render`, `dip.outputs`) sees each file whole or not at all. Returns the paths."""
+    paths = [folder / name for name in files]
+    for path, data in zip(paths, files.values(), strict=True):
+        write_atomically(path, data)
+    return paths
+
+
 def read_mask(path: PathLike, shape_hw: tuple[int, int] | None = None) -> np.ndarray:
     """Read a mask file as float32 ``(H, W, 1)``: 1 (known) where its grey level is >= 0.5, else 0.
 

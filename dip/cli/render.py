@@ -25,9 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dip.io import write_files
     from dip.report.aggregate import read_table
     from dip.report.figures import missing_folders, render_figures
-    from dip.report.task_tables import render_tables, write_files
+    from dip.report.task_tables import render_tables
 
     inputs = [args.summary, args.traces]
     tables = claim(args.tables, REPORT, option="--tables", inputs=inputs)

@@ -14,13 +14,13 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from dip.errors import DipError
-from dip.io import read_image
+from dip.io import read_image, write_files
 from dip.layout import CLEAN, GUIDE, OBSERVED, RESTORED
 from dip.outputs import RENDERED
 from dip.report.notes import finished, run_notes
 from dip.report.ordering import level_label, level_order, method_order
 from dip.report.rules import rule_curves
-from dip.report.task_tables import scored_runs, task_runs, write_files
+from dip.report.task_tables import scored_runs, task_runs
 from dip.resampling import pil_resize
 
 CURVES = {

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from dip.errors import DipError
-from dip.io import write_atomically
+from dip.io import write_files
 from dip.outputs import RENDERED
 from dip.report.aggregate import ID_COLUMNS
 from dip.report.notes import finished, run_notes, without_truth
@@ -299,12 +299,3 @@ def render_tables(summary: pd.DataFrame, task: str, traces: pd.DataFrame | None 
         "html": to_html(tables, task, notes),
     }
     return {f"{task}.{suffix}": text.encode("utf-8") for suffix, text in texts.items()}
-
-
-def write_files(out_dir: Path, files: dict[str, bytes]) -> list[Path]:
-    """Write each file (name → bytes) into `out_dir` atomically: a render of another task may be checking the folder
-    (`dip.outputs`), and must see a whole file or none. Returns the paths."""
-    paths = [out_dir / name for name in files]
-    for path, data in zip(paths, files.values(), strict=True):
-        write_atomically(path, data)
-    return paths
