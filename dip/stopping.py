@@ -66,128 +66,6 @@ class FixedIterations:
         return None
 
 
-class WindowedMovingVariance:
-    """ES-WMV (Wang et al., "Early Stopping for Deep Image Prior", TMLR 2023).
-
-    The variance of the last `window` outputs, VAR_t = 1/W Σ_w ‖x_{t-w} − mean‖², falls while the net fits the image and
-    rises once it starts fitting the noise. The chosen output is the one at the iteration of least variance; the rule
-    fires after `patience` iterations without a new minimum. No ground truth is used.
-
-    The running minimum, its iteration and the firing are kept as device tensors, so `update` never waits for a GPU;
-    the fit reads `fired()` only where it syncs anyway, and gets the same stop and pick as a check at every iteration.
-    """
-
-    def __init__(self, window: int, patience: int) -> None:
-        if window < 2:
-            raise ConfigError(f"es_window must be ≥ 2, got {window}")
-        if patience < 1:
-            raise ConfigError(f"es_patience must be ≥ 1, got {patience}")
-        self.window = window
-        self.patience = patience
-        self.buffer: list[torch.Tensor] = []
-        self.total: torch.Tensor | None = None
-        self.total_squares: torch.Tensor | None = None
-        self.updates = 0
-        self.best_variance: torch.Tensor | None = None
-        self._best_iteration: torch.Tensor | None = None
-        self._fired_at: torch.Tensor | None = None
-        """The iteration the rule fired at; -1 until it does."""
-        self._fired_pick: torch.Tensor | None = None
-        self._last_variance: torch.Tensor | None = None
-
-    def _recompute_sums(self) -> None:
-        stacked = torch.stack(self.buffer)
-        self.total, self.total_squares = stacked.sum(dim=0), (stacked * stacked).sum(dim=0)
-
-    def _variance(self) -> torch.Tensor:
-        assert self.total is not None and self.total_squares is not None
-        count = len(self.buffer)
-        mean = self.total / count
-        return (self.total_squares / count - mean * mean).clamp_min(0).mean()
-
-    def variance(self) -> float:
-        """The windowed variance of the buffered outputs (mean over pixels of the per-pixel variance).
-
-        Running sums make it O(pixels) per iteration instead of O(window × pixels); they are recomputed from the buffer
-        every `window` updates so that rounding does not accumulate.
-        """
-        return float(self._variance())
-
-    def update(self, iteration: int, output: torch.Tensor, loss: torch.Tensor | None = None) -> RuleStep | None:
-        current = output.detach().float().clone()
-        self.buffer.append(current)
-        self.updates += 1
-        if self.total is None or self.updates % self.window == 0:
-            del self.buffer[: -self.window]
-            self._recompute_sums()
-        else:
-            self.total += current
-            self.total_squares += current * current
-            if len(self.buffer) > self.window:
-                dropped = self.buffer.pop(0)
-                self.total -= dropped
-                self.total_squares -= dropped * dropped
-        if len(self.buffer) < self.window:
-            return None
-        variance = self._last_variance = self._variance()
-        if self.best_variance is None or self._best_iteration is None:
-            self.best_variance = variance
-            self._best_iteration = torch.tensor(iteration, device=variance.device)
-            self._fired_at = torch.tensor(-1, device=variance.device)
-            self._fired_pick = torch.tensor(-1, device=variance.device)
-            is_best = torch.ones((), dtype=torch.bool, device=variance.device)
-        else:
-            is_best = variance < self.best_variance
-            self.best_variance = torch.where(is_best, variance, self.best_variance)
-            self._best_iteration = torch.where(is_best, iteration, self._best_iteration)
-        assert self._fired_at is not None and self._fired_pick is not None
-        fires = (self._fired_at < 0) & (iteration - self._best_iteration >= self.patience)
-        self._fired_at = torch.where(fires, iteration, self._fired_at)
-        self._fired_pick = torch.where(fires, self._best_iteration, self._fired_pick)
-        return RuleStep(is_best, fires)
-
-    def fired(self) -> tuple[int, int] | None:
-        if self._fired_at is None or self._fired_pick is None:
-            return None
-        fired_at, pick = self._fired_at.tolist(), self._fired_pick.tolist()
-        return None if fired_at < 0 else (fired_at, pick)
-
-    @property
-    def best_iteration(self) -> int | None:
-        return None if self._best_iteration is None else int(self._best_iteration)
-
-    @property
-    def last_variance(self) -> float:
-        return math.nan if self._last_variance is None else float(self._last_variance)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "buffer": list(self.buffer),
-            "total": self.total,
-            "total_squares": self.total_squares,
-            "updates": self.updates,
-            "best_variance": self.best_variance,
-            "best_iteration": self._best_iteration,
-            "fired_at": self._fired_at,
-            "fired_pick": self._fired_pick,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.buffer = list(state["buffer"])
-        self.total, self.total_squares = state["total"], state["total_squares"]
-        self.updates = state["updates"]
-        best_variance, best_iteration = state["best_variance"], state["best_iteration"]
-        if best_iteration is None:
-            self.best_variance = self._best_iteration = self._fired_at = self._fired_pick = None
-            return
-        device = self.buffer[-1].device
-        # checkpoints written before the rule kept its state on the device hold plain numbers and no firing
-        self.best_variance = torch.as_tensor(best_variance, dtype=torch.float32, device=device)
-        self._best_iteration = torch.as_tensor(best_iteration, device=device)
-        self._fired_at = torch.as_tensor(state.get("fired_at", -1), device=device)
-        self._fired_pick = torch.as_tensor(state.get("fired_pick", -1), device=device)
-
-
 class _PatientMinimum:
     """The least value of a rule's statistic, its iteration, and where the rule fired: after `patience` iterations
     without a new minimum. All device tensors, so that an update never waits for a GPU."""
@@ -233,6 +111,109 @@ class _PatientMinimum:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best_value, self.best_iteration = state["best_value"], state["best_iteration"]
         self.fired_at, self.fired_pick = state["fired_at"], state["fired_pick"]
+
+
+class WindowedMovingVariance:
+    """ES-WMV (Wang et al., "Early Stopping for Deep Image Prior", TMLR 2023).
+
+    The variance of the last `window` outputs, VAR_t = 1/W Σ_w ‖x_{t-w} − mean‖², falls while the net fits the image and
+    rises once it starts fitting the noise. The chosen output is the one at the iteration of least variance; the rule
+    fires after `patience` iterations without a new minimum. No ground truth is used.
+
+    The running minimum, its iteration and the firing are kept as device tensors, so `update` never waits for a GPU;
+    the fit reads `fired()` only where it syncs anyway, and gets the same stop and pick as a check at every iteration.
+    """
+
+    def __init__(self, window: int, patience: int) -> None:
+        if window < 2:
+            raise ConfigError(f"es_window must be ≥ 2, got {window}")
+        if patience < 1:
+            raise ConfigError(f"es_patience must be ≥ 1, got {patience}")
+        self.window = window
+        self.buffer: list[torch.Tensor] = []
+        self.total: torch.Tensor | None = None
+        self.total_squares: torch.Tensor | None = None
+        self.updates = 0
+        self.minimum = _PatientMinimum(patience)
+        self._last_variance: torch.Tensor | None = None
+
+    def _recompute_sums(self) -> None:
+        stacked = torch.stack(self.buffer)
+        self.total, self.total_squares = stacked.sum(dim=0), (stacked * stacked).sum(dim=0)
+
+    def _variance(self) -> torch.Tensor:
+        assert self.total is not None and self.total_squares is not None
+        count = len(self.buffer)
+        mean = self.total / count
+        return (self.total_squares / count - mean * mean).clamp_min(0).mean()
+
+    def variance(self) -> float:
+        """The windowed variance of the buffered outputs (mean over pixels of the per-pixel variance).
+
+        Running sums make it O(pixels) per iteration instead of O(window × pixels); they are recomputed from the buffer
+        every `window` updates so that rounding does not accumulate.
+        """
+        return float(self._variance())
+
+    def update(self, iteration: int, output: torch.Tensor, loss: torch.Tensor | None = None) -> RuleStep | None:
+        current = output.detach().float().clone()
+        self.buffer.append(current)
+        self.updates += 1
+        if self.total is None or self.updates % self.window == 0:
+            del self.buffer[: -self.window]
+            self._recompute_sums()
+        else:
+            self.total += current
+            self.total_squares += current * current
+            if len(self.buffer) > self.window:
+                dropped = self.buffer.pop(0)
+                self.total -= dropped
+                self.total_squares -= dropped * dropped
+        if len(self.buffer) < self.window:
+            return None
+        self._last_variance = self._variance()
+        return self.minimum.update(iteration, self._last_variance)
+
+    def fired(self) -> tuple[int, int] | None:
+        return self.minimum.fired()
+
+    @property
+    def best_iteration(self) -> int | None:
+        return None if self.minimum.best_iteration is None else int(self.minimum.best_iteration)
+
+    @property
+    def last_variance(self) -> float:
+        return math.nan if self._last_variance is None else float(self._last_variance)
+
+    def state_dict(self) -> dict[str, Any]:
+        minimum = self.minimum.state_dict()
+        return {
+            "buffer": list(self.buffer),
+            "total": self.total,
+            "total_squares": self.total_squares,
+            "updates": self.updates,
+            "best_variance": minimum.pop("best_value"),  # the key ES-WMV's checkpoints have always had
+            **minimum,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.buffer = list(state["buffer"])
+        self.total, self.total_squares = state["total"], state["total_squares"]
+        self.updates = state["updates"]
+        best_variance, best_iteration = state["best_variance"], state["best_iteration"]
+        if best_iteration is None:
+            self.minimum.load_state_dict(dict.fromkeys(("best_value", "best_iteration", "fired_at", "fired_pick")))
+            return
+        device = self.buffer[-1].device
+        # checkpoints written before the rule kept its state on the device hold plain numbers and no firing
+        self.minimum.load_state_dict(
+            {
+                "best_value": torch.as_tensor(best_variance, dtype=torch.float32, device=device),
+                "best_iteration": torch.as_tensor(best_iteration, device=device),
+                "fired_at": torch.as_tensor(state.get("fired_at", -1), device=device),
+                "fired_pick": torch.as_tensor(state.get("fired_pick", -1), device=device),
+            }
+        )
 
 
 class ExponentialMovingVariance:
