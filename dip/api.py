@@ -180,19 +180,13 @@ def restore(
     from dip.models import resolve_spec
     from dip.restoration import restore as fit_observation
 
-    if out is not None:
-        out = claim(out, DIP_RUN, inputs=[_path(observation)])
-    if checkpoint is not None:
-        checkpoint = claim(checkpoint, CHECKPOINT, option="--checkpoint", inputs=[_path(observation), out])
-    if checkpoint and out and checkpoint.resolve().is_relative_to(out.resolve()):
-        raise ConfigError("--checkpoint must lie outside --out (a workflow deletes a job's outputs before it starts)")
-    given_observation, observation = observation, _observation(observation)
+    out, checkpoint = _check_run_paths(out, checkpoint, observation)
+    observation = _observation(observation)
     operator = operator_for(observation)
     spec = resolve_spec(arch if arch is not None else operator.paper_preset)
     fit_settings = _fit_settings(operator, settings, smoke_iterations)
     device_, gpu_slot, precision, precision_record = _prepare_device(device, fit_settings, threads, deterministic)
     fit_settings = replace(fit_settings, precision=precision)
-    out, checkpoint = _check_run_paths(out, checkpoint, given_observation)
     result, facts = fit_observation(
         observation,
         operator,
@@ -205,18 +199,35 @@ def restore(
         progress=progress,
     )
     variant = variant or spec.get("preset") or spec["arch"]
-    record = {
+    fit_record = _fit_record(result, fit_settings, facts)
+    device_record = _device_record(device_, gpu_slot, precision_record)
+    record = _run_record(observation, spec, variant, method, fit_record, smoke_iterations, device_record)
+    return _finish_run(result, record, out)
+
+
+def _run_record(
+    observation: Observation,
+    spec: dict[str, Any],
+    variant: str,
+    method: str | None,
+    fit_record: dict[str, Any],
+    smoke_iterations: int | None,
+    device_record: dict[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    """record.json of a DIP run (`extra`, e.g. a batch's size, before the observation it restores)."""
+    return {
         "kind": "restore",
         "method": method or dip_method(variant),
         "variant": variant,
         "model": spec,
-        **_fit_record(result, fit_settings, facts),
+        **fit_record,
         "smoke_iterations": smoke_iterations,
-        **_device_record(device_, gpu_slot, precision_record),
+        **device_record,
+        **extra,
         "observation": observation.meta,
         "observation_digest": observation_digest(observation),
     }
-    return _finish_run(result, record, out)
 
 
 @dataclass
@@ -299,6 +310,7 @@ def restore_batch(
     for member in ready:
         member.settings = replace(member.settings, precision=precision)
     results = _fit_batches(ready, device_, use_ground_truth, stop_event, progress)
+    device_record = _device_record(device_, gpu_slot, precision_record)  # once: it may query the GPU
     fits: list[BatchFit] = []
     for run_dir, identity, member in planned:
         outcome = member if isinstance(member, DipError) else results[id(member)]
@@ -307,18 +319,16 @@ def restore_batch(
             continue
         assert isinstance(member, _BatchMember)
         result, facts = outcome
-        record = {
-            "kind": "restore",
-            "method": method or dip_method(member.variant),
-            "variant": member.variant,
-            "model": member.spec,
-            **_fit_record(result, member.settings, facts),
-            "smoke_iterations": smoke_iterations,
-            **_device_record(device_, gpu_slot, precision_record),
-            "batch": facts["batch"],
-            "observation": member.observation.meta,
-            "observation_digest": observation_digest(member.observation),
-        }
+        record = _run_record(
+            member.observation,
+            member.spec,
+            member.variant,
+            method,
+            _fit_record(result, member.settings, facts),
+            smoke_iterations,
+            device_record,
+            batch=facts["batch"],
+        )
         try:
             fits.append(BatchFit(run_dir, identity, _finish_run(result, record, run_dir)))
         except DipError as error:
