@@ -291,16 +291,19 @@ def restore_batch(
     for index, given in enumerate(observations):
         identity = _identity_of(given)
         name = Path(given).name if isinstance(given, str | Path) else str(index)
-        variant_name = _variant_name(given, arch, variant)
+        loaded = _load_once(given)
+        variant_name = _variant_name(loaded, arch, variant)
         for seed in seeds:
             run = run_name(identity, name, variant_name, seed)
             run_dir = Path(out) / run
-            try:
-                member = _batch_member(
-                    given, seed, arch, variant_name, settings, smoke_iterations, out, run, checkpoint
-                )
-            except DipError as error:
-                member = error
+            member: _BatchMember | DipError = loaded
+            if not isinstance(loaded, DipError):
+                try:
+                    member = _batch_member(
+                        given, loaded, seed, arch, variant_name, settings, smoke_iterations, out, run, checkpoint
+                    )
+                except DipError as error:
+                    member = error
             planned.append((run_dir, {**identity, "seed": seed}, member))
     members = [member for _, _, member in planned]
     ready = [member for member in members if isinstance(member, _BatchMember)]
@@ -343,23 +346,36 @@ def _identity_of(given: Observation | str | Path) -> dict[str, Any]:
     return observation_identity(Path(given)) if isinstance(given, str | Path) else meta_identity(given.meta)
 
 
-def _variant_name(given: Observation | str | Path, arch: str | dict[str, Any] | None, variant: str | None) -> str:
+def _load_once(given: Observation | str | Path) -> Observation | DipError:
+    """A batch's observation, read once for all its seeds; the error of a failed step before, or of a bad file."""
+    try:
+        if isinstance(given, str | Path):
+            check_upstream(Path(given))
+        return _observation(given)
+    except DipError as error:
+        return error
+
+
+def _variant_name(loaded: Observation | DipError, arch: str | dict[str, Any] | None, variant: str | None) -> str:
     """The variant's name in run directories and records: the one given, else the preset's (or arch's) name."""
     from dip.models import resolve_spec
 
     if variant:
         return variant
+    if arch is None and isinstance(loaded, DipError):
+        return "paper"  # an observation that cannot be read: its fits fail, under the name of the paper's net
     if arch is None:
         try:
-            arch = operator_for(_observation(given)).paper_preset
+            arch = operator_for(loaded).paper_preset
         except DipError:
-            return "paper"  # an observation that cannot be read: its fit fails, under the name of the paper's net
+            return "paper"  # nor one whose operator cannot be rebuilt
     spec = resolve_spec(arch)
     return spec.get("preset") or spec["arch"]
 
 
 def _batch_member(
     given: Observation | str | Path,
+    observation: Observation,
     seed: int,
     arch: str | dict[str, Any] | None,
     variant: str,
@@ -372,9 +388,6 @@ def _batch_member(
     """One fit of a batch, checked before any fit runs (its settings, its run directory and checkpoint writable)."""
     from dip.models import resolve_spec
 
-    if isinstance(given, str | Path):
-        check_upstream(Path(given))
-    observation = _observation(given)
     operator = operator_for(observation)
     spec = resolve_spec(arch if arch is not None else operator.paper_preset)
     fit_settings = _fit_settings(operator, {**settings, "seed": seed}, smoke_iterations)
