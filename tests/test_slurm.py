@@ -77,8 +77,13 @@ def cancel_after_first_checkpoint(cluster: Cluster, checkpoints: Path, run: subp
 
 
 def accounting(cluster: Cluster) -> pd.DataFrame:
-    """sacct's record of every job of the cluster: rule (from the job comment), partition, state."""
-    rows = cluster.command("sacct", "-X", "--parsable2", "--noheader", "--format=JobID,Partition,State,Comment")
+    """sacct's record of every job of the cluster: rule (from the job comment), partition, state.
+
+    sacct shows only jobs since midnight unless told a start time: a run across midnight would lose its first jobs.
+    """
+    rows = cluster.command(
+        "sacct", "-X", "--starttime=2000-01-01", "--parsable2", "--noheader", "--format=JobID,Partition,State,Comment"
+    )
     jobs = pd.DataFrame(
         [line.split("|") for line in rows.stdout.splitlines()], columns=["id", "partition", "state", "comment"]
     )
