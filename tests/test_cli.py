@@ -382,6 +382,15 @@ def test_messages_name_the_users_file_not_its_exported_copy(tiny_png, tmp_path, 
     assert err.startswith(f"dip degrade: error: {tiny_png}: image is 32×32") and str(copy) not in err
 
 
+def test_messages_name_the_crop_of_the_users_file(tiny_png, tmp_path, capsys):
+    """A cropped export is not the user's file as it is: the message names the file and what the export made of it."""
+    assert run_dip("datasets", "export", tiny_png.parent, "--crop", 16, "--out", tmp_path / "copy") == 0
+    copy = tmp_path / "copy" / "tiny.png"
+    assert run_dip("degrade", copy, "--task", "super-resolution", "--level", "4", "--out", tmp_path / "o") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"dip degrade: error: {tiny_png} (centre-cropped to 16×16): image is 16×16"), err
+
+
 def test_export_shrinks_the_whole_photo_then_crops_it(tmp_path):
     out = tmp_path / "img"
     assert (

@@ -45,16 +45,19 @@ def export(
         source = datasets.image_path(name, image_name)
         image = datasets.load(name, image_name)  # read even when copied: a bad file is named here, not its copy
         out.mkdir(parents=True, exist_ok=True)  # once the first image is known to be good
+        made = []  # what was done to the source, for messages that name it
         if crop is None and shrink_to is None and source.suffix.lower() == ".png":
             shutil.copyfile(source, target)
         else:
             if shrink_to is not None:
                 image = shrink(image, shrink_to)
+                made.append(f"shrunk to {image.shape[0]}×{image.shape[1]}")
             if crop is not None:
                 image, _ = center_crop(image, min(crop, image.shape[0]), min(crop, image.shape[1]))
+                made.append(f"centre-cropped to {image.shape[0]}×{image.shape[1]}")
             write_image(target, image)
         written.append(target)
-        sources[target.name] = str(source)
+        sources[target.name] = f"{source} ({', '.join(made)})" if made else str(source)
     datasets.record_sources(out, sources)
     return written
 
