@@ -287,6 +287,10 @@ def restore_batch(
     if "seed" in settings and settings["seed"] is not None:
         raise ConfigError("a batch takes its seeds from `seeds` (--seeds), not `seed`")
     settings.pop("seed", None)
+    if repeated := sorted({seed for seed in seeds if seeds.count(seed) > 1}):
+        raise ConfigError(
+            f"--seeds: {', '.join(map(str, repeated))} given twice (each seed is one fit of each observation)"
+        )
     planned: list[tuple[Path, dict[str, Any], _BatchMember | DipError]] = []
     for index, given in enumerate(observations):
         identity = _identity_of(given)
@@ -305,6 +309,7 @@ def restore_batch(
                 except DipError as error:
                     member = error
             planned.append((run_dir, {**identity, "seed": seed}, member))
+    _refuse_shared_run_dirs(observations, [run_dir for run_dir, _, _ in planned], len(seeds))
     members = [member for _, _, member in planned]
     ready = [member for member in members if isinstance(member, _BatchMember)]
     if not ready:
@@ -337,6 +342,24 @@ def restore_batch(
         except DipError as error:
             fits.append(BatchFit(run_dir, identity, error))
     return fits
+
+
+def _refuse_shared_run_dirs(observations: list[Observation | str | Path], run_dirs: list[Path], seeds: int) -> None:
+    """Refuse, before any fit, two observations whose fits would write one run directory (one given twice, or two
+    of the same task, level and image name)."""
+    first: dict[Path, int] = {}
+    for index, run_dir in enumerate(run_dirs):
+        given = index // seeds
+        if (other := first.setdefault(run_dir, given)) != given:
+            names = [
+                str(observations[i]) if isinstance(observations[i], str | Path) else f"#{i}" for i in (other, given)
+            ]
+            if Path(names[0]).resolve() == Path(names[1]).resolve():
+                raise ConfigError(f"{names[1]}: given twice")
+            raise ConfigError(
+                f"{names[0]} and {names[1]} would both write {run_dir}: give each observation once (observations of "
+                "one task, level and image need --out folders of their own)"
+            )
 
 
 def _identity_of(given: Observation | str | Path) -> dict[str, Any]:
@@ -569,9 +592,11 @@ def _finish_run(result: FitResult, record: dict[str, Any], out: Path | None) -> 
             write_trace(out / TRACE, result.trace)
             write_frames(out, result.frames, restored.shape[:2])
             write_json(out / RECORD, record)
-        except OSError as error:
+        except (OSError, DipError) as error:
             with contextlib.suppress(OSError):  # what this attempt wrote: a second one finds the folder its own
                 clear(out, DIP_RUN)
+            if isinstance(error, DipError):
+                raise
             kept = result.checkpoint
             after = f"the fit is kept in {kept}: run the same command again" if kept else "no checkpoint kept the fit"
             raise OutputError(f"cannot write {error.filename or out} ({error.strerror or error}); {after}") from None

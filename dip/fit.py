@@ -509,6 +509,11 @@ def run_fits(
         bar.update(1)
     bar.close()
     lasts = nets.evaluate([run.net_input for run in runs])  # the authors' final forward pass on the unperturbed z
+    diverged = [run for run, last in zip(runs, lasts, strict=True) if run.failure is None and not last.isfinite().all()]
+    for run in diverged:
+        run.backtracker.recover_last_step()
+    if diverged:
+        lasts = nets.evaluate([run.net_input for run in runs])
     results: list[FitResult | DipError] = []
     for run, last in zip(runs, lasts, strict=True):
         try:

@@ -139,6 +139,13 @@ class Backtracker:
         self.snapshot, self.snapshot_psnr = Snapshot.take(self.nets, self.index, ema), psnr_obs
         return False, ema
 
+    def recover_last_step(self) -> None:
+        """Restore the last good state after the fit's last step left parameters whose output is not finite (the NaN
+        guard would have found them at the next iteration); the output average goes on as it is."""
+        self.backtracks += 1
+        log.warning("non-finite output after the last step: restoring the last good parameters")
+        self.snapshot.restore(self.nets, self.index)
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "backtracks": self.backtracks,

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from dip.errors import ConfigError, DivergenceError
-from dip.fit import FitInterrupted, FitProblem, FitSettings, fit
+from dip.fit import LAST_OUTPUT, FitInterrupted, FitProblem, FitSettings, fit
 from dip.stopping import WindowedMovingVariance, make_stopping_rule, replay_patience
 
 
@@ -118,6 +118,14 @@ def test_persistent_nan_raises_divergence():
     settings = FitSettings(iterations=40, trace_every=1, max_backtracks=3)
     with pytest.raises(DivergenceError, match="diverged"):
         fit(small_problem(forward=NanAt()), settings)
+
+
+def test_a_last_step_that_diverges_is_taken_back():
+    """No next iteration checks the parameters of the last step: an output that is not finite after it is taken back
+    as the NaN guard would, and the fit ends with the output of its last good parameters."""
+    result = fit(small_problem(), FitSettings(iterations=3, lr=1e30, trace_every=1))
+    assert result.output_kind == LAST_OUTPUT and result.backtracks == 2
+    assert torch.isfinite(result.output).all() and torch.isfinite(result.last_output).all()
 
 
 def test_psnr_drop_triggers_backtracking():

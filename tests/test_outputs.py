@@ -165,6 +165,15 @@ BAD_INPUTS = {
     "restore: a missing observation": (("restore", "nowhere", *TINY, "--out", "r"), "not an observation directory"),
     "restore: an empty observation path": (("restore", "", *TINY, "--out", "r"), "not an observation directory"),
     "restore: a run for an observation": (("restore", "run_dip", *TINY, "--out", "r"), "not an observation directory"),
+    "restore: a seed given twice": (("restore", "obs", *TINY, "--seeds", 1, 1, "--out", "b"), "--seeds: 1 given twice"),
+    "restore: an observation given twice": (
+        ("restore", "obs", "obs/", *TINY, "--seeds", 1, "--out", "b"),
+        "obs: given twice",
+    ),
+    "restore: two observations of one run name": (
+        ("restore", "obs", "copy/obs", *TINY, "--seeds", 1, "--out", "b"),
+        "obs and copy/obs would both write b/denoising/25/obs/dip-tiny/seed1",
+    ),
     "restore: a seed of 2**64": (("restore", "obs", *TINY, "--seed", 2**64, "--out", "r"), "from 0 to 2**63 - 1"),
     "restore: a seed of 2**63": (("restore", "obs", *TINY, "--seed", 2**63, "--out", "r"), "from 0 to 2**63 - 1"),
     "degrade: a seed of 2**63": (
@@ -244,6 +253,8 @@ def test_every_command_refuses_bad_input_and_loses_nothing(work, capsys, argv, f
         (work / name / "record.json").write_bytes(record)
     shutil.copy(work / "m.json", work / "run_dip" / "metrics.json")
     (work / "gone.csv").write_text((work / "s.csv").read_text().replace("run_dip", "gone"))
+    if "copy/obs" in argv:
+        shutil.copytree(work / "obs", work / "copy" / "obs")
     if "run_nlm_50" in argv:
         assert run_dip("baseline", "obs50", "--method", "nlm", "--out", "run_nlm_50") == 0
     if "m_refitted.json" in argv:  # a run scored, then fitted again to another observation
@@ -328,6 +339,26 @@ def test_outputs_cut_short_leave_no_part_that_stops_the_same_command(work, monke
     monkeypatch.setattr(api, "write_trace", write_trace)
     assert run_dip(*command) == 0
     assert json.loads((work / "r" / "record.json").read_text())["resumed_from"] == 2
+
+
+def test_an_output_refused_part_way_takes_back_what_was_written(work, monkeypatch, capsys):
+    """A run output refused after restored.png was written (here an image that is not finite) leaves the folder
+    empty, so that the same command run again finishes into it."""
+    from dip import api
+    from dip.errors import ImageError
+
+    write_trace = api.write_trace
+
+    def refused(path, *args, **kwargs):
+        raise ImageError(f"{path}: refused")
+
+    command = ("restore", "obs", *TINY, "--out", "r", "--checkpoint", "fit.ckpt")
+    monkeypatch.setattr(api, "write_trace", refused)
+    assert run_dip(*command) == 2
+    assert "r/trace.csv: refused" in capsys.readouterr().err
+    assert not any((work / "r").iterdir())
+    monkeypatch.setattr(api, "write_trace", write_trace)
+    assert run_dip(*command) == 0
 
 
 NAMES = st.sampled_from(["", ".", "..", "obs", "run_dip", "run_nlm", "notes.txt", "adir", "mine", "img", "new", "x"])
