@@ -665,6 +665,11 @@ def combine(
     for run, record, image in zip(runs[1:], records[1:], images[1:], strict=True):
         if not _same_observation(record, first) or image.shape != images[0].shape:
             raise ConfigError(f"{run}: restores another observation than {runs[0]}; only runs of one can be combined")
+        if record.get("method") != first.get("method") and method is None:
+            raise ConfigError(
+                f"{run} is a run of {record.get('method')}, {runs[0]} of {first.get('method')}: a mean over runs of "
+                "different methods needs a name of its own (--method)"
+            )
     what = "last output" if output == "last" else "chosen output"
     seeds = [record.get("seed", 0) for record in records]
     restored = np.mean(np.stack(images), axis=0, dtype=np.float64).astype(np.float32)
@@ -672,7 +677,7 @@ def combine(
     record = {
         "kind": "combine",
         "method": method or combined,
-        "variant": first.get("variant", ""),
+        "variant": first.get("variant", "") if all(r.get("variant") == first.get("variant") for r in records) else "",
         "seed": seeds[0],
         "seeds": seeds,
         "iterations": max(record.get("iterations", 0) for record in records),

@@ -48,6 +48,16 @@ def test_a_fit_that_chose_its_last_output_writes_no_copy(tmp_path: Path) -> None
         dip.combine([tmp_path / "run"], output="last")
 
 
+def test_a_mean_of_two_methods_takes_the_name_it_is_given(fits: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    """DIP and a baseline averaged are neither's seed mean: refused unnamed, recorded under the name given."""
+    observation, runs = fits
+    dip.baseline(observation, "nlm", out=tmp_path / "nlm")
+    with pytest.raises(ConfigError, match="different methods needs a name of its own"):
+        dip.combine([runs[0], tmp_path / "nlm"])
+    record = dip.combine([runs[0], tmp_path / "nlm"], method="dip-and-nlm").record
+    assert record["method"] == "dip-and-nlm" and record["variant"] == ""
+
+
 def test_the_seed_mean_is_the_pixel_mean_and_scores_as_a_run(fits: tuple[Path, list[Path]], tmp_path: Path) -> None:
     observation, runs = fits
     out = tmp_path / "mean"

@@ -212,6 +212,10 @@ BAD_INPUTS = {
         ("combine", "run_dip", "run_list", "--out", "c"),
         "run_list/record.json: not a run record",
     ),
+    "combine: runs of two methods, unnamed": (
+        ("combine", "run_dip", "run_nlm", "--out", "c"),
+        "run_nlm is a run of nlm, run_dip of dip-tiny: a mean over runs of different methods needs a name",
+    ),
     "combine: one run twice": (("combine", "run_dip", "run_dip/", "--out", "c"), "run_dip: given twice"),
     "datasets export: an unknown image": (
         ("datasets", "export", "skimage-samples", "--images", "nothere", "--out", "e"),
