@@ -284,13 +284,7 @@ def restore_batch(
     each fit writes its run directory under `out` (`run_name`; its checkpoint likewise under the directory
     `checkpoint`), as `restore` would. Returns each fit (observations × seeds, in that order) with its restoration,
     or the error that ended it alone."""
-    if "seed" in settings and settings["seed"] is not None:
-        raise ConfigError("a batch takes its seeds from `seeds` (--seeds), not `seed`")
-    settings.pop("seed", None)
-    if repeated := sorted({seed for seed in seeds if seeds.count(seed) > 1}):
-        raise ConfigError(
-            f"--seeds: {', '.join(map(str, repeated))} given twice (each seed is one fit of each observation)"
-        )
+    _check_seeds(seeds, settings)
     planned: list[tuple[Path, dict[str, Any], _BatchMember | DipError]] = []
     for index, given in enumerate(observations):
         identity = _identity_of(given)
@@ -342,6 +336,16 @@ def restore_batch(
         except DipError as error:
             fits.append(BatchFit(run_dir, identity, error))
     return fits
+
+
+def _check_seeds(seeds: list[int], settings: dict[str, Any]) -> None:
+    """A batch's seeds, each once, and none in its fit settings (taken out of them)."""
+    if settings.pop("seed", None) is not None:
+        raise ConfigError("a batch takes its seeds from `seeds` (--seeds), not `seed`")
+    if repeated := sorted({seed for seed in seeds if seeds.count(seed) > 1}):
+        raise ConfigError(
+            f"--seeds: {', '.join(map(str, repeated))} given twice (each seed is one fit of each observation)"
+        )
 
 
 def _refuse_shared_run_dirs(observations: list[Observation | str | Path], run_dirs: list[Path], seeds: int) -> None:
