@@ -20,7 +20,11 @@ from dip.record import read_json
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", type=Path, nargs="+", help="run directories of one observation")
     parser.add_argument("--output", choices=sorted(api.COMBINED_OUTPUTS), default="restored", help="what each gives")
-    parser.add_argument("--method", help="the method name of the result (default: the first run's, with a suffix)")
+    parser.add_argument(
+        "--method",
+        help="the method name of the result (default: the runs' method with a suffix, e.g. dip-paper-mean2; needed "
+        "where the runs are of different methods)",
+    )
     parser.add_argument("--out", required=True, help="run directory to write")
 
 
