@@ -113,7 +113,21 @@ class _PatientMinimum:
         self.fired_at, self.fired_pick = state["fired_at"], state["fired_pick"]
 
 
-class WindowedMovingVariance:
+class _MinimumRule:
+    """What ES-WMV and ES-EMV share: the pick is the least value of the rule's statistic, and the rule fires
+    `patience` iterations after it (`_PatientMinimum`)."""
+
+    minimum: _PatientMinimum
+
+    def fired(self) -> tuple[int, int] | None:
+        return self.minimum.fired()
+
+    @property
+    def best_iteration(self) -> int | None:
+        return None if self.minimum.best_iteration is None else int(self.minimum.best_iteration)
+
+
+class WindowedMovingVariance(_MinimumRule):
     """ES-WMV (Wang et al., "Early Stopping for Deep Image Prior", TMLR 2023).
 
     The variance of the last `window` outputs, VAR_t = 1/W Σ_w ‖x_{t-w} − mean‖², falls while the net fits the image and
@@ -174,13 +188,6 @@ class WindowedMovingVariance:
         self._last_variance = self._variance()
         return self.minimum.update(iteration, self._last_variance)
 
-    def fired(self) -> tuple[int, int] | None:
-        return self.minimum.fired()
-
-    @property
-    def best_iteration(self) -> int | None:
-        return None if self.minimum.best_iteration is None else int(self.minimum.best_iteration)
-
     @property
     def last_variance(self) -> float:
         return math.nan if self._last_variance is None else float(self._last_variance)
@@ -216,7 +223,7 @@ class WindowedMovingVariance:
         )
 
 
-class ExponentialMovingVariance:
+class ExponentialMovingVariance(_MinimumRule):
     """ES-EMV (Wang et al., "Early Stopping for Deep Image Prior", TMLR 2023, arXiv 2112.06074; the authors'
     `ES_EMV.ipynb`: α = 0.1, patience 1000).
 
@@ -247,13 +254,6 @@ class ExponentialMovingVariance:
         self.average = (self.average + self.alpha * delta).clamp_(0, 1)
         self.variance = (1 - self.alpha) * (self.variance + self.alpha * (delta * delta).mean())
         return self.minimum.update(iteration, self.variance)
-
-    def fired(self) -> tuple[int, int] | None:
-        return self.minimum.fired()
-
-    @property
-    def best_iteration(self) -> int | None:
-        return None if self.minimum.best_iteration is None else int(self.minimum.best_iteration)
 
     @property
     def last_variance(self) -> float:
