@@ -62,8 +62,9 @@ def configure_threads(threads: int | None) -> None:
     """Set the CPU intra-op thread count (None leaves torch's default, which is the number of cores)."""
     if threads is None:
         return
-    if threads < 1:
-        raise ConfigError(f"threads must be ≥ 1, got {threads}")
+    most = 4 * (os.cpu_count() or 1)  # beyond any use, and OpenMP crashes on counts in the tens of thousands
+    if not 1 <= threads <= most:
+        raise ConfigError(f"threads must be from 1 to {most} (four per CPU of this machine), got {threads}")
     torch.set_num_threads(threads)
 
 

@@ -174,6 +174,10 @@ BAD_INPUTS = {
         ("restore", "obs", "copy/obs", *TINY, "--seeds", 1, "--out", "b"),
         "obs and copy/obs would both write b/denoising/25/obs/dip-tiny/seed1",
     ),
+    "restore: 100000 threads (OpenMP crashed)": (
+        ("restore", "obs", *TINY, "--threads", 100000, "--out", "r"),
+        "threads must be from 1 to",
+    ),
     "restore: a seed of 2**64": (("restore", "obs", *TINY, "--seed", 2**64, "--out", "r"), "from 0 to 2**63 - 1"),
     "restore: a seed of 2**63": (("restore", "obs", *TINY, "--seed", 2**63, "--out", "r"), "from 0 to 2**63 - 1"),
     "degrade: a seed of 2**63": (
