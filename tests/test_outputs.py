@@ -350,8 +350,8 @@ def test_outputs_cut_short_leave_no_part_that_stops_the_same_command(work, monke
 
 
 def test_an_output_refused_part_way_takes_back_what_was_written(work, monkeypatch, capsys):
-    """A run output refused after restored.png was written (here an image that is not finite) leaves the folder
-    empty, so that the same command run again finishes into it."""
+    """A run output refused after restored.png was written (as an image that is not finite is refused; here the
+    trace's write refuses) leaves the folder empty, so that the same command run again finishes into it."""
     from dip import api
     from dip.errors import ImageError
 
