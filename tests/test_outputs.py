@@ -18,7 +18,7 @@ from PIL import Image
 
 from dip import outputs
 from dip.cli import main
-from dip.errors import OutputRefused
+from dip.errors import ImageError, OutputRefused
 
 TINY = ("--arch", "tiny", "--iterations", "2", "--quiet")
 OUT = ("--out", "o")
@@ -328,45 +328,36 @@ def test_a_failed_save_of_the_checkpoint_leaves_no_temporary_file(work, monkeypa
     assert not [path for path in work.iterdir() if path.name.startswith("fit.ckpt")]
 
 
-def test_outputs_cut_short_leave_no_part_that_stops_the_same_command(work, monkeypatch, capsys):
-    """A fit whose outputs could not all be written (a full disk after restored.png) takes back what it wrote, so
-    the same command run again finishes from the checkpoint into the folder, instead of meeting files it cannot
-    tell as its own."""
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            OSError(28, "No space left on device", "r/trace.csv"),
+            "r/trace.csv (No space left on device); the fit is kept",
+        ),
+        (ImageError("r/trace.csv: refused"), "r/trace.csv: refused"),  # as an image that is not finite is refused
+    ],
+    ids=["disk full", "refused"],
+)
+def test_outputs_cut_short_leave_no_part_that_stops_the_same_command(work, monkeypatch, capsys, error, message):
+    """A fit whose outputs could not all be written (a full disk after restored.png, or an output refused) takes
+    back what it wrote, so the same command run again finishes from the checkpoint into the folder, instead of
+    meeting files it cannot tell as its own."""
     from dip import api
 
     write_trace = api.write_trace
 
-    def full(*args, **kwargs):
-        raise OSError(28, "No space left on device", "r/trace.csv")
+    def failing(*args, **kwargs):
+        raise error
 
     command = ("restore", "obs", *TINY, "--out", "r", "--checkpoint", "fit.ckpt")
-    monkeypatch.setattr(api, "write_trace", full)
+    monkeypatch.setattr(api, "write_trace", failing)
     assert run_dip(*command) == 2
-    assert "r/trace.csv (No space left on device); the fit is kept in fit.ckpt" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert not any((work / "r").iterdir())
     monkeypatch.setattr(api, "write_trace", write_trace)
     assert run_dip(*command) == 0
     assert json.loads((work / "r" / "record.json").read_text())["resumed_from"] == 2
-
-
-def test_an_output_refused_part_way_takes_back_what_was_written(work, monkeypatch, capsys):
-    """A run output refused after restored.png was written (as an image that is not finite is refused; here the
-    trace's write refuses) leaves the folder empty, so that the same command run again finishes into it."""
-    from dip import api
-    from dip.errors import ImageError
-
-    write_trace = api.write_trace
-
-    def refused(path, *args, **kwargs):
-        raise ImageError(f"{path}: refused")
-
-    command = ("restore", "obs", *TINY, "--out", "r", "--checkpoint", "fit.ckpt")
-    monkeypatch.setattr(api, "write_trace", refused)
-    assert run_dip(*command) == 2
-    assert "r/trace.csv: refused" in capsys.readouterr().err
-    assert not any((work / "r").iterdir())
-    monkeypatch.setattr(api, "write_trace", write_trace)
-    assert run_dip(*command) == 0
 
 
 NAMES = st.sampled_from(["", ".", "..", "obs", "run_dip", "run_nlm", "notes.txt", "adir", "mine", "img", "new", "x"])
