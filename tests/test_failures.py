@@ -12,10 +12,10 @@ import pytest
 from skimage import data
 
 from dip.cli import main
-from dip.io import write_image
+from dip.io import write_files, write_image
 from dip.report.aggregate import read_metrics
 from dip.report.notes import run_notes
-from dip.report.task_tables import write_tables
+from dip.report.task_tables import render_tables
 
 
 def run_dip(*args: object) -> int:
@@ -80,7 +80,7 @@ def test_a_corrupt_image_fails_once_and_every_later_step_names_it(tmp_path: Path
     assert list(summary.status) == ["failed", "failed"]
     notes = run_notes(summary.fillna(""), "denoising")
     assert len(notes) == 2 and all(f"log: {log}" in note and "photos/denoising/25/bad" in note for note in notes)
-    markdown = write_tables(summary.fillna(""), "denoising", tmp_path / "tables")[0].read_text()
+    markdown = write_files(tmp_path / "tables", render_tables(summary.fillna(""), "denoising"))[0].read_text()
     assert "no run of denoising finished" in markdown and "missing photos/denoising/25/bad/dip-tiny seed 1" in markdown
 
 
@@ -100,7 +100,9 @@ def test_a_failed_run_beside_finished_ones_is_a_note_of_the_table(observation: P
     }
     (tmp_path / "dip.json").write_text(json.dumps(failed))
     summary = read_metrics([tmp_path / "tv.json", tmp_path / "dip.json"])
-    table = write_tables(pd.DataFrame(summary).fillna({"dataset": "", "image": ""}), "denoising", tmp_path / "t")
+    table = write_files(
+        tmp_path / "t", render_tables(pd.DataFrame(summary).fillna({"dataset": "", "image": ""}), "denoising")
+    )
     markdown = table[0].read_text()
     assert "missing denoising/25/dip-tiny seed 0: restore failed: the fit diverged (log: r.log)" in markdown
     assert "| tv " in markdown and "dip-tiny |" not in markdown

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from dip.io import write_files
 from dip.report.ordering import level_label
 from dip.report.paper import HEADER, paper_comparison, reference_figures
-from dip.report.task_tables import write_tables
+from dip.report.task_tables import render_tables
 
 
 def sr_row(image: str, level: str, method: str, psnr: float, seed: int = 0, **extra) -> dict:
@@ -71,7 +72,7 @@ def test_no_reference_no_table_and_tables_file_has_it(tmp_path) -> None:
     summary = pd.DataFrame([sr_row("bird", "3", "dip-paper", 30.0)])
     assert paper_comparison(summary, "super-resolution") is None
     summary = pd.DataFrame([sr_row("bird", "4", "dip-paper", 31.0), sr_row("bird", "4", "bicubic", 30.0)])
-    markdown = next(p for p in write_tables(summary, "super-resolution", tmp_path) if p.suffix == ".md")
+    markdown = next(p for p in write_files(tmp_path, render_tables(summary, "super-resolution")) if p.suffix == ".md")
     text = markdown.read_text()
     assert "against the paper" in text and "-0.80" in text
     assert "## super-resolution: PSNR (dB), y-dip protocol" in text, "the main table names its protocol"

@@ -15,11 +15,11 @@ from PIL import Image
 
 from dip.cli import main
 from dip.errors import DipError
-from dip.io import write_image
+from dip.io import write_files, write_image
 from dip.report.aggregate import read_metrics, read_table, read_traces
-from dip.report.figures import psnr_points, write_figures
+from dip.report.figures import psnr_points, render_figures
 from dip.report.ordering import level_order, method_order
-from dip.report.task_tables import comparison, early_stopping, latex_escape, write_tables
+from dip.report.task_tables import comparison, early_stopping, latex_escape, render_tables
 
 # PSNR of (method, variant, seed, level, image): DIP wins at σ=25, bm3d at σ=50.
 PSNR = {
@@ -138,7 +138,7 @@ def test_comparison_marks_a_missing_cell_and_a_single_run(summary: pd.DataFrame)
 
 
 def test_written_tables_carry_the_bold_best(summary: pd.DataFrame, tmp_path: Path) -> None:
-    paths = write_tables(summary, "denoising", tmp_path / "tables")
+    paths = write_files(tmp_path / "tables", render_tables(summary, "denoising"))
     assert [p.name for p in paths] == ["denoising.md", "denoising.tex", "denoising.html"]
     markdown, latex, page = (p.read_text(encoding="utf-8") for p in paths)
     dip_row = next(line for line in markdown.splitlines() if "dip-tiny" in line)
@@ -168,7 +168,7 @@ def test_unknown_task_is_refused(summary: pd.DataFrame) -> None:
 
 
 def test_figures_are_written(summary: pd.DataFrame, tmp_path: Path) -> None:
-    paths = write_figures(summary, read_traces(summary), "denoising", tmp_path / "figures")
+    paths = write_files(tmp_path / "figures", render_figures(summary, read_traces(summary), "denoising"))
     names = ["denoising-psnr.png", "denoising-images.png", "denoising-curves.png", "denoising-rules.png"]
     assert [p.name for p in paths] == names
     for path in paths[:3]:  # the rules figure is a note: no fit here was watched
@@ -198,7 +198,7 @@ def test_a_task_of_many_levels_wraps_its_panels_each_with_the_methods_that_ran_i
 
 def test_image_grid_needs_observation_dirs(summary: pd.DataFrame, tmp_path: Path) -> None:
     with pytest.raises(DipError, match="observation_dir"):
-        write_figures(summary.drop(columns="observation_dir"), None, "denoising", tmp_path)
+        write_files(tmp_path, render_figures(summary.drop(columns="observation_dir"), None, "denoising"))
 
 
 def test_cli_aggregate_then_render(metrics_files: list[Path], tmp_path: Path, capsys) -> None:
@@ -251,13 +251,13 @@ def test_runs_without_ground_truth_beside_scored_ones(tmp_path: Path, metrics_fi
     summary = read_metrics([*metrics_files, *photos])
     scored = read_metrics(metrics_files)
     assert comparison(summary, "denoising", "psnr").rows == comparison(scored, "denoising", "psnr").rows
-    markdown = write_tables(summary, "denoising", tmp_path / "tables")[0].read_text()
+    markdown = write_files(tmp_path / "tables", render_tables(summary, "denoising"))[0].read_text()
     assert "NO GROUND TRUTH: the denoising runs of photos have no clean image" in markdown
     assert "## denoising: runs without ground truth" in markdown
     assert re.search(r"^\| dip-tiny +\| +n=1×1 \|$", markdown, re.M) and "photos σ=25" not in markdown.split("## ")[1]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. seaborn's on an empty panel: photos ran σ=25 only
-        paths = write_figures(summary, read_traces(summary), "denoising", tmp_path / "figures")
+        paths = write_files(tmp_path / "figures", render_figures(summary, read_traces(summary), "denoising"))
     assert all(path.stat().st_size > 0 for path in paths)
 
 
@@ -295,7 +295,7 @@ def test_es_wmv_against_the_oracle_table_has_the_picks_the_oracles_and_their_gap
     assert table.rows == [
         ["dip-tiny", "toy impulse noise, severity 2", "2", "30", "26.00", "25.50", "35", "27.25", "1.25"]
     ]
-    write_tables(summary, "denoising", tmp_path, traces)
+    write_files(tmp_path, render_tables(summary, "denoising", traces))
     assert "ES-WMV's pick against the oracle" in (tmp_path / "denoising.md").read_text()
 
 
@@ -303,7 +303,7 @@ def test_no_es_wmv_table_without_picks_or_traces(tmp_path: Path) -> None:
     summary, traces = es_summary_and_traces()
     assert early_stopping(summary, None, "denoising") is None
     assert early_stopping(summary.drop(columns=["es_selected_iteration", "es_psnr_gt"]), traces, "denoising") is None
-    write_tables(summary, "denoising", tmp_path)
+    write_files(tmp_path, render_tables(summary, "denoising"))
     assert "oracle" not in (tmp_path / "denoising.md").read_text()
 
 
@@ -334,5 +334,5 @@ def test_every_rule_against_the_oracle_table_and_figure(tmp_path: Path) -> None:
     figure = rule_curves(summary, traces, "denoising")
     assert figure is not None and len([ax for ax in figure.axes if ax.axison]) == 1
     assert rules_table(summary.drop(columns=list(watched)), traces, "denoising") is None
-    write_tables(summary, "denoising", tmp_path, traces)
+    write_files(tmp_path, render_tables(summary, "denoising", traces))
     assert "every stopping rule against the oracle" in (tmp_path / "denoising.md").read_text()

@@ -14,7 +14,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from dip.errors import DipError
-from dip.io import read_image, write_files
+from dip.io import read_image
 from dip.layout import CLEAN, GUIDE, OBSERVED, RESTORED
 from dip.outputs import RENDERED
 from dip.report.notes import finished, run_notes
@@ -308,11 +308,6 @@ def _output_shape(runs: pd.DataFrame, fallback: tuple[int, ...]) -> tuple[int, .
         if path.is_file():
             return read_image(path).shape
     return fallback
-
-
-def write_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str, out_dir: Path) -> list[Path]:
-    """Write `render_figures` into `out_dir`; returns the files' paths."""
-    return write_files(out_dir, render_figures(summary, traces, task))
 
 
 def render_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str) -> dict[str, bytes]:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
 
 from dip.errors import DipError
-from dip.io import write_files
 from dip.outputs import RENDERED
 from dip.report.aggregate import ID_COLUMNS
 from dip.report.notes import finished, run_notes, without_truth
@@ -262,11 +260,6 @@ def to_html(tables: list[Table], title: str, notes: Sequence[str] = ()) -> str:
         f'<meta name="generator" content="{RENDERED}"/>\n<title>{html.escape(title)}</title>\n'
         f"<style>{style}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
     )
-
-
-def write_tables(summary: pd.DataFrame, task: str, out_dir: Path, traces: pd.DataFrame | None = None) -> list[Path]:
-    """Write `render_tables` into `out_dir`; returns the files' paths."""
-    return write_files(out_dir, render_tables(summary, task, traces))
 
 
 def render_tables(summary: pd.DataFrame, task: str, traces: pd.DataFrame | None = None) -> dict[str, bytes]:
