@@ -14,6 +14,7 @@ import dip
 import dip.api
 from dip.cli import main
 from dip.io import write_image
+from dip.tasks.observation_dir import load_observation
 
 
 def test_the_documented_example_runs() -> None:
@@ -76,7 +77,7 @@ def test_a_run_in_memory_and_its_observation_read_back_have_one_digest(tmp_path:
     clean = data.astronaut()[40:104, 180:244].astype(np.float32) / 255
     observation = dip.degrade(clean, "denoising", "25", seed=0, out=tmp_path / "obs")
     result = dip.restore(observation, arch="tiny", iterations=2)
-    assert result.record["observation_digest"] == dip.api.observation_digest(dip.api.load_observation(tmp_path / "obs"))
+    assert result.record["observation_digest"] == dip.api.observation_digest(load_observation(tmp_path / "obs"))
     assert dip.evaluate(result, tmp_path / "obs")["psnr"] > 0
     other = dip.degrade(clean, "denoising", "25", seed=1)
     with pytest.raises(dip.errors.ConfigError, match="restores another observation than the observation given"):

@@ -283,7 +283,7 @@ def test_outputs_that_cannot_be_written_keep_the_final_checkpoint(tiny_png, tmp_
 
     capsys.readouterr()
     with monkeypatch.context() as patch:
-        patch.setattr("dip.api.write_image", out_folder_removed)
+        patch.setattr("dip.api.restoring.write_image", out_folder_removed)
         assert run_dip(*command) == 2
     line = error_line(capsys, "restore")
     assert "restored.png" in line and str(checkpoint) in line and checkpoint.exists()
