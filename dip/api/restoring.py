@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dip.api.runs import Restoration, as_observation, input_path, observation_digest
+from dip.cost import CostMeter
 from dip.errors import ConfigError, DipError, OutputError
 from dip.io import write_image
 from dip.layout import LAST, RECORD, RESTORED, TRACE, dip_method
@@ -58,6 +59,7 @@ def restore(
     from dip.models import resolve_spec
     from dip.restoration import restore as fit_observation
 
+    meter = CostMeter()
     out, checkpoint = check_run_paths(out, checkpoint, observation)
     observation = as_observation(observation)
     operator = operator_for(observation)
@@ -79,7 +81,8 @@ def restore(
     variant = variant or spec.get("preset") or spec["arch"]
     fit_record = record_of_fit(result, fit_settings, facts)
     device_record = record_of_device(device_, gpu_slot, precision_record)
-    record = run_record(observation, spec, variant, method, fit_record, smoke_iterations, device_record)
+    cost = meter.finish(device_)
+    record = run_record(observation, spec, variant, method, fit_record, smoke_iterations, device_record, **cost)
     return finish_run(result, record, out)
 
 
@@ -93,7 +96,7 @@ def run_record(
     device_record: dict[str, Any],
     **extra: Any,
 ) -> dict[str, Any]:
-    """record.json of a DIP run (`extra`, e.g. a batch's size, before the observation it restores)."""
+    """record.json of a DIP run (`extra`, e.g. its cost and a batch's size, before the observation it restores)."""
     return {
         "kind": "restore",
         "method": method or dip_method(variant),
@@ -157,16 +160,13 @@ def prepare_device(
 
 
 def record_of_device(device: torch.device, gpu_slot: int | None, precision: dict[str, str]) -> dict[str, Any]:
-    """The part of a run record that tells where and how the fit ran (after it: its peak GPU memory)."""
-    import torch
-
+    """The part of a run record that tells where and how the fit ran."""
     from dip.device import describe_device
 
     return {
         "precision": precision,
         "device": describe_device(device),
         "gpu_slot": gpu_slot,
-        "gpu_memory_peak_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
     }
 
 
