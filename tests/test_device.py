@@ -93,26 +93,40 @@ def test_fp16_fit_scales_the_loss_and_fits_like_fp32(monkeypatch):
 
 
 def test_auto_precision_on_the_cpu_follows_its_bf16_instructions_and_layout(monkeypatch):
+    """`auto` on a CPU with native bf16 runs bf16 in channels_last (it turns the layout on for a single fit; a batch,
+    which runs in NCHW, stays fp32); without native bf16, or with oneDNN capped below its bf16 kernels, fp32."""
     from dip import device
 
     cpu = torch.device("cpu")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     monkeypatch.setattr(device, "cpu_bf16_features", lambda: ["avx512_bf16"])
     assert resolve_precision("auto", cpu, channels_last=True) == (
         "bf16",
+        True,
         "auto: the CPU has AVX512-BF16 and the net runs in channels_last",
     )
-    precision, why = resolve_precision("auto", cpu, channels_last=False)
-    assert precision == "fp32" and "only in channels_last" in why
+    precision, channels_last, why = resolve_precision("auto", cpu, channels_last=False)
+    assert (precision, channels_last) == ("bf16", True) and "runs in channels_last, where bf16 pays" in why
+    precision, channels_last, why = resolve_precision("auto", cpu, channels_last=False, batched=True)
+    assert (precision, channels_last) == ("fp32", False) and "batches lack" in why
+    for cap, expected in (("AVX2", "fp32"), ("avx512_core", "fp32"), ("AVX512_CORE_BF16", "bf16"), ("ALL", "bf16")):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+        precision, _, why = resolve_precision("auto", cpu, channels_last=False)
+        assert precision == expected, (cap, why)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert "ONEDNN_MAX_CPU_ISA=AVX2 keeps oneDNN from it" in resolve_precision("auto", cpu, channels_last=True)[2]
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     monkeypatch.setattr(device, "cpu_bf16_features", lambda: [])
     assert resolve_precision("auto", cpu, channels_last=True)[0] == "fp32"
-    assert resolve_precision("fp16", cpu, channels_last=False) == ("fp16", "asked for")
+    assert resolve_precision("fp16", cpu, channels_last=False) == ("fp16", False, "asked for")
 
 
 def test_auto_precision_on_cuda_follows_the_compute_capability(monkeypatch):
     for capability, expected in (((9, 0), "bf16"), ((8, 0), "bf16"), ((7, 5), "fp32")):
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device, c=capability: c)
-        precision, why = resolve_precision("auto", torch.device("cuda"), channels_last=False)
-        assert precision == expected and f"{capability[0]}.{capability[1]}" in why
+        precision, channels_last, why = resolve_precision("auto", torch.device("cuda"), channels_last=False)
+        assert precision == expected and not channels_last and f"{capability[0]}.{capability[1]}" in why
 
 
 def test_cpu_bf16_features_match_the_kernels_flags():
@@ -147,14 +161,15 @@ def test_fp32_is_bit_for_bit_the_default_and_auto_says_what_ran(monkeypatch, tex
     assert np.array_equal(default.output, fp32.output)
     assert fp32.record["precision"] == {"asked": "fp32", "ran": "fp32", "why": "asked for"}
     monkeypatch.setattr(device, "cpu_bf16_features", lambda: ["amx_bf16"])
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     auto = dip.restore(observation, precision="auto", channels_last=True, **settings)
     assert auto.record["precision"]["ran"] == "bf16" and auto.record["fit"]["precision"] == "bf16"
     bf16 = dip.restore(observation, precision="bf16", channels_last=True, **settings)
     assert np.array_equal(auto.output, bf16.output)
     assert not np.array_equal(auto.output, fp32.output)
-    without_layout = dip.restore(observation, precision="auto", **settings)
-    assert np.array_equal(without_layout.output, fp32.output)
-    assert without_layout.record["precision"]["ran"] == "fp32"
+    layout_turned_on = dip.restore(observation, precision="auto", **settings)
+    assert np.array_equal(layout_turned_on.output, bf16.output)
+    assert layout_turned_on.record["precision"]["ran"] == "bf16" and layout_turned_on.record["fit"]["channels_last"]
     assert default.record["memory_measure"] == "peak RSS" and default.record["peak_memory_mb"] > 0
 
 

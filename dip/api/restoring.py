@@ -65,8 +65,7 @@ def restore(
     operator = operator_for(observation)
     spec = resolve_spec(arch if arch is not None else operator.paper_preset)
     fit_settings = settings_for(operator, settings, smoke_iterations)
-    device_, gpu_slot, precision, precision_record = prepare_device(device, fit_settings, threads, deterministic)
-    fit_settings = replace(fit_settings, precision=precision)
+    device_, gpu_slot, fit_settings, precision_record = prepare_device(device, fit_settings, threads, deterministic)
     result, facts = fit_observation(
         observation,
         operator,
@@ -127,10 +126,11 @@ def settings_for(operator: Operator, given: dict[str, Any], smoke_iterations: in
 
 
 def prepare_device(
-    device: str, settings: FitSettings, threads: int | None, deterministic: bool
-) -> tuple[torch.device, int | None, str, dict[str, str]]:
-    """The device of the fit (with several GPUs, a free one of its own: its slot), set up for it, and the precision
-    it runs (`auto` resolved) with the record of how it was chosen."""
+    device: str, settings: FitSettings, threads: int | None, deterministic: bool, *, batched: bool = False
+) -> tuple[torch.device, int | None, FitSettings, dict[str, str]]:
+    """The device of the fit (with several GPUs, a free one of its own: its slot), set up for it, the settings with
+    the precision and layout it runs (`auto` resolved, `dip.device.resolve_precision`) and the record of how they
+    were chosen."""
     import torch
 
     from dip.device import (
@@ -145,7 +145,9 @@ def prepare_device(
     from dip.gpu_slots import claim as claim_gpu
 
     device_, gpu_slot = claim_gpu(select_device(device))
-    precision, why = resolve_precision(settings.precision, device_, settings.channels_last)
+    precision, channels_last, why = resolve_precision(
+        settings.precision, device_, settings.channels_last, batched=batched
+    )
     check_precision(precision, device_)
     configure_threads(threads)
     set_deterministic(deterministic)
@@ -156,7 +158,8 @@ def prepare_device(
         if device_.index is not None:
             torch.cuda.set_device(device_)  # no CUDA context on GPU 0 for a fit of another GPU
         torch.cuda.reset_peak_memory_stats(device_)
-    return device_, gpu_slot, precision, {"asked": settings.precision, "ran": precision, "why": why}
+    ran = replace(settings, precision=precision, channels_last=channels_last)
+    return device_, gpu_slot, ran, {"asked": settings.precision, "ran": precision, "why": why}
 
 
 def record_of_device(device: torch.device, gpu_slot: int | None, precision: dict[str, str]) -> dict[str, Any]:

@@ -109,9 +109,11 @@ def restore_batch(
     ready = [member for member in members if isinstance(member, _BatchMember)]
     if not ready:
         return [BatchFit(run_dir, identity, member) for run_dir, identity, member in planned]  # type: ignore[arg-type]
-    device_, gpu_slot, precision, precision_record = prepare_device(device, ready[0].settings, threads, deterministic)
+    device_, gpu_slot, ran, precision_record = prepare_device(
+        device, ready[0].settings, threads, deterministic, batched=True
+    )
     for member in ready:
-        member.settings = replace(member.settings, precision=precision)
+        member.settings = replace(member.settings, precision=ran.precision, channels_last=ran.channels_last)
     results = _fit_batches(ready, device_, use_ground_truth, stop_event, progress)
     device_record = record_of_device(device_, gpu_slot, precision_record)  # once: it may query the GPU
     cost = _shared_cost(meter.finish(device_), len(ready))
