@@ -49,8 +49,22 @@ def fit(observation: Path, precision: str, seed: int, run_dir: Path, extra: list
     metrics = run_dir.parent / f"{run_dir.name}.json"
     if not metrics.exists():
         if not (run_dir / "record.json").exists():
-            run("dip", "restore", observation, "--precision", precision, *PRECISIONS[precision], "--seed", seed, "--threads", 1, "--quiet",
-                "--out", run_dir, *extra)  # fmt: skip
+            run(
+                "dip",
+                "restore",
+                observation,
+                "--precision",
+                precision,
+                *PRECISIONS[precision],
+                "--seed",
+                seed,
+                "--threads",
+                1,
+                "--quiet",
+                "--out",
+                run_dir,
+                *extra,
+            )
         run("dip", "evaluate", run_dir, "--observation", observation, "--out", metrics)
     record = json.loads((run_dir / "record.json").read_text())
     return {**json.loads(metrics.read_text()), "ran": record["precision"]["ran"]}
@@ -72,17 +86,32 @@ def main() -> None:
         for seed in args.seeds:
             observation = args.work / "obs" / f"{crop.stem}-seed{seed}"
             if not observation.exists():
-                run("dip", "degrade", crop, "--task", args.task, "--level", args.level, "--seed", seed,
-                    "--out", observation)  # fmt: skip
+                run(
+                    "dip",
+                    "degrade",
+                    crop,
+                    "--task",
+                    args.task,
+                    "--level",
+                    args.level,
+                    "--seed",
+                    seed,
+                    "--out",
+                    observation,
+                )
             scores = {
-                precision: fit(observation, precision, seed, args.work / precision / observation.name,
-                               args.restore_args.split())  # fmt: skip
+                precision: fit(
+                    observation, precision, seed, args.work / precision / observation.name, args.restore_args.split()
+                )
                 for precision in PRECISIONS
             }
             rows.append((crop.stem, seed, scores))
             fp32, auto = (scores[p]["psnr"] for p in PRECISIONS)
-            print(f"{crop.stem:24} seed {seed}  fp32 {fp32:6.2f}  auto ({scores['auto']['ran']}) {auto:6.2f}  "
-                  f"Δ {auto - fp32:+.2f} dB  [{scores['fp32']['protocol']}]", flush=True)  # fmt: skip
+            print(
+                f"{crop.stem:24} seed {seed}  fp32 {fp32:6.2f}  auto ({scores['auto']['ran']}) {auto:6.2f}  "
+                f"Δ {auto - fp32:+.2f} dB  [{scores['fp32']['protocol']}]",
+                flush=True,
+            )
     differences = [scores["auto"]["psnr"] - scores["fp32"]["psnr"] for _, _, scores in rows]
     for precision in PRECISIONS:
         values = [scores[precision]["psnr"] for _, _, scores in rows]
