@@ -98,3 +98,13 @@ def test_the_quality_against_cost_figure_has_a_log_seconds_axis_and_a_marker_per
 
 def test_no_figure_without_recorded_seconds() -> None:
     assert quality_against_cost(_summary().drop(columns=["wall_seconds", "seconds"]), "denoising", {}) is None
+
+
+def test_the_comparison_table_says_which_arithmetic_made_the_dip_numbers() -> None:
+    from dip.report.task_tables import comparison
+
+    summary = _summary()
+    assert comparison(summary, "denoising", "psnr").title.endswith("; DIP fits: bf16 on cpu")
+    summary.loc[(summary.image == "b") & (summary.method == "dip-tiny"), "precision"] = "fp32"
+    assert comparison(summary, "denoising", "psnr").title.endswith("; DIP fits: dip-tiny bf16 on cpu/fp32 on cpu")
+    assert "DIP fits" not in comparison(summary.drop(columns="precision"), "denoising", "psnr").title

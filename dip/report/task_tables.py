@@ -80,8 +80,23 @@ def comparison(summary: pd.DataFrame, task: str, metric: str) -> Table:
     if observed is not None:
         rows.append(observed)
         best.append([False] * len(observed))
-    title = f"{task}: {name}; mean over images, ± the spread over seeds, n = images × seeds"
+    title = f"{task}: {name}; mean over images, ± the spread over seeds, n = images × seeds{arithmetic_note(runs)}"
     return Table(title, _header(task, columns), rows, best)
+
+
+def arithmetic_note(runs: pd.DataFrame) -> str:
+    """Where and in what arithmetic the DIP fits of `runs` ran ('; DIP fits: fp32 on cpu'), per method where they
+    differ; '' where no run recorded its precision."""
+    if "precision" not in runs:
+        return ""
+    fits = runs[runs.precision.fillna("").astype(str) != ""]
+    if fits.empty:
+        return ""
+    devices = fits.get("device", pd.Series("", index=fits.index)).fillna("").astype(str).str.split(":").str[0]
+    ran = (fits.precision.astype(str) + " on " + devices).groupby(fits.method).agg(lambda v: "/".join(sorted(set(v))))
+    if ran.nunique() == 1:
+        return f"; DIP fits: {ran.iloc[0]}"
+    return "; DIP fits: " + ", ".join(f"{method} {what}" for method, what in ran.items())
 
 
 def _header(task: str, columns: list[tuple[str, str]]) -> list[str]:
