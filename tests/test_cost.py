@@ -106,5 +106,5 @@ def test_the_comparison_table_says_which_arithmetic_made_the_dip_numbers() -> No
     summary = _summary()
     assert comparison(summary, "denoising", "psnr").title.endswith("; DIP fits: bf16 on cpu")
     summary.loc[(summary.image == "b") & (summary.method == "dip-tiny"), "precision"] = "fp32"
-    assert comparison(summary, "denoising", "psnr").title.endswith("; DIP fits: dip-tiny bf16 on cpu/fp32 on cpu")
+    assert comparison(summary, "denoising", "psnr").title.endswith("; DIP fits: bf16 on cpu/fp32 on cpu")
     assert "DIP fits" not in comparison(summary.drop(columns="precision"), "denoising", "psnr").title
