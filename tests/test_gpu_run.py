@@ -237,7 +237,7 @@ def test_the_gpu_run_in_smoke_mode(tmp_path: Path, shared_dir: Path) -> None:
     prepared = subprocess.run([GPU / "prepare.sh"], env=env, capture_output=True, text=True)
     assert prepared.returncode == 0, prepared.stderr
     command = [GPU / "run.sh", out, "--smoke", "--carry", carry]
-    run = subprocess.run(command, env={**env, "LIMIT": "440"}, capture_output=True, text=True, timeout=500)
+    run = subprocess.run(command, env={**env, "LIMIT": "560"}, capture_output=True, text=True, timeout=620)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert sorted(path.name for path in out.iterdir()) == ["logs.tar.gz", "results.json", "summary.md", "tables.tar.gz"]
     results = json.loads((out / "results.json").read_text())

@@ -69,8 +69,8 @@ RUNNING: list[subprocess.Popen] = []
 
 @dataclass
 class Plan:
-    """The run's budget in slices: `until(part)` is when that part must end, `fits(part, seconds)` whether an item
-    of that cost can still start; `costs` records what each part and item took."""
+    """The run's budget in slices: `open(part)` starts a part and says when it must end, `fits(until, cost)` whether
+    an item of that cost can still start before then, `close(part)` records what the part took in `costs`."""
 
     seconds: float
     estimates: dict
@@ -250,7 +250,7 @@ def floor_rows(out: Path, carry: Path, sizes: tuple[int, ...], device: str, unti
     rates = json.loads(result.read_text())["peak"] if result.is_file() else {}
     rows = []
     for size in sizes:
-        work = flops(size, device)
+        work = flops(size)
         for precision, key in (("fp32", "matmul_8192_gflops_best"), ("bf16", "matmul_8192_bf16_gflops_median")):
             if rates.get(key):
                 seconds = work / rates[key] / 1e9
@@ -259,15 +259,16 @@ def floor_rows(out: Path, carry: Path, sizes: tuple[int, ...], device: str, unti
     return rows
 
 
-def flops(size: int, device: str) -> float:
-    """FLOPs of one forward + backward of the paper net at size², by torch's FlopCounterMode."""
+def flops(size: int) -> float:
+    """FLOPs of one forward + backward of the paper net at size², by torch's FlopCounterMode (counted on the CPU:
+    the count is the device's too, and this process then holds no GPU memory while the grid runs)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from dip.models import build_model, make_input
 
-    net = build_model("paper", 3).to(device)
-    z = make_input("paper", size, size, torch.Generator().manual_seed(0)).to(device)
+    net = build_model("paper", 3)
+    z = make_input("paper", size, size, torch.Generator().manual_seed(0))
     with FlopCounterMode(display=False) as counter:
         net(z).square().mean().backward()
     return float(counter.get_total_flops())
