@@ -12,7 +12,7 @@ checkpoint is the one a single fit writes.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,9 +20,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from dip.device import autocast
 from dip.errors import ConfigError
-
-if TYPE_CHECKING:
-    from dip.fit import FitSettings
+from dip.fit_settings import FitSettings
 
 BETAS, EPS = (0.9, 0.999), 1e-8
 """`torch.optim.Adam`'s defaults, which the single fit uses."""

@@ -21,7 +21,8 @@ from dip.tasks import Observation, Operator, operator_for
 if TYPE_CHECKING:
     import torch
 
-    from dip.fit import FitResult, FitSettings
+    from dip.fit import FitResult
+    from dip.fit_settings import FitSettings
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,10 @@ def restore(
     """Restore an observation with Deep Image Prior.
 
     `arch`: a preset name or a model spec (default: the authors' net for the task and level). `settings`: fields of
-    `dip.fit.FitSettings` (None: its default); those the task's paper values cover (`FIT_OVERRIDES`) default to them.
-    `smoke_iterations` caps the iterations and marks the record. With `checkpoint`, the fit saves and resumes its
-    state there; with `out`, restored.png, trace.csv, the frames and record.json are written, and the checkpoint is
-    deleted once they are.
+    `dip.fit_settings.FitSettings` (None: its default); those the task's paper values cover (`FIT_OVERRIDES`)
+    default to them. `smoke_iterations` caps the iterations and marks the record. With `checkpoint`, the fit saves
+    and resumes its state there; with `out`, restored.png, trace.csv, the frames and record.json are written, and the
+    checkpoint is deleted once they are.
     """
     from dip.models import resolve_spec
     from dip.restoration import restore as fit_observation
@@ -113,7 +114,7 @@ def run_record(
 def settings_for(operator: Operator, given: dict[str, Any], smoke_iterations: int | None) -> FitSettings:
     """The fit's settings: those given, over the task's paper values and its known noise σ; `smoke_iterations` caps
     the iterations."""
-    from dip.fit import FitSettings
+    from dip.fit_settings import FitSettings
 
     given = {key: value for key, value in given.items() if value is not None}
     merged = {**operator.paper_fit(), "noise_sigma": operator.noise_sigma, **given}

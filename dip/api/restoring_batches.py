@@ -27,7 +27,8 @@ from dip.tasks import Observation, Operator, operator_for
 if TYPE_CHECKING:
     import torch
 
-    from dip.fit import FitResult, FitSettings
+    from dip.fit import FitResult
+    from dip.fit_settings import FitSettings
 
 
 @dataclass

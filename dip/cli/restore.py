@@ -27,7 +27,7 @@ from dip import api, outputs
 from dip.device import DEVICES
 from dip.errors import ConfigError, DipError, TimeBudgetSpent
 from dip.failures import failure_record, observation_identity
-from dip.fit import FitSettings
+from dip.fit_settings import FitSettings
 from dip.layout import dip_method
 
 
