@@ -2,7 +2,8 @@
 
 `torch.func.stack_module_state` stacks the K nets' parameters and buffers; `vmap` over `functional_call` runs them in
 one call (PyTorch turns the batched convolutions into grouped ones). BatchNorm stays per fit and in training mode, its
-running statistics stacked like the parameters. Adam is elementwise, so one update over the stack is each fit's own
+running statistics stacked like the parameters. Under autocast (bf16) the convolutions run in bf16 as in a single fit
+(`AutocastUnderVmap`). Adam is elementwise, so one update over the stack is each fit's own
 update; each fit keeps its own step count, learning rate and weight decay (Adam's L2 term, which Bayesian DIP's SGLD
 sets), and a fit that does not step (it backtracked, stopped or diverged) keeps its parameters and optimiser state as
 they were. Each fit's part is saved and loaded in the format of one `nn.Module` and one `torch.optim.Adam`, so its
@@ -15,8 +16,11 @@ import copy
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_map
 
 from dip.device import autocast
 from dip.errors import ConfigError
@@ -24,6 +28,42 @@ from dip.fit_settings import FitSettings
 
 BETAS, EPS = (0.9, 0.999), 1e-8
 """`torch.optim.Adam`'s defaults, which the single fit uses."""
+
+CONVOLUTIONS = frozenset(
+    (torch.conv1d, torch.conv2d, torch.conv3d, torch.conv_transpose1d, torch.conv_transpose2d, torch.conv_transpose3d)
+)
+"""The convolutions that autocast casts on every device where it sees them (`F.conv2d` is `torch.conv2d`)."""
+
+
+class AutocastUnderVmap(TorchFunctionMode):
+    """What autocast does to one fit's net, done to nets run under `vmap`.
+
+    In a single fit, autocast casts each convolution's input, weight and bias to its dtype (bf16) and the convolution
+    runs there; BatchNorm then takes that bf16 input with its fp32 parameters and statistics, computes in fp32 and
+    returns bf16. Under `vmap` the batching rule takes the convolution first and hands autocast the
+    `aten::convolution` it lowers it to, which CUDA's autocast casts but the CPU's does not: a bf16 batch on the CPU
+    ran its convolutions in fp32. This mode casts them before `vmap` sees them (the fp32 master weights are cast, so
+    their gradients are fp32), and runs BatchNorm of a bf16 input in fp32 and returns bf16, as the single fit's
+    kernel does (`vmap`'s BatchNorm with stacked fp32 statistics takes no bf16 input). Every other op reaches
+    autocast as in a single fit. Outside autocast it changes nothing."""
+
+    def __init__(self, device: torch.device) -> None:
+        super().__init__()
+        enabled = torch.is_autocast_enabled(device.type)
+        self.dtype = torch.get_autocast_dtype(device.type) if enabled else None
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if self.dtype is None:
+            return func(*args, **kwargs)
+        if func in CONVOLUTIONS:
+            args, kwargs = tree_map(self._cast, (args, kwargs))
+        elif func is F.batch_norm and args[0].dtype == self.dtype:
+            return func(args[0].float(), *args[1:], **kwargs).to(self.dtype)
+        return func(*args, **kwargs)
+
+    def _cast(self, value: Any) -> Any:
+        return value.to(self.dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
 
 
 class StackedNets:
@@ -43,6 +83,8 @@ class StackedNets:
         self.weight_decay = torch.tensor([s.weight_decay for s in settings], device=device)
         self.decays = any(s.weight_decay > 0 for s in settings)  # known on the host: no sync per step
         self.steps = torch.zeros(self.size, dtype=torch.float64, device=device)
+        self.stepping, self.mask = [True] * self.size, torch.ones(self.size, dtype=torch.bool, device=device)
+        """The fits that stepped last, on the host and on the device: copied there only when they change."""
         self.exp_avg = {name: torch.zeros_like(p) for name, p in self.params.items()}
         self.exp_avg_sq = {name: torch.zeros_like(p) for name, p in self.params.items()}
         self.param_groups = [
@@ -54,20 +96,26 @@ class StackedNets:
     def _one(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.base, (params, buffers), (x,))
 
+    def _outputs(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        with autocast(self.precision, self.device), AutocastUnderVmap(self.device):
+            outputs = self._run(self.params, self.buffers, torch.stack(inputs))
+        return list(outputs.float().unbind(0))
+
     def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         for param in self.params.values():
             param.grad = None
-        with autocast(self.precision, self.device):
-            outputs = self._run(self.params, self.buffers, torch.stack(inputs))
-        return list(outputs.float().unbind(0))
+        return self._outputs(inputs)
 
     def backward(self, losses: list[torch.Tensor]) -> None:
         torch.stack(losses).sum().backward()  # each fit's gradient is its own loss's: the sum couples nothing
 
     @torch.no_grad()
     def step(self, stepping: list[bool]) -> None:
-        """Adam (as `torch.optim.Adam` computes it) for the fits marked True."""
-        mask = torch.tensor(stepping, device=self.device)
+        """Adam (as `torch.optim.Adam` computes it) for the fits marked True; the mask goes to the device only when it
+        changed (a host-to-device copy syncs, and this runs at every iteration)."""
+        if stepping != self.stepping:
+            self.stepping, self.mask = list(stepping), torch.tensor(stepping, device=self.device)
+        mask = self.mask
         self.steps = torch.where(mask, self.steps + 1, self.steps)
         beta1, beta2 = BETAS
         step_size = (self.lr / (1 - beta1**self.steps)).float()
@@ -92,8 +140,7 @@ class StackedNets:
 
     @torch.no_grad()
     def evaluate(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        with autocast(self.precision, self.device):
-            return list(self._run(self.params, self.buffers, torch.stack(inputs)).float().unbind(0))
+        return self._outputs(inputs)
 
     def state_dict(self, index: int) -> dict[str, Any]:
         """Fit `index`'s net and Adam state, copied out of the stack, as `nn.Module` and `Adam` state dicts."""

@@ -13,9 +13,14 @@ import math
 
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from dip.errors import ConfigError, DivergenceError
-from dip.fit import FitInterrupted, FitSettings, fit, fit_batch
+from dip.fit import FitInterrupted, fit, fit_batch
+from dip.fit_settings import FitSettings
+from dip.fit_steps import SingleNet
 from dip.models import build_model
 from dip.stacked import StackedNets
 from tests.test_fit import NanAt, StopAfter, small_problem
@@ -163,6 +168,97 @@ def test_one_adam_step_over_the_stack_is_each_nets_own():
             for name, param in net.named_parameters():
                 assert torch.allclose(state["model"][name], param, atol=1e-6, rtol=0), name
             assert len(state["optimizer"]["state"]) == len(optimizers[index].state_dict()["state"])
+
+
+class DtypesOf(TorchDispatchMode):
+    """Records the dtypes each convolution and BatchNorm (forward and backward) takes and returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[str, set[tuple[str, ...]]] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = func.overloadpacket.__name__
+        if "convolution" in name or "batch_norm" in name:
+            tensors = [t for t in tree_leaves((args, out)) if isinstance(t, torch.Tensor) and t.is_floating_point()]
+            self.seen.setdefault(name, set()).add(tuple(sorted({str(t.dtype) for t in tensors})))
+        return out
+
+
+def test_a_bf16_batch_computes_as_a_single_bf16_fit():
+    """A bf16 batch on the CPU runs its convolutions in bf16, as a single fit and as a batch on CUDA: under `vmap`
+    the CPU's autocast saw only the `aten::convolution` that conv2d is lowered to, which it does not cast, and the
+    batch ran in fp32 under a bf16 label.
+
+    The nets are compared at the same parameters (one forward and backward): DIP with Adam is chaotic at rounding
+    level, so after a few iterations any two arithmetics are as far apart as bf16 and fp32. Their conv biases are
+    zero, because `vmap` adds a stacked bias after the convolution (on every device), one more bf16 rounding than a
+    single fit's; adding zero rounds nothing. Measured (tiny net, 32×32, both CPU ISAs): a member is 0.001 and 0.13
+    from its single bf16 fit, which is 0.63 and 0.42 from fp32 (mean absolute difference, 0–255); the batch before
+    the fix was at the fp32 distance."""
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    nets = [build_model("tiny", 3) for _ in range(2)]
+    for net in nets:
+        for module in net.modules():
+            if isinstance(module, torch.nn.Conv2d) and module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+    generator = torch.Generator().manual_seed(0)
+    inputs = [torch.rand(1, 8, 32, 32, generator=generator) for _ in nets]
+    target = torch.rand(1, 3, 32, 32, generator=generator)
+
+    def single(precision: str) -> list[torch.Tensor]:
+        outputs = []
+        for net, net_input in zip(nets, inputs, strict=True):
+            engine = SingleNet(copy.deepcopy(net), FitSettings(precision=precision), cpu)
+            (output,) = engine.forward([net_input])
+            outputs.append(output.detach())
+        return outputs
+
+    stacked = StackedNets([copy.deepcopy(net) for net in nets], [FitSettings(precision="bf16")] * 2, cpu)
+    with DtypesOf() as dtypes:
+        batched = stacked.forward(inputs)
+        stacked.backward([((output - target) ** 2).mean() for output in batched])
+    for name in ("convolution", "convolution_backward"):
+        assert dtypes.seen[name] == {("torch.bfloat16",)}, name
+    assert dtypes.seen["native_batch_norm"] == {("torch.float32",)}  # fp32 statistics, as a single fit's kernel
+    fp32, bf16 = single("fp32"), single("bf16")
+    for member, alone, reference in zip(batched, bf16, fp32, strict=True):
+        assert member.dtype == torch.float32
+        assert (member.detach() - alone).abs().mean() < 0.5 * (alone - reference).abs().mean()
+
+
+def test_the_batched_step_copies_nothing_to_the_device_while_the_same_fits_step():
+    """The mask of the fits that step goes to the device only when it changes: a host-to-device copy syncs the
+    host with the GPU, and the step runs at every iteration (here on the `meta` device, whose copies are counted)."""
+
+    class HostToDevice(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.copies = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            host = [a for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor) and a.device.type == "cpu"]
+            from_lists = func in (torch.tensor, torch.as_tensor)
+            if isinstance(out, torch.Tensor) and out.device.type == "meta" and (host or from_lists):
+                self.copies += 1
+            return out
+
+    torch.manual_seed(0)
+    nets = [build_model("tiny", 3).to("meta") for _ in SEEDS]
+    stacked = StackedNets(nets, [FitSettings() for _ in SEEDS], torch.device("meta"))
+    for param in stacked.params.values():
+        param.grad = torch.zeros_like(param)
+    with HostToDevice() as counter:
+        for _ in range(3):
+            stacked.step([True, True, True])
+    assert counter.copies == 0
+    with HostToDevice() as counter:
+        for stepping in ([True, False, True], [True, False, True], [True, True, True]):
+            stacked.step(stepping)
+    assert counter.copies == 2  # once per change
 
 
 def test_a_batch_needs_one_architecture_and_precision():
