@@ -45,7 +45,9 @@ class AutocastUnderVmap(TorchFunctionMode):
     ran its convolutions in fp32. This mode casts them before `vmap` sees them (the fp32 master weights are cast, so
     their gradients are fp32), and runs BatchNorm of a bf16 input in fp32 and returns bf16, as the single fit's
     kernel does (`vmap`'s BatchNorm with stacked fp32 statistics takes no bf16 input). Every other op reaches
-    autocast as in a single fit. Outside autocast it changes nothing."""
+    autocast as in a single fit. One rounding stays apart, on every device: `vmap` adds a stacked bias after the
+    convolution (a second bf16 rounding) where a single fit's kernel adds it before rounding. Outside autocast it
+    changes nothing."""
 
     def __init__(self, device: torch.device) -> None:
         super().__init__()
