@@ -12,6 +12,7 @@ checkpoint is the one a single fit writes.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any
 
@@ -46,18 +47,14 @@ class AutocastUnderVmap(TorchFunctionMode):
     their gradients are fp32), and runs BatchNorm of a bf16 input in fp32 and returns bf16, as the single fit's
     kernel does (`vmap`'s BatchNorm with stacked fp32 statistics takes no bf16 input). Every other op reaches
     autocast as in a single fit. One rounding stays apart, on every device: `vmap` adds a stacked bias after the
-    convolution (a second bf16 rounding) where a single fit's kernel adds it before rounding. Outside autocast it
-    changes nothing."""
+    convolution (a second bf16 rounding) where a single fit's kernel adds it before rounding."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, dtype: torch.dtype) -> None:
         super().__init__()
-        enabled = torch.is_autocast_enabled(device.type)
-        self.dtype = torch.get_autocast_dtype(device.type) if enabled else None
+        self.dtype = dtype
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        if self.dtype is None:
-            return func(*args, **kwargs)
         if func in CONVOLUTIONS:
             args, kwargs = tree_map(self._cast, (args, kwargs))
         elif func is F.batch_norm and args[0].dtype == self.dtype:
@@ -66,6 +63,13 @@ class AutocastUnderVmap(TorchFunctionMode):
 
     def _cast(self, value: Any) -> Any:
         return value.to(self.dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+
+def autocast_under_vmap(device: torch.device) -> contextlib.AbstractContextManager:
+    """`AutocastUnderVmap` with autocast's dtype where autocast is on; nothing (no mode, no cost per op) elsewhere."""
+    if not torch.is_autocast_enabled(device.type):
+        return contextlib.nullcontext()
+    return AutocastUnderVmap(torch.get_autocast_dtype(device.type))
 
 
 class StackedNets:
@@ -99,7 +103,7 @@ class StackedNets:
         return functional_call(self.base, (params, buffers), (x,))
 
     def _outputs(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        with autocast(self.precision, self.device), AutocastUnderVmap(self.device):
+        with autocast(self.precision, self.device), autocast_under_vmap(self.device):
             outputs = self._run(self.params, self.buffers, torch.stack(inputs))
         return list(outputs.float().unbind(0))
 
