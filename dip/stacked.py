@@ -2,12 +2,12 @@
 
 `torch.func.stack_module_state` stacks the K nets' parameters and buffers; `vmap` over `functional_call` runs them in
 one call (PyTorch turns the batched convolutions into grouped ones). BatchNorm stays per fit and in training mode, its
-running statistics stacked like the parameters. Under autocast (bf16) the convolutions run in bf16 as in a single fit
-(`AutocastUnderVmap`). Adam is elementwise, so one update over the stack is each fit's own
-update; each fit keeps its own step count, learning rate and weight decay (Adam's L2 term, which Bayesian DIP's SGLD
-sets), and a fit that does not step (it backtracked, stopped or diverged) keeps its parameters and optimiser state as
-they were. Each fit's part is saved and loaded in the format of one `nn.Module` and one `torch.optim.Adam`, so its
-checkpoint is the one a single fit writes.
+running statistics stacked like the parameters. Under autocast (bf16) the nets compute as a single fit's
+(`AutocastUnderVmap`). Adam is elementwise, so one update over the stack is each fit's own update; each fit keeps its
+own step count, learning rate and weight decay (Adam's L2 term, which Bayesian DIP's SGLD sets), and a fit that does
+not step (it backtracked, stopped or diverged) keeps its parameters and optimiser state as they were. Each fit's part
+is saved and loaded in the format of one `nn.Module` and one `torch.optim.Adam`, so its checkpoint is the one a single
+fit writes.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
+from torch.nn.modules.utils import _pair
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_map
 
@@ -36,6 +37,53 @@ CONVOLUTIONS = frozenset(
 """The convolutions that autocast casts on every device where it sees them (`F.conv2d` is `torch.conv2d`)."""
 
 
+@torch.library.custom_op("dip::stacked_conv2d", mutates_args=())
+def stacked_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+) -> torch.Tensor:
+    """`torch.conv2d` with a bias, whose `vmap` (`_stacked_conv2d_rule`) adds the stacked bias inside the grouped
+    convolution, as one fit's kernel adds its bias: `vmap`'s own rule adds it after, one rounding more (in bf16)."""
+    return torch.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+
+def _stacked_conv2d_rule(
+    info: Any, in_dims: tuple, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *options: Any
+) -> tuple[torch.Tensor, int]:
+    """K convolutions as one with K × groups groups, each fit's bias in it: (N, K, C_out, H, W), batched on dim 1."""
+    stride, padding, dilation, groups = options
+    stacked = [
+        tensor.movedim(dim, 0) if dim is not None else tensor.expand(info.batch_size, *tensor.shape)
+        for tensor, dim in zip((x, weight, bias), in_dims[:3], strict=True)
+    ]
+    x, weight, bias = stacked[0].transpose(0, 1), stacked[1], stacked[2]  # x: (N, K, C_in, H, W)
+    grouped = x.reshape(x.shape[0], -1, *x.shape[3:])
+    out = torch.conv2d(
+        grouped, weight.flatten(0, 1), bias.flatten(), stride, padding, dilation, groups * info.batch_size
+    )
+    return out.unflatten(1, (info.batch_size, -1)), 1
+
+
+stacked_conv2d.register_vmap(_stacked_conv2d_rule)
+
+
+def _conv2d_arguments(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> tuple:
+    return input, weight, bias, stride, padding, dilation, groups
+
+
 class AutocastUnderVmap(TorchFunctionMode):
     """What autocast does to one fit's net, done to nets run under `vmap`.
 
@@ -46,8 +94,9 @@ class AutocastUnderVmap(TorchFunctionMode):
     ran its convolutions in fp32. This mode casts them before `vmap` sees them (the fp32 master weights are cast, so
     their gradients are fp32), and runs BatchNorm of a bf16 input in fp32 and returns bf16, as the single fit's
     kernel does (`vmap`'s BatchNorm with stacked fp32 statistics takes no bf16 input). Every other op reaches
-    autocast as in a single fit. One rounding stays apart, on every device: `vmap` adds a stacked bias after the
-    convolution (a second bf16 rounding) where a single fit's kernel adds it before rounding."""
+    autocast as in a single fit. `vmap`'s rule adds a stacked bias after the convolution, a second bf16 rounding on
+    every device, where a single fit's kernel adds it before rounding: a 2-D convolution with a bias (every conv of
+    the nets but the U-Net's transposed ones) runs as `stacked_conv2d`, whose rule adds it inside."""
 
     def __init__(self, dtype: torch.dtype) -> None:
         super().__init__()
@@ -57,6 +106,11 @@ class AutocastUnderVmap(TorchFunctionMode):
         kwargs = kwargs or {}
         if func in CONVOLUTIONS:
             args, kwargs = tree_map(self._cast, (args, kwargs))
+            if func is torch.conv2d:
+                x, weight, bias, stride, padding, dilation, groups = _conv2d_arguments(*args, **kwargs)
+                if bias is not None and not isinstance(padding, str):
+                    options = [list(_pair(option)) for option in (stride, padding, dilation)]
+                    return stacked_conv2d(x, weight, bias, *options, groups)
         elif func is F.batch_norm and args[0].dtype == self.dtype:
             return func(args[0].float(), *args[1:], **kwargs).to(self.dtype)
         return func(*args, **kwargs)
