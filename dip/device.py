@@ -7,8 +7,10 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import re
+import warnings
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -23,6 +25,15 @@ Precision = Literal["auto", "fp32", "tf32", "bf16", "fp16"]
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 """The precisions that run the forward pass under autocast; fp32 and tf32 run it in float32."""
 CPU_BF16_FEATURES = ("amx_bf16", "avx512_bf16")
+NOT_DETERMINISTIC_ON_CUDA = (
+    "the backward of reflection padding (the nets' pads, the deblurring operator's)",
+    "the backward of bilinear upsampling (the presets that upsample bilinearly)",
+)
+"""What `--deterministic` cannot make deterministic on CUDA: torch has no deterministic CUDA kernel for these ops of
+the fits here (`torch.use_deterministic_algorithms`, torch 2.13), so they run as they are; a run records which ran
+(`nondeterministic_kernels`)."""
+_NOT_DETERMINISTIC = re.compile(r"(\S+) does not have a deterministic implementation, but you set")
+"""torch's alert for a kernel without a deterministic implementation, under `warn_only`."""
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -69,13 +80,47 @@ def configure_threads(threads: int | None) -> None:
 
 
 def set_deterministic(enabled: bool) -> None:
-    """Ask torch for deterministic kernels (slower on CUDA; CPU kernels used here already are)."""
+    """Ask torch for deterministic kernels (slower on CUDA; CPU kernels used here already are). Ops without one on
+    CUDA (`NOT_DETERMINISTIC_ON_CUDA`) still run, nondeterministically (`warn_only`): `nondeterministic_kernels`
+    says which did."""
     if not enabled:
         return
     torch.use_deterministic_algorithms(True, warn_only=True)
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+@contextlib.contextmanager
+def nondeterministic_kernels() -> Iterator[list[str]]:
+    """The kernels that ran without a deterministic implementation while deterministic ones were asked for (torch's
+    `warn_only` alerts, e.g. `reflection_pad2d_backward_cuda`), each once, sorted; filled in when the block ends and
+    logged once. Other warnings pass on as they were."""
+    ran: list[str] = []
+    if not torch.are_deterministic_algorithms_enabled():
+        yield ran
+        return
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.filterwarnings("always", message=_NOT_DETERMINISTIC.pattern)  # each, not once per line
+            yield ran
+    finally:
+        for warning in caught:
+            if match := _NOT_DETERMINISTIC.match(str(warning.message)):
+                ran.append(match.group(1))
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        ran[:] = sorted(set(ran))
+        if ran:
+            log.warning("deterministic kernels were asked for, but these ran nondeterministically: %s", ", ".join(ran))
+
+
+def cuda_versions(device: torch.device) -> dict[str, Any]:
+    """The CUDA runtime torch was built with and the cuDNN it loaded (`torch.backends.cudnn.version()`'s number), for
+    records; None on other devices."""
+    if device.type != "cuda":
+        return {"cuda": None, "cudnn": None}
+    return {"cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
 
 
 def configure_cuda(device: torch.device, precision: str, *, autotune: bool = True) -> None:

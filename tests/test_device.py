@@ -8,9 +8,12 @@ import torch
 
 from dip.device import (
     CPU_BF16_FEATURES,
+    NOT_DETERMINISTIC_ON_CUDA,
     autocast,
     check_precision,
     cpu_bf16_features,
+    cuda_versions,
+    nondeterministic_kernels,
     resolve_precision,
     select_device,
     tune_cpu_allocator,
@@ -187,3 +190,57 @@ def test_a_checkpoint_of_another_kind_of_device_resumes_with_a_reseeded_noise_st
     resumed = fit(small_problem(), settings, fingerprint="a", checkpoint=checkpoint)
     assert resumed.resumed_from == 7 and resumed.iterations == 20 and torch.isfinite(resumed.output).all()
     assert "reg-noise stream is reseeded" in caplog.text
+
+
+def test_records_name_the_cuda_and_cudnn_a_cuda_fit_ran_with():
+    cuda = torch.device("cuda")
+    assert cuda_versions(torch.device("cpu")) == {"cuda": None, "cudnn": None}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.version, "cuda", "12.8")
+        patch.setattr(torch.backends.cudnn, "version", lambda: 91002)
+        assert cuda_versions(cuda) == {"cuda": "12.8", "cudnn": 91002}
+
+
+@pytest.fixture
+def deterministic_mode():
+    """Deterministic kernels asked for (`dip.device.set_deterministic`), and torch's global mode reset after."""
+    from dip.device import set_deterministic
+
+    set_deterministic(True)
+    yield
+    torch.use_deterministic_algorithms(False)
+
+
+def test_the_kernels_that_ran_nondeterministically_are_collected_once_and_other_warnings_pass(deterministic_mode):
+    """torch's `warn_only` alert (the CUDA backward of reflection padding and of bilinear upsampling raise it; the
+    same text from Python here) is collected, each kernel once; any other warning passes on."""
+    import warnings
+
+    from torch._prims_common import alert_not_deterministic
+
+    with pytest.warns(UserWarning, match="another warning"), nondeterministic_kernels() as ran:
+        for kernel in ("upsample_bilinear2d_backward_out_cuda", "reflection_pad2d_backward_cuda") * 2:
+            alert_not_deterministic(kernel)
+        warnings.warn("another warning", stacklevel=1)
+        assert ran == []  # filled in when the block ends
+    assert ran == ["reflection_pad2d_backward_cuda", "upsample_bilinear2d_backward_out_cuda"]
+
+
+def test_a_deterministic_run_records_what_it_could_not_make_deterministic(deterministic_mode, textured_rgb, capsys):
+    """record.json says what was asked and which kernels ran nondeterministically (none on the CPU); --help says
+    which ops stay nondeterministic on CUDA."""
+    import dip
+    from dip.cli import main
+
+    observation = dip.degrade(textured_rgb, "denoising", "25", seed=0)
+    asked = dip.restore(observation, arch="tiny", iterations=2, device="cpu", deterministic=True)
+    assert asked.record["deterministic"] == {"asked": True, "not_deterministic": []}
+    assert asked.record["cuda"] is None and asked.record["cudnn"] is None
+    torch.use_deterministic_algorithms(False)
+    plain = dip.restore(observation, arch="tiny", iterations=2, device="cpu")
+    assert plain.record["deterministic"] == {"asked": False, "not_deterministic": None}
+    with pytest.raises(SystemExit):
+        main(["restore", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(" ".join(op.split()) in help_text for op in NOT_DETERMINISTIC_ON_CUDA)
+    assert "deterministic.not_deterministic" in help_text

@@ -21,7 +21,8 @@ from dip.tasks import Observation, Operator, operator_for
 if TYPE_CHECKING:
     import torch
 
-    from dip.fit import FitResult, FitSettings
+    from dip.fit import FitResult
+    from dip.fit_settings import FitSettings
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,12 @@ def restore(
     """Restore an observation with Deep Image Prior.
 
     `arch`: a preset name or a model spec (default: the authors' net for the task and level). `settings`: fields of
-    `dip.fit.FitSettings` (None: its default); those the task's paper values cover (`FIT_OVERRIDES`) default to them.
-    `smoke_iterations` caps the iterations and marks the record. With `checkpoint`, the fit saves and resumes its
-    state there; with `out`, restored.png, trace.csv, the frames and record.json are written, and the checkpoint is
-    deleted once they are.
+    `dip.fit_settings.FitSettings` (None: its default); those the task's paper values cover (`FIT_OVERRIDES`)
+    default to them. `smoke_iterations` caps the iterations and marks the record. With `checkpoint`, the fit saves
+    and resumes its state there; with `out`, restored.png, trace.csv, the frames and record.json are written, and the
+    checkpoint is deleted once they are.
     """
+    from dip.device import nondeterministic_kernels
     from dip.models import resolve_spec
     from dip.restoration import restore as fit_observation
 
@@ -66,20 +68,21 @@ def restore(
     spec = resolve_spec(arch if arch is not None else operator.paper_preset)
     fit_settings = settings_for(operator, settings, smoke_iterations)
     device_, gpu_slot, fit_settings, precision_record = prepare_device(device, fit_settings, threads, deterministic)
-    result, facts = fit_observation(
-        observation,
-        operator,
-        spec,
-        fit_settings,
-        device=device_,
-        checkpoint=checkpoint,
-        stop_event=stop_event,
-        use_ground_truth=use_ground_truth,
-        progress=progress,
-    )
+    with nondeterministic_kernels() as nondeterministic:
+        result, facts = fit_observation(
+            observation,
+            operator,
+            spec,
+            fit_settings,
+            device=device_,
+            checkpoint=checkpoint,
+            stop_event=stop_event,
+            use_ground_truth=use_ground_truth,
+            progress=progress,
+        )
     variant = variant or spec.get("preset") or spec["arch"]
     fit_record = record_of_fit(result, fit_settings, facts)
-    device_record = record_of_device(device_, gpu_slot, precision_record)
+    device_record = record_of_device(device_, gpu_slot, precision_record, deterministic, nondeterministic)
     cost = meter.finish(device_)
     record = run_record(observation, spec, variant, method, fit_record, smoke_iterations, device_record, **cost)
     return finish_run(result, record, out)
@@ -113,7 +116,7 @@ def run_record(
 def settings_for(operator: Operator, given: dict[str, Any], smoke_iterations: int | None) -> FitSettings:
     """The fit's settings: those given, over the task's paper values and its known noise σ; `smoke_iterations` caps
     the iterations."""
-    from dip.fit import FitSettings
+    from dip.fit_settings import FitSettings
 
     given = {key: value for key, value in given.items() if value is not None}
     merged = {**operator.paper_fit(), "noise_sigma": operator.noise_sigma, **given}
@@ -162,13 +165,22 @@ def prepare_device(
     return device_, gpu_slot, ran, {"asked": settings.precision, "ran": precision, "why": why}
 
 
-def record_of_device(device: torch.device, gpu_slot: int | None, precision: dict[str, str]) -> dict[str, Any]:
-    """The part of a run record that tells where and how the fit ran."""
-    from dip.device import describe_device
+def record_of_device(
+    device: torch.device,
+    gpu_slot: int | None,
+    precision: dict[str, str],
+    deterministic: bool,
+    nondeterministic: list[str],
+) -> dict[str, Any]:
+    """The part of a run record that tells where and how the fit ran (and the kernels that ran nondeterministically
+    though `deterministic` asked otherwise: `dip.device.nondeterministic_kernels`)."""
+    from dip.device import cuda_versions, describe_device
 
     return {
         "precision": precision,
         "device": describe_device(device),
+        **cuda_versions(device),
+        "deterministic": {"asked": deterministic, "not_deterministic": nondeterministic if deterministic else None},
         "gpu_slot": gpu_slot,
     }
 

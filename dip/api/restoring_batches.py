@@ -27,7 +27,8 @@ from dip.tasks import Observation, Operator, operator_for
 if TYPE_CHECKING:
     import torch
 
-    from dip.fit import FitResult, FitSettings
+    from dip.fit import FitResult
+    from dip.fit_settings import FitSettings
 
 
 @dataclass
@@ -84,6 +85,8 @@ def restore_batch(
     each fit writes its run directory under `out` (`run_name`; its checkpoint likewise under the directory
     `checkpoint`), as `restore` would. Returns each fit (observations × seeds, in that order) with its restoration,
     or the error that ended it alone."""
+    from dip.device import nondeterministic_kernels
+
     meter = CostMeter()
     _check_seeds(seeds, settings)
     planned: list[tuple[Path, dict[str, Any], _BatchMember | DipError]] = []
@@ -114,8 +117,10 @@ def restore_batch(
     )
     for member in ready:
         member.settings = replace(member.settings, precision=ran.precision, channels_last=ran.channels_last)
-    results = _fit_batches(ready, device_, use_ground_truth, stop_event, progress)
-    device_record = record_of_device(device_, gpu_slot, precision_record)  # once: it may query the GPU
+    with nondeterministic_kernels() as nondeterministic:
+        results = _fit_batches(ready, device_, use_ground_truth, stop_event, progress)
+    # once for the batch: it may query the GPU
+    device_record = record_of_device(device_, gpu_slot, precision_record, deterministic, nondeterministic)
     cost = _shared_cost(meter.finish(device_), len(ready))
     fits: list[BatchFit] = []
     for run_dir, identity, member in planned:
