@@ -80,12 +80,13 @@ def configure_threads(threads: int | None) -> None:
 
 
 def set_deterministic(enabled: bool) -> None:
-    """Ask torch for deterministic kernels (slower on CUDA; CPU kernels used here already are). Ops without one on
-    CUDA (`NOT_DETERMINISTIC_ON_CUDA`) still run, nondeterministically (`warn_only`): `nondeterministic_kernels`
-    says which did."""
+    """Ask torch for deterministic kernels (slower on CUDA; CPU kernels used here already are), or, not enabled, for
+    its default kernels again (the mode is the process's: an earlier fit's must not carry over). Ops without a
+    deterministic kernel on CUDA (`NOT_DETERMINISTIC_ON_CUDA`) still run, nondeterministically (`warn_only`):
+    `nondeterministic_kernels` says which did."""
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
     if not enabled:
         return
-    torch.use_deterministic_algorithms(True, warn_only=True)
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

@@ -244,3 +244,12 @@ def test_a_deterministic_run_records_what_it_could_not_make_deterministic(determ
     help_text = " ".join(capsys.readouterr().out.split())
     assert all(" ".join(op.split()) in help_text for op in NOT_DETERMINISTIC_ON_CUDA)
     assert "deterministic.not_deterministic" in help_text
+
+
+def test_a_fit_without_deterministic_kernels_after_one_with_them_gets_the_default_kernels(deterministic_mode):
+    """torch's deterministic mode is the process's: a later fit that does not ask for it turns it off again."""
+    from dip.device import set_deterministic
+
+    assert torch.are_deterministic_algorithms_enabled()
+    set_deterministic(False)
+    assert not torch.are_deterministic_algorithms_enabled()
