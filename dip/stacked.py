@@ -47,6 +47,8 @@ class StackedNets:
         self.steps = torch.zeros(self.size, dtype=torch.float64, device=device)
         self.exp_avg = {name: torch.zeros_like(p) for name, p in self.params.items()}
         self.exp_avg_sq = {name: torch.zeros_like(p) for name, p in self.params.items()}
+        self.masks: dict[tuple[bool, ...], torch.Tensor] = {}
+        """Which fits step, on the device, by pattern: made once each (a copy to a GPU waits for it)."""
         self.param_groups = [
             torch.optim.Adam(nets[0].parameters(), lr=s.lr, weight_decay=s.weight_decay).state_dict()["param_groups"][0]
             for s in settings
@@ -69,7 +71,9 @@ class StackedNets:
     @torch.no_grad()
     def step(self, stepping: list[bool]) -> None:
         """Adam (as `torch.optim.Adam` computes it) for the fits marked True."""
-        mask = torch.tensor(stepping, device=self.device)
+        mask = self.masks.get(tuple(stepping))
+        if mask is None:
+            mask = self.masks[tuple(stepping)] = torch.tensor(stepping, device=self.device)
         self.steps = torch.where(mask, self.steps + 1, self.steps)
         beta1, beta2 = BETAS
         step_size = (self.lr / (1 - beta1**self.steps)).float()
