@@ -88,8 +88,8 @@ class Log:
     """The device of each tensor whose value was read."""
     uploads: list[tuple[int, ...]] = field(default_factory=list)
     """The shape of each CPU tensor copied to the GPU."""
-    saved: list[dict[str, torch.device]] = field(default_factory=list)
-    """For each `torch.save`: the device of each tensor saved, by its path in the saved object."""
+    saved: list[dict[str, tuple[torch.device, torch.dtype]]] = field(default_factory=list)
+    """For each `torch.save`: the device and dtype of each tensor saved, by its path in the saved object."""
     generators: list[torch.device] = field(default_factory=list)
     """The device of each `torch.Generator` made."""
 
@@ -101,9 +101,9 @@ class Log:
 class FakeCudaMode(FakeTensorMode):
     """`FakeTensorMode` whose host reads return placeholders (`HOST_VALUES`), logged with the transfers."""
 
-    def __init__(self, log: Log) -> None:
+    def __init__(self, log: Log, values: dict[str, Any]) -> None:
         super().__init__(allow_non_fake_inputs=True)
-        self.log = log
+        self.log, self.values = log, values
 
     @property
     def avoid_device_init(self) -> bool:
@@ -115,8 +115,8 @@ class FakeCudaMode(FakeTensorMode):
             (tensor,) = args
             self.log.host_reads.append(tensor.device.type)
             if tensor.dtype == torch.bool:
-                return HOST_VALUES["bool"]
-            return HOST_VALUES[tensor.device.type] if tensor.dtype.is_floating_point else HOST_VALUES["int"]
+                return self.values["bool"]
+            return self.values[tensor.device.type] if tensor.dtype.is_floating_point else self.values["int"]
         result = super().__torch_dispatch__(func, types, args, kwargs)
         if func in (torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default):
             source = args[1] if func is torch.ops.aten.copy_.default else args[0]
@@ -189,11 +189,11 @@ def save_stand_in(log: Log, real_save: Any) -> Any:
     """`torch.save` that writes zeros in place of fake tensors (same shape and dtype) and logs their devices."""
 
     def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
-        devices: dict[str, torch.device] = {}
+        devices: dict[str, tuple[torch.device, torch.dtype]] = {}
 
         def real(path: str, value: Any) -> Any:
             if isinstance(value, torch.Tensor):
-                devices[path] = value.device
+                devices[path] = (value.device, value.dtype)
                 with unset_fake_temporarily():
                     return torch.zeros(value.shape, dtype=value.dtype)
             if isinstance(value, dict):
@@ -211,9 +211,9 @@ def save_stand_in(log: Log, real_save: Any) -> Any:
 
 
 @contextlib.contextmanager
-def fake_cuda(guard: ctypes.CDLL) -> Iterator[Log]:
+def fake_cuda(guard: ctypes.CDLL, **values: Any) -> Iterator[Log]:
     """Run the body as on one CUDA GPU of compute capability 8.0: its tensors fake, CUDA's queries answered, the
-    stand-ins above in place; yields the log of what the fake GPU saw."""
+    stand-ins above in place; yields the log of what the fake GPU saw. `values` replace some of `HOST_VALUES`."""
     log = Log()
     if not guard.dip_fake_cuda_guard(1):
         raise RuntimeError("this torch has a CUDA device guard of its own: run the gpu tier instead")
@@ -233,7 +233,7 @@ def fake_cuda(guard: ctypes.CDLL) -> Iterator[Log]:
         with contextlib.ExitStack() as stack:
             for patch in patches:
                 stack.enter_context(patch)
-            stack.enter_context(FakeCudaMode(log))
+            stack.enter_context(FakeCudaMode(log, {**HOST_VALUES, **values}))
             yield log
     finally:
         guard.dip_fake_cuda_guard(0)
