@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -256,17 +257,25 @@ def test_stacked_fits_with_every_option_keep_their_state_on_the_gpu(guard, tmp_p
     assert host_paths(log.saved[-1]) == HOST_STATE
 
 
-def test_a_checkpoint_written_on_the_cpu_resumes_onto_the_gpu(guard, tmp_path) -> None:
+@pytest.mark.parametrize("stacked", [False, True], ids=["single", "stacked"])
+def test_a_checkpoint_written_on_the_cpu_resumes_onto_the_gpu(guard, tmp_path, stacked) -> None:
     """`map_location`: the state of a CPU fit (average, stopping rule, watchers, snapshot, Adam) comes back on the
-    GPU, and the resumed fit mixes it with its CUDA outputs."""
+    GPU, Adam's step counts on the host, and the resumed fit (alone or in a stack) mixes it with its CUDA outputs."""
     checkpoint = tmp_path / "fit.ckpt"
     settings = every_option(frames=0)
     first = fit(tiny_problem(), replace(settings, iterations=2), checkpoint=checkpoint, progress=False)
     assert first.iterations == 2 and checkpoint.exists()
-    problem = tiny_problem()
+    checkpoints = [checkpoint] + ([shutil.copy(checkpoint, tmp_path / "copy.ckpt")] if stacked else [])
+    problems = [tiny_problem() for _ in checkpoints]
     with fake_cuda(guard) as log:
-        result = fit(on_cuda(problem), settings, checkpoint=checkpoint, progress=False)
-    assert result.resumed_from == 2 and result.iterations == 4
+        problems = [on_cuda(problem) for problem in problems]
+        if stacked:
+            results = fit_batch(problems, [settings] * 2, checkpoints=checkpoints, progress=False)
+        else:
+            results = [fit(problems[0], settings, checkpoint=checkpoint, progress=False)]
+    for result in results:
+        assert not isinstance(result, Exception), result
+        assert result.resumed_from == 2 and result.iterations == 4
     assert host_paths(log.saved[-1]) == HOST_STATE - {"frames/*/pixels"}
 
 
