@@ -15,8 +15,9 @@ torch's CPU-only build lacks four things a CUDA fit touches; each is stood in fo
   zero gradient of the leaf's own device and dtype (what autograd guarantees); the forward graph is the real one.
 
 Reading a fake tensor's value (`.item()`, `float()`, `bool()`, `.tolist()`) returns a placeholder (`HOST_VALUES`) and
-is logged as a host read with its device: the tier counts the fit's GPU syncs.
-`torch.save` writes zeros of each fake tensor's shape and dtype and logs each tensor's device.
+is logged as a host read with its device: the tier counts the fit's GPU syncs. Two limits of fake tensors themselves
+are stood in for too: `torch.save` writes zeros of each fake tensor's shape and dtype (and logs its device and dtype),
+and `Module.to` swaps fake parameters even where the fake mode's memo refers to them weakly.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from unittest import mock
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, unset_fake_temporarily
-from torch.utils._pytree import tree_map
 
 CUDA = torch.device("cuda", 0)
 CAPABILITY = (8, 0)
@@ -237,16 +237,3 @@ def fake_cuda(guard: ctypes.CDLL, **values: Any) -> Iterator[Log]:
             yield log
     finally:
         guard.dip_fake_cuda_guard(0)
-
-
-def devices_of(value: Any) -> set[str]:
-    """The device types of the tensors in a (nested) value."""
-    found: set[str] = set()
-
-    def visit(item: Any) -> Any:
-        if isinstance(item, torch.Tensor):
-            found.add(item.device.type)
-        return item
-
-    tree_map(visit, value)
-    return found
