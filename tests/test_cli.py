@@ -226,6 +226,7 @@ def test_interrupted_restore_resumes_to_the_same_result(tiny_png, tmp_path):
     obs = tmp_path / "obs"
     run_dip("degrade", tiny_png, "--task", "denoising", "--level", "25", "--out", obs)
     common = ["--arch", "tiny", "--iterations", "300", "--checkpoint-every", "10", "--threads", "1", "--quiet"]
+    common += ["--device", "cpu"]  # bit-exact there, whatever else the host has
     run_dip("restore", obs, *common, "--out", tmp_path / "reference")
 
     checkpoint = tmp_path / "ckpt" / "fit.pt"
@@ -273,7 +274,7 @@ def test_restore_refuses_an_unwritable_destination_before_fitting(
 def test_outputs_that_cannot_be_written_keep_the_final_checkpoint(tiny_png, tmp_path, capsys, monkeypatch, fit_args):
     """The same command run again resumes at the end: no more iterations, the uninterrupted run's bytes."""
     obs = degrade(tiny_png, tmp_path / "obs")
-    common = ["--arch", "tiny", "--iterations", 40, *fit_args, "--quiet"]
+    common = ["--arch", "tiny", "--iterations", 40, *fit_args, "--quiet", "--device", "cpu"]  # bit-exact there
     assert run_dip("restore", obs, *common, "--out", tmp_path / "reference") == 0
     checkpoint = tmp_path / "ckpt" / "fit.pt"
     command = ["restore", obs, *common, "--checkpoint", checkpoint, "--out", tmp_path / "run"]
