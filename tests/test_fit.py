@@ -145,8 +145,8 @@ class BlindFor(nn.Module):
     Blind for W − 1 calls, the outputs of iterations 0 … W − 1 are one image: ES-WMV's first full window (iteration
     W − 1) has a variance of rounding alone, and every later window holds outputs of a fit that moves (measured on
     `small_problem` with windows of 5 and 10: ≤ 2e-8 against ≥ 6e-6, 300× more): the rule picks iteration W − 1 and
-    fires `patience` iterations later, whatever the rounding. ES-EMV's statistic is exactly 0 while the outputs repeat (δ = 0): blind for one call, it picks
-    iteration 1."""
+    fires `patience` iterations later, whatever the rounding. ES-EMV's statistic is exactly 0 while the outputs
+    repeat (δ = 0): blind for one call or more, it picks iteration 1."""
 
     def __init__(self, calls: int) -> None:
         super().__init__()
