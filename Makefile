@@ -19,7 +19,7 @@ JOBS ?= auto
 ARGS ?=
 # the tests of the fit and what runs it, which test-isa runs under other CPUs' kernels
 ISA_TESTS ?= tests/test_fit.py tests/test_fit_checkpoint_format.py tests/test_fit_variants.py tests/test_batched.py \
-	tests/test_stopping.py tests/test_frames.py tests/test_api.py tests/test_combine.py
+	tests/test_stopping.py tests/test_frames.py tests/test_api.py tests/test_combine.py tests/test_failures.py
 
 BIN := $(abspath $(VENV))/bin
 # Jobs and the workflow call `dip`: the environment's scripts come first, whether or not it is activated.
