@@ -85,11 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         record = failure_record(args.command, error, args.record_failure, identity(args))
         try:
             return 0 if args.module.record_failure(args, record) else error.exit_code
-        except OutputRefused as refusal:
-            print(f"dip {args.command}: error: {refusal}", file=sys.stderr)
-            return error.exit_code
-        except OSError as write_error:
-            print(f"dip {args.command}: error: cannot write the failure record: {write_error}", file=sys.stderr)
+        except DipError as refusal:  # refused (another command writes there meanwhile), or cannot be written
+            print(f"dip {args.command}: error: failure record not written: {refusal}", file=sys.stderr)
             return error.exit_code
     except KeyboardInterrupt:
         print(f"dip {args.command}: interrupted", file=sys.stderr)
