@@ -61,7 +61,12 @@ def locked(target: Path | None, option: str = "--out") -> Iterator[None]:
         _remove_empty(made)
         raise
     try:
-        _recover(target)
+        try:
+            _recover(target)
+        except OSError as error:
+            raise OutputError(
+                f"{option} {target}: cannot remove what an interrupted command left ({error.strerror or error})"
+            ) from None
         yield
     finally:
         with contextlib.suppress(OSError):
