@@ -3,10 +3,16 @@ before any work, refuses a bad one in one line (exit 2), and leaves every file t
 
 from __future__ import annotations
 
+import builtins
+import errno
 import hashlib
+import io
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -459,7 +465,7 @@ LOCKED = {  # each output path a command locks: (command, option)
     (command, option)
     for command, argv in REPLACING.items()
     for option in ("--out", "--checkpoint", "--traces-out")
-    if option in argv and command != "render"  # render writes a shared folder, file by file (see below)
+    if option in argv and command != "render"  # the tasks render into one folder at once, file by file: no lock
 }
 LEFTOVER = r"\..+\.([0-9a-f]{32}\.(tmp|old)|dip-lock)"
 """What an interrupted command leaves beside its output (`dip.replacing`): a folder or file built part-way, an old
@@ -475,15 +481,12 @@ def output_of(argv: tuple[str, ...], option: str = "--out") -> str:
 
 
 def leftovers(root: Path) -> list[str]:
-    import re
 
     return sorted(str(path.relative_to(root)) for path in root.rglob("*") if re.fullmatch(LEFTOVER, path.name))
 
 
 def writes_refused_by_a_full_disk(root: Path):
     """`open` where every file opened for writing under `root` is created but nothing fits in it (ENOSPC)."""
-    import builtins
-    import errno
 
     real_open = builtins.open
 
@@ -502,9 +505,6 @@ def test_a_full_disk_is_one_line_and_every_earlier_file_keeps_its_bytes(work, ca
     """On a full disk (ENOSPC on every file written, injected), each command replacing its earlier output says so in
     one line (exit 2, no traceback) and leaves every file as it was: the old run, observation, summary and traces,
     report, viewer and export, and no part of the new one."""
-    import builtins
-    import io
-
     opening = writes_refused_by_a_full_disk(work)
     monkeypatch.setattr(builtins, "open", opening)
     monkeypatch.setattr(io, "open", opening)
@@ -514,7 +514,6 @@ def test_a_full_disk_is_one_line_and_every_earlier_file_keeps_its_bytes(work, ca
 @pytest.fixture
 def full_disk(made: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A copy of `made` on a tmpfs of its own (the working directory), then filled up to its last byte."""
-    import subprocess
 
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (CI runs the tests as root)")
@@ -570,19 +569,19 @@ KILLED = """
 import contextlib, os, sys
 import dip.io
 
-real, written = dip.io.atomic_file, []
+real, started = dip.io.atomic_file, []
 
 
 @contextlib.contextmanager
-def then_killed(path):
+def killed_at_the_nth(path):
+    started.append(path)
+    if len(started) == int(sys.argv[1]):
+        os.kill(os.getpid(), 9)
     with real(path) as handle:
         yield handle
-    written.append(path)
-    if len(written) == int(sys.argv[1]):
-        os.kill(os.getpid(), 9)
 
 
-dip.io.atomic_file = then_killed
+dip.io.atomic_file = killed_at_the_nth
 from dip.cli import main
 
 main(sys.argv[2:])
@@ -591,33 +590,35 @@ main(sys.argv[2:])
 
 def visible(root: Path) -> dict[str, str]:
     """`snapshot` but for what an interrupted command leaves beside its output."""
-    import re
 
     return {path: digest for path, digest in snapshot(root).items() if not re.search(LEFTOVER, path)}
 
 
 @pytest.mark.parametrize(
-    ("argv", "files"),
+    ("argv", "file"),
     [
-        (REPLACING["degrade"], 1),  # killed once observed.png is written, before clean.png and observation.json
-        (("degrade", "img/astronaut.png", "--task", "denoising", "--level", "50", "--out", "obs_new"), 1),
-        (("datasets", "export", "skimage-samples", "--images", "coffee", "rocket", "--crop", 64, "--out", "img"), 1),
-        (("datasets", "export", "skimage-samples", "--crop", 64, "--out", "img_new"), 3),  # with no sources.json
-        (REPLACING["restore"], 1),  # killed between restored.png and record.json
-        (("baseline", "obs", "--method", "tv", "--out", "run_new"), 1),  # a folder holding only restored.png
-        (REPLACING["aggregate"], 1),  # the summary written, the traces not
+        (REPLACING["degrade"], 2),  # observed.png written, clean.png and observation.json not
+        (("degrade", "img/astronaut.png", "--task", "denoising", "--level", "50", "--out", "obs_new"), 2),
+        (("datasets", "export", "skimage-samples", "--images", "coffee", "rocket", "--crop", 64, "--out", "img"), 2),
+        (("datasets", "export", "skimage-samples", "--crop", 64, "--out", "img_new"), 3),  # 2 images, no sources.json
+        (REPLACING["restore"], 2),  # restored.png written, record.json not
+        (("baseline", "obs", "--method", "tv", "--out", "run_new"), 2),  # the same: a folder holding only restored.png
+        (("aggregate", "m.json", "m1.json", "--out", "s.csv", "--traces-out", "t.csv"), 2),  # the new summary written
     ],
     ids=["degrade over obs", "degrade", "export over img", "export", "restore over run", "baseline", "aggregate"],
 )
-def test_a_killed_command_leaves_its_earlier_output_whole_and_its_rerun_replaces_it(work, argv, files):
-    """A command killed (SIGKILL: no clean-up runs) after `files` files of its output leaves every earlier file as it
-    was and nothing at a new output path; the same command run again succeeds, and leaves nothing of the first."""
-    import subprocess
-    import sys
+def test_a_killed_command_leaves_its_earlier_output_whole_and_its_rerun_replaces_it(work, argv, file):
+    """A command killed (SIGKILL: no clean-up runs) as it starts the `file`-th file of its output leaves every earlier
+    file as it was and nothing at a new output path; the same command run again succeeds, and leaves nothing of the
+    first."""
+    from dip import datasets
 
+    for name in datasets.list_images("skimage-samples"):  # each sample in the cache: an export writes only its own
+        datasets.image_path("skimage-samples", name)
+    assert run_dip("evaluate", "run_dip1", "--observation", "obs", "--out", "m1.json") == 0
     argv = tuple(str(arg) for arg in argv)
     before = visible(work)
-    killed = subprocess.run([sys.executable, "-c", KILLED, str(files), *argv], cwd=work, capture_output=True)
+    killed = subprocess.run([sys.executable, "-c", KILLED, str(file), *argv], cwd=work, capture_output=True)
     assert killed.returncode == -9, killed.stderr.decode()[-2000:]
     assert visible(work) == before
     assert leftovers(work)  # what the kill left: the part built, the lock file
@@ -628,9 +629,6 @@ def test_a_killed_command_leaves_its_earlier_output_whole_and_its_rerun_replaces
 def test_a_kill_between_the_two_renames_of_a_swap_loses_nothing(work):
     """Killed after it moved the old output aside and before it moved the new one in, a command leaves both whole;
     run again, it puts the old one back and then replaces it."""
-    import subprocess
-    import sys
-
     script = """
 import os, sys
 from pathlib import Path
@@ -677,9 +675,6 @@ def test_a_command_on_an_output_another_is_writing_is_refused(work, capsys, comm
 def test_the_lock_is_held_by_another_process_until_it_ends(work, capsys):
     """Held by another process, the lock refuses the command with that process's pid; once it ends, however it
     ends, the command runs."""
-    import subprocess
-    import sys
-
     holder = subprocess.Popen(
         [
             sys.executable,

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         if traces_out is not None:
             traces = read_traces(summary)
             tables[traces_out] = traces.to_csv(index=False).encode()
-        write_all(tables)  # both or neither: a full disk leaves the earlier summary and traces as they were
+        write_all(tables)  # both written before either replaces its file: a full disk leaves both as they were
     print(f"{len(summary)} runs -> {out}")
     if traces_out is not None:
         print(f"{len(traces)} trace rows -> {traces_out}")
