@@ -511,6 +511,17 @@ def test_a_full_disk_is_one_line_and_every_earlier_file_keeps_its_bytes(work, ca
     refused(work, capsys, argv_of(command), "No space left on device")
 
 
+@pytest.mark.parametrize("command", ["degrade", "restore", "baseline", "datasets export"])
+def test_a_full_disk_with_record_failure_is_still_one_line(work, capsys, monkeypatch, command):
+    """A command that cannot write its output nor, then, its failure record (`--record-failure`) says both in one
+    line, exit 2, and leaves every file as it was."""
+    opening = writes_refused_by_a_full_disk(work)
+    monkeypatch.setattr(builtins, "open", opening)
+    monkeypatch.setattr(io, "open", opening)
+    argv = (*argv_of(command), "--record-failure", "job.log")
+    refused(work, capsys, argv, "(failure record not written: cannot write")
+
+
 @pytest.fixture
 def full_disk(made: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A copy of `made` on a tmpfs of its own (the working directory), then filled up to its last byte."""
