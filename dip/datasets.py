@@ -24,7 +24,7 @@ import requests
 import skimage.data
 
 from dip.errors import ConfigError, DipError, ImageError
-from dip.io import read_image, write_image
+from dip.io import read_image, write_atomically, write_image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 DOWNLOAD_RETRIES = 2
@@ -367,11 +367,14 @@ def _download_errors(dataset: Dataset, url: str, sha256: str) -> Iterator[None]:
         ) from None
 
 
-def record_sources(out: Path, sources: dict[str, str]) -> None:
-    """Record in OUT/sources.json which file each exported image copies, so that messages name the user's file."""
-    path = out / SOURCES_FILE
+def record_sources(folder: Path, sources: dict[str, str], earlier: Path) -> None:
+    """Record in FOLDER/sources.json which file each exported image copies, so that messages name the user's file,
+    with those of the export at `earlier` that the new one adds to."""
+    path = earlier / SOURCES_FILE
     known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    path.write_text(json.dumps({**known, **sources}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_atomically(
+        folder / SOURCES_FILE, (json.dumps({**known, **sources}, indent=2, sort_keys=True) + "\n").encode()
+    )
 
 
 def exported_source(image: Path) -> str:

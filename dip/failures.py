@@ -35,10 +35,11 @@ def failure_record(stage: str, error: DipError, log: str | None, identity: dict[
 
 
 def write_failure(directory: Path, record: dict[str, Any]) -> Path:
-    """Write `record` as DIRECTORY/failure.json (creating the directory)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write `record` as DIRECTORY/failure.json (creating the directory), whole or not at all."""
+    from dip.io import write_atomically
+
     path = directory / FAILURE
-    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_atomically(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     return path
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +17,7 @@ import torch
 from dip.device import autocast
 from dip.errors import DivergenceError, OutputError
 from dip.fit_settings import FitSettings
+from dip.io import atomic_file
 from dip.stopping import make_stopping_rule
 
 log = logging.getLogger(__name__)
@@ -323,16 +323,13 @@ def resume_generator(generator: torch.Generator, saved: torch.Tensor, reseed: in
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a killed job never leaves a half-written checkpoint."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as handle:  # an OSError, which torch.save(state, tmp) would turn into a RuntimeError
+    """Write atomically, through a temporary file of a unique name (`dip.io.atomic_file`): a killed job never leaves a
+    half-written checkpoint, nor one whose temporary file another fit's would overwrite."""
+    with atomic_file(path) as handle:
+        try:  # to a handle: an OSError, which torch.save(state, path) would turn into a RuntimeError
             torch.save(state, handle)
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot save the checkpoint {path} ({error.strerror or error})") from None
+        except OSError as error:
+            raise OutputError(f"cannot save the checkpoint {path} ({error.strerror or error})") from None
 
 
 def load_checkpoint(path: Path, device: torch.device, fingerprint: str) -> tuple[dict[str, Any] | None, Path | None]:

@@ -6,19 +6,21 @@ Images are float32 ``(H, W, C)`` arrays with ``C in (1, 3)`` and values in ``[0,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import uuid
 import zlib
+from collections.abc import Iterator, Mapping
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import numpy as np
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
-from dip.errors import ConfigError, ImageError
+from dip.errors import ConfigError, ImageError, OutputError
 
 if TYPE_CHECKING:  # torch is imported by the two converters only, so that image I/O starts fast
     import torch
@@ -239,30 +241,48 @@ def _png16_bytes(pixels: np.ndarray) -> bytes:
     )
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, so a crash never leaves a partial file at ``path`` and a reader
-    (another command checking the folder) sees the old file or the whole new one, never a part.
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A file to write `path` through: a new temporary file of a unique name in the same folder, which replaces `path`
+    once the body ends without an error (else it is removed). A crash never leaves a partial file at `path`, and a
+    reader (another command checking the folder) sees the old file or the whole new one, never a part. An `OSError`
+    (a full disk) becomes one `OutputError` naming `path`.
 
     The file gets the usual permissions (0o666 less the umask), not the 0o600 of `tempfile.mkstemp`.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with tmp.open("xb") as f:
-            f.write(data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("xb") as handle:
+            yield handle
         os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path} ({error.strerror or error})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
-    """Write each file (name → bytes) into `folder`, atomically: a command checking the folder meanwhile (another
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` whole or not at all (`atomic_file`)."""
+    with atomic_file(path) as handle:
+        handle.write(data)
+
+
+def write_all(files: Mapping[Path, bytes]) -> list[Path]:
+    """Write each file (path → bytes) whole or not at all, and all of them or none: each is written to a temporary
+    file first, and only once every one is do they replace their paths. A command checking a folder meanwhile (another
     task's `dip render`, `dip.outputs`) sees each file whole or not at all. Returns the paths."""
-    paths = [folder / name for name in files]
-    for path, data in zip(paths, files.values(), strict=True):
-        write_atomically(path, data)
-    return paths
+    with contextlib.ExitStack() as stack:
+        for path, data in files.items():
+            stack.enter_context(atomic_file(path)).write(data)
+    return list(files)
+
+
+def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
+    """Write each file (name → bytes) into `folder` (`write_all`). Returns the paths."""
+    return write_all({folder / name: data for name, data in files.items()})
 
 
 def read_mask(path: PathLike, shape_hw: tuple[int, int] | None = None) -> np.ndarray:

@@ -6,8 +6,9 @@ observation's `observation.json`, a viewer's data file, an export's `sources.jso
 summary's columns, a checkpoint's archive, the failure record a command left in its folder). Anything else is
 refused in one line naming the path and what is there: another kind's folder or file, a file where a folder goes, a
 path under a file or inside another command's folder, one of the command's own inputs, the working directory, an
-empty path. Replacing a folder removes only the files its kind writes (`clear`); nothing a command did not write is
-ever deleted.
+empty path. A command writes its output under a lock, builds it beside the target and moves it in whole
+(`dip.replacing`); replacing a folder drops only the files its kind writes; nothing a command did not write is ever
+deleted.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ from dip.layout import (
 )
 
 PathLike = str | os.PathLike[str]
-TOLERATED = re.compile(r"\.snakemake_timestamp|\..+\.[0-9a-f]{32}\.tmp")
-"""Names any folder of ours may hold: Snakemake's timestamp of a directory output, and the temporary file of an
-atomic write cut short (`dip.io`), which a new write replaces."""
+TOLERATED = re.compile(r"\.snakemake_timestamp|\..+\.[0-9a-f]{32}\.tmp|\..+\.dip-lock")
+"""Names any folder of ours may hold: Snakemake's timestamp of a directory output, the temporary file of an atomic
+write cut short (`dip.io`), which a new write replaces, and the lock of a file being written (`dip.replacing`)."""
 RENDERED = "dip render"
 """The mark of what `dip render` writes (a comment in a table, the HTML page's generator, a PNG's Software), by which
 it knows the files it may replace."""
@@ -57,7 +58,7 @@ class Kind:
     owns: Callable[[Path], bool]
     """Whether an existing path holds this kind's output (a folder: its marker; a file: its content)."""
     files: Callable[[Path], set[str]] = field(default=lambda folder: set())
-    """(Folders) the names this kind writes into `folder`; `clear` removes these, and only these."""
+    """(Folders) the names this kind writes into `folder`: a new output of the kind drops these, and only these."""
 
     def __str__(self) -> str:
         return f"{self.name} ({self.command})"
@@ -244,9 +245,11 @@ def claim(path: PathLike | None, kind: Kind, *, option: str = "--out", inputs: I
         raise OutputRefused(f"{where}: a broken symbolic link")
     if target.exists():
         _check_existing(target, kind, where)
-    folder = target if target.is_dir() else next(parent for parent in absolute.parents if parent.exists())
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputRefused(f"{where}: cannot write in {folder} (permission denied)")
+    # where the output is written: in the target's folder (built beside it, `dip.replacing`) and in the target itself
+    parent = next(parent for parent in absolute.parents if parent.exists())
+    for folder in (target, parent) if target.is_dir() else (parent,):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OutputRefused(f"{where}: cannot write in {folder} (permission denied)")
     return target
 
 
@@ -312,32 +315,16 @@ def describe(path: Path) -> str:
     return "a file" if path.stat().st_size else "an empty file"
 
 
-def clear(folder: Path, kind: Kind) -> None:
-    """Remove from a claimed folder what `kind` wrote there before (and the temporary files of a write cut short), so
-    that the new output does not mix with an old one; everything else stays."""
-    if not folder.is_dir():
-        return
-    for name in kind.files(folder):
-        path = folder / name
-        if path.is_dir() and not path.is_symlink():
-            for child in sorted(path.rglob("*"), reverse=True):
-                child.rmdir() if child.is_dir() and not child.is_symlink() else child.unlink()
-            path.rmdir()
-        elif os.path.lexists(path):
-            path.unlink()
-    for path in folder.iterdir():
-        if TOLERATED.fullmatch(path.name) and path.name.endswith(".tmp"):
-            path.unlink()
-
-
 def write_failure(folder: PathLike, kind: Kind, record: dict) -> Path:
     """Put a command's failure record (`dip.failures`) into its output folder, in place of what its kind wrote there
     before, marked with the command that wrote it."""
     from dip.failures import write_failure as write
+    from dip.replacing import building, locked
 
     folder = claim(folder, kind)
-    clear(folder, kind)
-    return write(folder, {**record, "command": _command(kind)})
+    with locked(folder), building(folder, kind) as staging:
+        name = write(staging, {**record, "command": _command(kind)}).name
+    return folder / name
 
 
 def _command(kind: Kind) -> str:

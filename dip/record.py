@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
 import platform
@@ -16,6 +17,7 @@ import numpy as np
 
 from dip import __version__
 from dip.errors import ConfigError
+from dip.io import write_atomically
 
 TRACE_COLUMNS = ("iteration", "loss", "psnr_obs", "psnr_gt", "psnr_gt_avg", "seconds", "es_variance")
 SEED_LIMIT = 2**63
@@ -65,9 +67,9 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_json(path: Path, record: Mapping[str, Any]) -> None:
-    """Write a record as indented JSON (NaN → null, ±inf → "inf"/"-inf", so the file is strict JSON)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_json_safe(record), indent=2, sort_keys=True) + "\n")
+    """Write a record as indented JSON (NaN → null, ±inf → "inf"/"-inf", so the file is strict JSON), whole or not at
+    all."""
+    write_atomically(path, (json.dumps(_json_safe(record), indent=2, sort_keys=True) + "\n").encode())
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -76,10 +78,11 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def write_trace(path: Path, rows: Iterable[Mapping[str, float]]) -> None:
-    """Write the per-iteration trace as CSV with the columns of TRACE_COLUMNS (NaN as an empty cell)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=TRACE_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+    """Write the per-iteration trace as CSV with the columns of TRACE_COLUMNS (NaN as an empty cell), whole or not at
+    all."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=TRACE_COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+    write_atomically(path, text.getvalue().encode())

@@ -3,10 +3,16 @@ before any work, refuses a bad one in one line (exit 2), and leaves every file t
 
 from __future__ import annotations
 
+import builtins
+import errno
 import hashlib
+import io
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,9 +37,9 @@ def run_dip(*args: object) -> int:
 @pytest.fixture(scope="module")
 def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of what the commands make, 64-px crops and fits of two iterations of the tiny net: images (an
-    export), observations (denoising σ 25 and 50, inpainting), two DIP runs and a baseline run, a metrics record, a
-    summary and its traces; and things of the user's: a note, an empty folder, a folder of their own, a black mask,
-    a binary file, a restored.png of their own."""
+    export), observations (denoising σ 25 and 50, inpainting), two DIP runs, a baseline run and their mean, a metrics
+    record, a summary and its traces, a report and a viewer; and things of the user's: a note, an empty folder, a
+    folder of their own, a black mask, a binary file, a restored.png of their own."""
     base = tmp_path_factory.mktemp("made")
     cwd = os.getcwd()
     os.chdir(base)
@@ -49,6 +55,9 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ("baseline", "obs", "--method", "nlm", "--out", "run_nlm"),
             ("evaluate", "run_dip", "--observation", "obs", "--out", "m.json"),
             ("aggregate", "m.json", "--out", "s.csv", "--traces-out", "t.csv"),
+            ("combine", "run_dip", "run_dip1", "--out", "run_mean"),
+            ("render", "s.csv", "--traces", "t.csv", "--tables", "rendered", "--figures", "rendered"),
+            ("viewer", "s.csv", "--out", "v"),
         ]
         for step in steps:
             assert run_dip(*step) == 0, step
@@ -325,7 +334,7 @@ def test_a_failed_save_of_the_checkpoint_leaves_no_temporary_file(work, monkeypa
     monkeypatch.setattr(torch, "save", full)
     assert run_dip("restore", "obs", *TINY, "--out", "r", "--checkpoint", "fit.ckpt") == 2
     assert "cannot save the checkpoint fit.ckpt (No space left on device)" in capsys.readouterr().err
-    assert not [path for path in work.iterdir() if path.name.startswith("fit.ckpt")]
+    assert not [path for path in work.iterdir() if "fit.ckpt" in path.name]
 
 
 @pytest.mark.parametrize(
@@ -340,9 +349,9 @@ def test_a_failed_save_of_the_checkpoint_leaves_no_temporary_file(work, monkeypa
     ids=["disk full", "refused"],
 )
 def test_outputs_cut_short_leave_no_part_that_stops_the_same_command(work, monkeypatch, capsys, error, message):
-    """A fit whose outputs could not all be written (a full disk after restored.png, or an output refused) takes
-    back what it wrote, so the same command run again finishes from the checkpoint into the folder, instead of
-    meeting files it cannot tell as its own."""
+    """A fit whose outputs could not all be written (a full disk after restored.png, or an output refused) leaves
+    nothing of them (they were built beside --out), so the same command run again finishes from the checkpoint into
+    the folder, instead of meeting files it cannot tell as its own."""
     from dip.api import restoring
 
     write_trace = restoring.write_trace
@@ -354,7 +363,7 @@ def test_outputs_cut_short_leave_no_part_that_stops_the_same_command(work, monke
     monkeypatch.setattr(restoring, "write_trace", failing)
     assert run_dip(*command) == 2
     assert message in capsys.readouterr().err
-    assert not any((work / "r").iterdir())
+    assert not (work / "r").exists() and leftovers(work) == []
     monkeypatch.setattr(restoring, "write_trace", write_trace)
     assert run_dip(*command) == 0
     assert json.loads((work / "r" / "record.json").read_text())["resumed_from"] == 2
@@ -436,3 +445,278 @@ def test_a_corrupt_restored_image_stops_render_and_viewer_before_they_replace_an
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "run_dip/restored.png" in error, error
     assert snapshot(work) == before
+
+
+# Interruptions, a full disk, what an interrupted command leaves, and two commands at once (`dip.replacing`): each
+# command over its own earlier output (a named path, made by `made`), and what it writes there.
+REPLACING = {
+    "degrade": ("degrade", "img/astronaut.png", "--task", "denoising", "--level", "50", "--out", "obs"),
+    "restore": ("restore", "obs", *TINY, "--seed", 2, "--out", "run_dip"),
+    "restore --checkpoint": ("restore", "obs", *TINY, "--out", "new", "--checkpoint", "fit.ckpt"),
+    "baseline": ("baseline", "obs", "--method", "tv", "--out", "run_nlm"),
+    "combine": ("combine", "run_dip1", "run_dip", "--out", "run_mean"),
+    "evaluate": ("evaluate", "run_dip1", "--observation", "obs", "--out", "m.json"),
+    "aggregate": ("aggregate", "m.json", "--out", "s.csv", "--traces-out", "t.csv"),
+    "render": ("render", "s.csv", "--tables", "rendered", "--figures", "rendered"),
+    "viewer": ("viewer", "s.csv", "--image-side", 32, "--out", "v"),
+    "datasets export": ("datasets", "export", "skimage-samples", "--images", "coffee", "--crop", 64, "--out", "img"),
+}
+LOCKED = {  # each output path a command locks: (command, option)
+    (command, option)
+    for command, argv in REPLACING.items()
+    for option in ("--out", "--checkpoint", "--traces-out")
+    if option in argv and command != "render"  # the tasks render into one folder at once, file by file: no lock
+}
+LEFTOVER = r"\..+\.([0-9a-f]{32}\.(tmp|old)|dip-lock)"
+"""What an interrupted command leaves beside its output (`dip.replacing`): a folder or file built part-way, an old
+output moved aside, a lock file."""
+
+
+def argv_of(command: str) -> tuple[str, ...]:
+    return tuple(str(arg) for arg in REPLACING[command])
+
+
+def output_of(argv: tuple[str, ...], option: str = "--out") -> str:
+    return argv[argv.index(option) + 1] if option in argv else argv[argv.index("--tables") + 1]
+
+
+def leftovers(root: Path) -> list[str]:
+
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*") if re.fullmatch(LEFTOVER, path.name))
+
+
+def writes_refused_by_a_full_disk(root: Path):
+    """`open` where every file opened for writing under `root` is created but nothing fits in it (ENOSPC)."""
+
+    real_open = builtins.open
+
+    def opening(file, mode="r", *args, **kwargs):
+        writing = isinstance(file, str | os.PathLike) and set(str(mode)) & set("wxa+")
+        if writing and Path(file).resolve().is_relative_to(root.resolve()):
+            real_open(file, mode, *args, **kwargs).close()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    return opening
+
+
+@pytest.mark.parametrize("command", list(REPLACING))
+def test_a_full_disk_is_one_line_and_every_earlier_file_keeps_its_bytes(work, capsys, monkeypatch, command):
+    """On a full disk (ENOSPC on every file written, injected), each command replacing its earlier output says so in
+    one line (exit 2, no traceback) and leaves every file as it was: the old run, observation, summary and traces,
+    report, viewer and export, and no part of the new one."""
+    opening = writes_refused_by_a_full_disk(work)
+    monkeypatch.setattr(builtins, "open", opening)
+    monkeypatch.setattr(io, "open", opening)
+    refused(work, capsys, argv_of(command), "No space left on device")
+
+
+@pytest.mark.parametrize("command", ["degrade", "restore", "baseline", "datasets export"])
+def test_a_full_disk_with_record_failure_is_still_one_line(work, capsys, monkeypatch, command):
+    """A command that cannot write its output nor, then, its failure record (`--record-failure`) says both in one
+    line, exit 2, and leaves every file as it was."""
+    opening = writes_refused_by_a_full_disk(work)
+    monkeypatch.setattr(builtins, "open", opening)
+    monkeypatch.setattr(io, "open", opening)
+    argv = (*argv_of(command), "--record-failure", "job.log")
+    refused(work, capsys, argv, "(failure record not written: cannot write")
+
+
+@pytest.fixture
+def full_disk(made: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A copy of `made` on a tmpfs of its own (the working directory), then filled up to its last byte."""
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs the tests as root)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        shutil.copytree(made, disk / "work")
+        monkeypatch.chdir(disk / "work")
+        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            for chunk in (2**16, 2**12, 1):
+                with pytest.raises(OSError, match="No space left"):
+                    while True:
+                        os.write(fd, b"\0" * chunk)
+        finally:
+            os.close(fd)
+        yield disk / "work"
+    finally:
+        monkeypatch.undo()
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.parametrize("command", ["restore", "aggregate", "render", "viewer", "degrade"])
+def test_a_full_tmpfs_is_one_line_and_every_earlier_file_keeps_its_bytes(full_disk, capsys, command):
+    """The same on a real full disk (a tmpfs): `dip restore --out RUN` over a good run, `dip aggregate` over a
+    summary and its traces, `dip render`, `dip viewer` and `dip degrade` over their earlier outputs."""
+    refused(full_disk, capsys, argv_of(command), "No space left on device")
+    assert leftovers(full_disk) == []
+
+
+@pytest.mark.parametrize("command", list(REPLACING))
+def test_what_an_interrupted_command_left_never_blocks_it(work, capsys, command):
+    """A command killed part-way leaves, beside its output, the folder or temporary file it was building and its lock
+    file (with the pid of a process that is gone); run again, it replaces its output and removes them."""
+    argv = argv_of(command)
+    written = {output_of(argv, option) for option in ("--out", "--checkpoint", "--traces-out") if option in argv}
+    for name in written - {"rendered"}:
+        (work / f".{name}.dip-lock").write_text("999999999\n")
+        part = work / f".{name}.{'0' * 32}.tmp"
+        part.mkdir()
+        (part / "observed.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # a part of an image, as a kill leaves it
+    shared = [f"rendered/.denoising.md.{'1' * 32}.tmp"] if command == "render" else []
+    for name in shared:  # in a report folder, which tasks render into at once: tolerated, not removed
+        (work / name).write_text("| cut")
+    assert run_dip(*argv) == 0
+    assert leftovers(work) == shared
+
+
+KILLED = """
+import contextlib, os, sys
+import dip.io
+
+real, started = dip.io.atomic_file, []
+
+
+@contextlib.contextmanager
+def killed_at_the_nth(path):
+    started.append(path)
+    if len(started) == int(sys.argv[1]):
+        os.kill(os.getpid(), 9)
+    with real(path) as handle:
+        yield handle
+
+
+dip.io.atomic_file = killed_at_the_nth
+from dip.cli import main
+
+main(sys.argv[2:])
+"""
+
+
+def visible(root: Path) -> dict[str, str]:
+    """`snapshot` but for what an interrupted command leaves beside its output."""
+
+    return {path: digest for path, digest in snapshot(root).items() if not re.search(LEFTOVER, path)}
+
+
+@pytest.mark.parametrize(
+    ("argv", "file"),
+    [
+        (REPLACING["degrade"], 2),  # observed.png written, clean.png and observation.json not
+        (("degrade", "img/astronaut.png", "--task", "denoising", "--level", "50", "--out", "obs_new"), 2),
+        (("datasets", "export", "skimage-samples", "--images", "coffee", "rocket", "--crop", 64, "--out", "img"), 2),
+        (("datasets", "export", "skimage-samples", "--crop", 64, "--out", "img_new"), 3),  # 2 images, no sources.json
+        (REPLACING["restore"], 2),  # restored.png written, record.json not
+        (("baseline", "obs", "--method", "tv", "--out", "run_new"), 2),  # the same: a folder holding only restored.png
+        (("aggregate", "m.json", "m1.json", "--out", "s.csv", "--traces-out", "t.csv"), 2),  # the new summary written
+    ],
+    ids=["degrade over obs", "degrade", "export over img", "export", "restore over run", "baseline", "aggregate"],
+)
+def test_a_killed_command_leaves_its_earlier_output_whole_and_its_rerun_replaces_it(work, argv, file):
+    """A command killed (SIGKILL: no clean-up runs) as it starts the `file`-th file of its output leaves every earlier
+    file as it was and nothing at a new output path; the same command run again succeeds, and leaves nothing of the
+    first."""
+    from dip import datasets
+
+    for name in datasets.list_images("skimage-samples"):  # each sample in the cache: an export writes only its own
+        datasets.image_path("skimage-samples", name)
+    assert run_dip("evaluate", "run_dip1", "--observation", "obs", "--out", "m1.json") == 0
+    argv = tuple(str(arg) for arg in argv)
+    before = visible(work)
+    killed = subprocess.run([sys.executable, "-c", KILLED, str(file), *argv], cwd=work, capture_output=True)
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    assert visible(work) == before
+    assert leftovers(work)  # what the kill left: the part built, the lock file
+    assert run_dip(*argv) == 0
+    assert leftovers(work) == []
+
+
+def test_a_kill_between_the_two_renames_of_a_swap_loses_nothing(work):
+    """Killed after it moved the old output aside and before it moved the new one in, a command leaves both whole;
+    run again, it puts the old one back and then replaces it."""
+    script = """
+import os, sys
+from pathlib import Path
+
+real = Path.rename
+
+
+def rename_then_killed(path, target):
+    moved = real(path, target)
+    if str(target).endswith(".old"):
+        os.kill(os.getpid(), 9)
+    return moved
+
+
+Path.rename = rename_then_killed
+from dip.cli import main
+
+main(sys.argv[2:])
+"""
+    argv = argv_of("baseline")
+    old = snapshot(work / "run_nlm")
+    killed = subprocess.run([sys.executable, "-c", script, "0", *argv], cwd=work, capture_output=True)
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    assert not (work / "run_nlm").exists()
+    (aside,) = work.glob(".run_nlm.*.old")
+    assert snapshot(aside) == old
+    assert run_dip(*argv) == 0
+    assert json.loads((work / "run_nlm" / "record.json").read_text())["method"] == "tv"
+    assert leftovers(work) == []
+
+
+@pytest.mark.parametrize(("command", "option"), sorted(LOCKED))
+def test_a_command_on_an_output_another_is_writing_is_refused(work, capsys, command, option):
+    """Two commands on one output are not raced (the last writer winning, or two fits sharing one checkpoint's
+    temporary file): while one holds the output's lock, the other is refused in one line naming its pid, and changes
+    nothing."""
+    from dip.replacing import locked
+
+    argv = argv_of(command)
+    with locked(Path(output_of(argv, option)), option):
+        refused(work, capsys, argv, f"another dip command is writing it (pid {os.getpid()})")
+
+
+def test_the_lock_is_held_by_another_process_until_it_ends(work, capsys):
+    """Held by another process, the lock refuses the command with that process's pid; once it ends, however it
+    ends, the command runs."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from pathlib import Path; from dip.replacing import locked\n"
+            "with locked(Path('run_dip')):\n    print('held', flush=True)\n    input()",
+        ],
+        cwd=work,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        refused(work, capsys, argv_of("restore"), f"another dip command is writing it (pid {holder.pid})")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_dip(*argv_of("restore")) == 0
+    assert leftovers(work) == []
+
+
+def test_temporary_files_of_one_path_have_names_of_their_own(tmp_path):
+    """Two writers of one file at once (two fits saving one checkpoint) each write a temporary file of its own: each
+    leaves the file whole, never a mix of the two."""
+    from dip.io import atomic_file
+
+    path = tmp_path / "fit.ckpt"
+    with atomic_file(path) as first, atomic_file(path) as second:
+        first.write(b"first" * 1000)
+        second.write(b"second" * 1000)
+        assert first.name != second.name
+    assert path.read_bytes() == b"first" * 1000  # the last to finish
+    assert [p.name for p in tmp_path.iterdir()] == ["fit.ckpt"]

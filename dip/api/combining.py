@@ -11,8 +11,9 @@ from dip.api.runs import Restoration, read_run
 from dip.errors import ConfigError
 from dip.io import write_image
 from dip.layout import LAST, RECORD, RESTORED, last_method, mean_method
-from dip.outputs import COMBINED_RUN, claim, clear
+from dip.outputs import COMBINED_RUN, claim
 from dip.record import versions, write_json
+from dip.replacing import building, locked
 
 COMBINED_OUTPUTS = {"restored": RESTORED, "last": LAST}
 """What `combine` takes from each run: its chosen output, or a DIP fit's last output."""
@@ -78,9 +79,9 @@ def combine(
         "versions": versions(),
     }
     if out is not None:
-        clear(out, COMBINED_RUN)
-        write_image(out / RESTORED, restored)
-        write_json(out / RECORD, record)
+        with locked(out), building(out, COMBINED_RUN) as folder:
+            write_image(folder / RESTORED, restored)
+            write_json(folder / RECORD, record)
     return Restoration(restored, record)
 
 

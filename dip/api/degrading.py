@@ -11,7 +11,8 @@ from dip.datasets import exported_source
 from dip.errors import ConfigError
 from dip.failures import check_upstream
 from dip.io import read_image
-from dip.outputs import OBSERVATION, claim, clear
+from dip.outputs import OBSERVATION, claim
+from dip.replacing import building, locked
 from dip.tasks import Observation, make_operator
 from dip.tasks.observation_dir import save_observation
 
@@ -37,23 +38,24 @@ def degrade(
     image is then the no-flash photo, always taken as it is)."""
     if out is not None:
         out = claim(out, OBSERVATION, inputs=[input_path(image), mask_file, flash_file])
-    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-        raise ConfigError(f"multiple must be ≥ 1, got {multiple}")
-    source = None
-    for path in (image, mask_file, flash_file):
-        if isinstance(path, str | Path):
-            check_upstream(Path(path))
-    if isinstance(image, str | Path):
-        source = exported_source(Path(image))
-        image = read_image(image)
-    operator = make_operator(
-        task,
-        level,
-        mask_path=None if mask_file is None else str(mask_file),
-        flash_path=None if flash_file is None else str(flash_file),
-    )
-    observation = operator.observe(image, seed, multiple=multiple, source=source, labels=labels, observed=observed)
-    if out is not None:
-        clear(out, OBSERVATION)
-        save_observation(observation, out)
-    return observation
+    with locked(out):
+        if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
+            raise ConfigError(f"multiple must be ≥ 1, got {multiple}")
+        source = None
+        for path in (image, mask_file, flash_file):
+            if isinstance(path, str | Path):
+                check_upstream(Path(path))
+        if isinstance(image, str | Path):
+            source = exported_source(Path(image))
+            image = read_image(image)
+        operator = make_operator(
+            task,
+            level,
+            mask_path=None if mask_file is None else str(mask_file),
+            flash_path=None if flash_file is None else str(flash_file),
+        )
+        observation = operator.observe(image, seed, multiple=multiple, source=source, labels=labels, observed=observed)
+        if out is not None:
+            with building(out, OBSERVATION) as folder:
+                save_observation(observation, folder)
+        return observation

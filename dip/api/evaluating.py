@@ -12,6 +12,7 @@ from dip.metrics import evaluate as score
 from dip.metrics import psnr
 from dip.outputs import METRICS, claim
 from dip.record import write_json
+from dip.replacing import locked
 from dip.tasks import Observation, Operator, operator_for
 
 RECORDED_META = {"task": "task", "level": "level", "factor": "factor", "lr": "lr_convention", "sigma": "sigma"}
@@ -112,7 +113,8 @@ def evaluate(
     if observation.has_ground_truth:
         metrics.update(_scores(restored, observation, operator, protocol))
     if out is not None:
-        write_json(out, metrics)
+        with locked(out):
+            write_json(out, metrics)
     return metrics
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from dataclasses import asdict, replace
@@ -11,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from dip.api.runs import Restoration, as_observation, input_path, observation_digest
 from dip.cost import CostMeter
-from dip.errors import ConfigError, DipError, OutputError
+from dip.errors import ConfigError, OutputError
 from dip.io import write_image
 from dip.layout import LAST, RECORD, RESTORED, TRACE, dip_method
-from dip.outputs import CHECKPOINT, DIP_RUN, claim, clear
+from dip.outputs import CHECKPOINT, DIP_RUN, claim
 from dip.record import versions, write_json, write_trace
+from dip.replacing import building, locked
 from dip.tasks import Observation, Operator, operator_for
 
 if TYPE_CHECKING:
@@ -63,29 +63,30 @@ def restore(
 
     meter = CostMeter()
     out, checkpoint = check_run_paths(out, checkpoint, observation)
-    observation = as_observation(observation)
-    operator = operator_for(observation)
-    spec = resolve_spec(arch if arch is not None else operator.paper_preset)
-    fit_settings = settings_for(operator, settings, smoke_iterations)
-    device_, gpu_slot, fit_settings, precision_record = prepare_device(device, fit_settings, threads, deterministic)
-    with nondeterministic_kernels() as nondeterministic:
-        result, facts = fit_observation(
-            observation,
-            operator,
-            spec,
-            fit_settings,
-            device=device_,
-            checkpoint=checkpoint,
-            stop_event=stop_event,
-            use_ground_truth=use_ground_truth,
-            progress=progress,
-        )
-    variant = variant or spec.get("preset") or spec["arch"]
-    fit_record = record_of_fit(result, fit_settings, facts)
-    device_record = record_of_device(device_, gpu_slot, precision_record, deterministic, nondeterministic)
-    cost = meter.finish(device_)
-    record = run_record(observation, spec, variant, method, fit_record, smoke_iterations, device_record, **cost)
-    return finish_run(result, record, out)
+    with locked(out), locked(checkpoint, "--checkpoint"):
+        observation = as_observation(observation)
+        operator = operator_for(observation)
+        spec = resolve_spec(arch if arch is not None else operator.paper_preset)
+        fit_settings = settings_for(operator, settings, smoke_iterations)
+        device_, gpu_slot, fit_settings, precision_record = prepare_device(device, fit_settings, threads, deterministic)
+        with nondeterministic_kernels() as nondeterministic:
+            result, facts = fit_observation(
+                observation,
+                operator,
+                spec,
+                fit_settings,
+                device=device_,
+                checkpoint=checkpoint,
+                stop_event=stop_event,
+                use_ground_truth=use_ground_truth,
+                progress=progress,
+            )
+        variant = variant or spec.get("preset") or spec["arch"]
+        fit_record = record_of_fit(result, fit_settings, facts)
+        device_record = record_of_device(device_, gpu_slot, precision_record, deterministic, nondeterministic)
+        cost = meter.finish(device_)
+        record = run_record(observation, spec, variant, method, fit_record, smoke_iterations, device_record, **cost)
+        return finish_run(result, record, out)
 
 
 def run_record(
@@ -231,21 +232,17 @@ def finish_run(result: FitResult, record: dict[str, Any], out: Path | None) -> R
     restored = to_numpy(result.output)
     if out is not None:
         try:
-            clear(out, DIP_RUN)
-            write_image(out / RESTORED, restored)
-            if record["output"] != LAST_OUTPUT:
-                write_image(out / LAST, to_numpy(result.last_output))
-            write_trace(out / TRACE, result.trace)
-            write_frames(out, result.frames, restored.shape[:2])
-            write_json(out / RECORD, record)
-        except (OSError, DipError) as error:
-            with contextlib.suppress(OSError):  # what this attempt wrote: a second one finds the folder its own
-                clear(out, DIP_RUN)
-            if isinstance(error, DipError):
-                raise
+            with building(out, DIP_RUN) as folder:
+                write_image(folder / RESTORED, restored)
+                if record["output"] != LAST_OUTPUT:
+                    write_image(folder / LAST, to_numpy(result.last_output))
+                write_trace(folder / TRACE, result.trace)
+                write_frames(folder, result.frames, restored.shape[:2])
+                write_json(folder / RECORD, record)
+        except OutputError as error:
             kept = result.checkpoint
             after = f"the fit is kept in {kept}: run the same command again" if kept else "no checkpoint kept the fit"
-            raise OutputError(f"cannot write {error.filename or out} ({error.strerror or error}); {after}") from None
+            raise OutputError(f"{error}; {after}") from None
         log.info("wrote %s (%d iterations, %.1f s)", out, result.iterations, result.seconds)
     if result.checkpoint:
         result.checkpoint.unlink(missing_ok=True)

@@ -3,7 +3,9 @@ run folder `restore` would."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,7 @@ from dip.cost import CostMeter
 from dip.errors import ConfigError, DipError
 from dip.failures import check_upstream
 from dip.layout import seed_run
+from dip.replacing import locked
 from dip.tasks import Observation, Operator, operator_for
 
 if TYPE_CHECKING:
@@ -112,40 +115,51 @@ def restore_batch(
     ready = [member for member in members if isinstance(member, _BatchMember)]
     if not ready:
         return [BatchFit(run_dir, identity, member) for run_dir, identity, member in planned]  # type: ignore[arg-type]
-    device_, gpu_slot, ran, precision_record = prepare_device(
-        device, ready[0].settings, threads, deterministic, batched=True
-    )
-    for member in ready:
-        member.settings = replace(member.settings, precision=ran.precision, channels_last=ran.channels_last)
-    with nondeterministic_kernels() as nondeterministic:
-        results = _fit_batches(ready, device_, use_ground_truth, stop_event, progress)
-    # once for the batch: it may query the GPU
-    device_record = record_of_device(device_, gpu_slot, precision_record, deterministic, nondeterministic)
-    cost = _shared_cost(meter.finish(device_), len(ready))
-    fits: list[BatchFit] = []
-    for run_dir, identity, member in planned:
-        outcome = member if isinstance(member, DipError) else results[id(member)]
-        if isinstance(outcome, DipError):
-            fits.append(BatchFit(run_dir, identity, outcome))
-            continue
-        assert isinstance(member, _BatchMember)
-        result, facts = outcome
-        record = run_record(
-            member.observation,
-            member.spec,
-            member.variant,
-            method,
-            record_of_fit(result, member.settings, facts),
-            smoke_iterations,
-            device_record,
-            **cost,
-            batch=facts["batch"],
+    with _locks(ready):
+        device_, gpu_slot, ran, precision_record = prepare_device(
+            device, ready[0].settings, threads, deterministic, batched=True
         )
-        try:
-            fits.append(BatchFit(run_dir, identity, finish_run(result, record, run_dir)))
-        except DipError as error:
-            fits.append(BatchFit(run_dir, identity, error))
-    return fits
+        for member in ready:
+            member.settings = replace(member.settings, precision=ran.precision, channels_last=ran.channels_last)
+        with nondeterministic_kernels() as nondeterministic:
+            results = _fit_batches(ready, device_, use_ground_truth, stop_event, progress)
+        # once for the batch: it may query the GPU
+        device_record = record_of_device(device_, gpu_slot, precision_record, deterministic, nondeterministic)
+        cost = _shared_cost(meter.finish(device_), len(ready))
+        fits: list[BatchFit] = []
+        for run_dir, identity, member in planned:
+            outcome = member if isinstance(member, DipError) else results[id(member)]
+            if isinstance(outcome, DipError):
+                fits.append(BatchFit(run_dir, identity, outcome))
+                continue
+            assert isinstance(member, _BatchMember)
+            result, facts = outcome
+            record = run_record(
+                member.observation,
+                member.spec,
+                member.variant,
+                method,
+                record_of_fit(result, member.settings, facts),
+                smoke_iterations,
+                device_record,
+                **cost,
+                batch=facts["batch"],
+            )
+            try:
+                fits.append(BatchFit(run_dir, identity, finish_run(result, record, run_dir)))
+            except DipError as error:
+                fits.append(BatchFit(run_dir, identity, error))
+        return fits
+
+
+@contextlib.contextmanager
+def _locks(members: list[_BatchMember]) -> Iterator[None]:
+    """Hold the locks of the members' run directories and checkpoints (`dip.replacing.locked`)."""
+    with contextlib.ExitStack() as stack:
+        for member in members:
+            stack.enter_context(locked(member.run_dir))
+            stack.enter_context(locked(member.checkpoint, "--checkpoint"))
+        yield
 
 
 def _shared_cost(cost: dict[str, Any], fits: int) -> dict[str, Any]:

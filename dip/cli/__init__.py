@@ -75,22 +75,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except DipError as error:
         message = " ".join(str(error).strip().splitlines())  # one line, whatever a library's message holds
-        print(f"dip {args.command}: error: {message}", file=sys.stderr)
         if (
             getattr(args, "record_failure", None) is None
             or error.exit_code != DipError.exit_code
             or isinstance(error, OutputRefused)  # its record would go where the command may not write
         ):
+            print(f"dip {args.command}: error: {message}", file=sys.stderr)
             return error.exit_code
         record = failure_record(args.command, error, args.record_failure, identity(args))
         try:
-            return 0 if args.module.record_failure(args, record) else error.exit_code
-        except OutputRefused as refusal:
-            print(f"dip {args.command}: error: {refusal}", file=sys.stderr)
+            recorded = args.module.record_failure(args, record)
+        except DipError as unwritten:  # refused (another command writes there meanwhile), or a full disk
+            print(f"dip {args.command}: error: {message} (failure record not written: {unwritten})", file=sys.stderr)
             return error.exit_code
-        except OSError as write_error:
-            print(f"dip {args.command}: error: cannot write the failure record: {write_error}", file=sys.stderr)
-            return error.exit_code
+        print(f"dip {args.command}: error: {message}", file=sys.stderr)
+        return 0 if recorded else error.exit_code
     except KeyboardInterrupt:
         print(f"dip {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -10,7 +10,9 @@ import argparse
 from pathlib import Path
 
 from dip.errors import OutputRefused
+from dip.io import write_all
 from dip.outputs import SUMMARY, TRACES, claim
+from dip.replacing import locked
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,13 +30,14 @@ def run(args: argparse.Namespace) -> int:
         traces_out = claim(args.traces_out, TRACES, option="--traces-out", inputs=[*args.metrics, out])
         if traces_out.resolve() == out.resolve():
             raise OutputRefused(f"--traces-out {traces_out}: the path of --out too; name another")
-    summary = read_metrics(args.metrics)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    summary.to_csv(out, index=False)
+    with locked(out), locked(traces_out, "--traces-out"):
+        summary = read_metrics(args.metrics)
+        tables = {out: summary.to_csv(index=False).encode()}
+        if traces_out is not None:
+            traces = read_traces(summary)
+            tables[traces_out] = traces.to_csv(index=False).encode()
+        write_all(tables)  # both written before either replaces its file: a full disk leaves both as they were
     print(f"{len(summary)} runs -> {out}")
     if traces_out is not None:
-        traces = read_traces(summary)
-        traces_out.parent.mkdir(parents=True, exist_ok=True)
-        traces.to_csv(traces_out, index=False)
         print(f"{len(traces)} trace rows -> {traces_out}")
     return 0

@@ -17,6 +17,7 @@ from tabulate import tabulate
 from dip import datasets, outputs
 from dip.errors import ConfigError
 from dip.io import center_crop, shrink, write_image
+from dip.replacing import building, locked
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,25 +41,25 @@ def export(
         if value is not None and value < 1:
             raise ConfigError(f"{flag} must be ≥ 1, got {value}")
     written, sources = [], {}
-    for image_name in images or datasets.list_images(name):
-        target = out / f"{image_name}.png"
-        source = datasets.image_path(name, image_name)
-        image = datasets.load(name, image_name)  # read even when copied: a bad file is named here, not its copy
-        out.mkdir(parents=True, exist_ok=True)  # once the first image is known to be good
-        made = []  # what was done to the source, for messages that name it
-        if crop is None and shrink_to is None and source.suffix.lower() == ".png":
-            shutil.copyfile(source, target)
-        else:
-            if shrink_to is not None:
-                image = shrink(image, shrink_to)
-                made.append(f"shrunk to {image.shape[0]}×{image.shape[1]}")
-            if crop is not None:
-                image, _ = center_crop(image, min(crop, image.shape[0]), min(crop, image.shape[1]))
-                made.append(f"centre-cropped to {image.shape[0]}×{image.shape[1]}")
-            write_image(target, image)
-        written.append(target)
-        sources[target.name] = f"{source} ({', '.join(made)})" if made else str(source)
-    datasets.record_sources(out, sources)
+    with locked(out), building(out, outputs.IMAGES, adds=True) as folder:  # added to an earlier export, if any
+        for image_name in images or datasets.list_images(name):
+            target = folder / f"{image_name}.png"
+            source = datasets.image_path(name, image_name)
+            image = datasets.load(name, image_name)  # read even when copied: a bad file is named here, not its copy
+            made = []  # what was done to the source, for messages that name it
+            if crop is None and shrink_to is None and source.suffix.lower() == ".png":
+                shutil.copyfile(source, target)
+            else:
+                if shrink_to is not None:
+                    image = shrink(image, shrink_to)
+                    made.append(f"shrunk to {image.shape[0]}×{image.shape[1]}")
+                if crop is not None:
+                    image, _ = center_crop(image, min(crop, image.shape[0]), min(crop, image.shape[1]))
+                    made.append(f"centre-cropped to {image.shape[0]}×{image.shape[1]}")
+                write_image(target, image)
+            written.append(out / target.name)
+            sources[target.name] = f"{source} ({', '.join(made)})" if made else str(source)
+        datasets.record_sources(folder, sources, earlier=out)
     return written
 
 

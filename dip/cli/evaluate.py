@@ -14,6 +14,7 @@ from dip.failures import observation_identity, read_failure
 from dip.layout import RECORD, RESTORED
 from dip.metrics import PROTOCOLS
 from dip.record import read_json, write_json
+from dip.replacing import locked
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,5 +47,6 @@ def record_failure(args: argparse.Namespace, record: dict) -> bool:
     identity = record.get("identity", {})
     out = outputs.claim(args.out, outputs.METRICS, inputs=[args.run, args.observation])
     failed = {k: v for k, v in record.items() if k not in ("identity", "command")}
-    write_json(out, {**identity, **failed, "run_dir": str(args.run)})
+    with locked(out):
+        write_json(out, {**identity, **failed, "run_dir": str(args.run)})
     return True

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dip.io import write_files
+    from dip.io import write_all
     from dip.report.aggregate import read_table
     from dip.report.figures import missing_folders, render_figures
     from dip.report.task_tables import render_tables
@@ -46,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
             f"{args.summary}: {len(missing)} of its runs' folders are not here (e.g. {missing[0]}): run `dip render` "
             "in the folder that the workflow ran in"
         )
-    rendered = [(render_tables(summary, task, traces), render_figures(summary, traces, task)) for task in chosen]
-    for task_tables, task_figures in rendered:  # written once every task rendered: a bad image spoils no file
-        for path in write_files(tables, task_tables) + write_files(figures, task_figures):
-            print(path)
+    files: dict[Path, bytes] = {}
+    for task in chosen:  # every task rendered before any file is written: a bad image spoils no file
+        files |= {tables / name: data for name, data in render_tables(summary, task, traces).items()}
+        files |= {figures / name: data for name, data in render_figures(summary, traces, task).items()}
+    for path in write_all(files):  # all or none: a full disk leaves every earlier file as it was
+        print(path)
     return 0

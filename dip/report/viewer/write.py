@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import uuid
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from dip import __version__
-from dip.errors import ConfigError, DipError
+from dip.errors import DipError
 from dip.failures import FAILED
 from dip.layout import CLEAN, FRAMES_SPRITE, GUIDE, OBSERVED, RECORD, RESTORED, TRACE, seeded
-from dip.outputs import VIEWER, claim, clear
+from dip.outputs import VIEWER, claim
 from dip.record import read_json
+from dip.replacing import building, locked
 from dip.report.notes import NO_TRUTH, run_notes, smoke_iterations
 from dip.report.ordering import level_label, method_order
 from dip.report.viewer.caps import ASSETS, DATA_FILE, PAGE_FILES, ViewerCaps
@@ -45,24 +44,17 @@ GUIDE_LABEL = "flash photo (the net's input z)"
 def write_viewer(summary: pd.DataFrame, out: Path, caps: ViewerCaps) -> dict[str, Any]:
     """Write the viewer of `summary` (a table of `dip aggregate`) into `out`; returns the page's data.
 
-    The viewer is built in a folder of its own beside `out` and moved in once whole: a file that cannot be read (a
-    corrupt restored image) stops the command with the earlier viewer still in place."""
+    The viewer is built in a folder of its own beside `out` and moved in once whole (`dip.replacing`): a file that
+    cannot be read (a corrupt restored image) or a full disk stops the command with the earlier viewer in place."""
     if "observation_dir" not in summary:
         raise DipError(
             "the summary has no observation_dir column (score the runs with `dip evaluate RUN --observation DIR`)"
         )
     check_folders(summary)
     out = claim(out, VIEWER)
-    staging = prepare(out.parent / f".{out.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        data = _write(summary, staging, caps)
-        clear(out, VIEWER)
-        out.mkdir(parents=True, exist_ok=True)
-        for entry in staging.iterdir():
-            shutil.move(entry, out / entry.name)  # a rename, or a copy where `out` is on another file system
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return data
+    with locked(out), building(out, VIEWER) as staging:
+        (staging / ASSETS).mkdir()
+        return _write(summary, staging, caps)
 
 
 def _write(summary: pd.DataFrame, out: Path, caps: ViewerCaps) -> dict[str, Any]:
@@ -93,15 +85,6 @@ def check_folders(summary: pd.DataFrame) -> None:
             f"none of the summary's run folders exists here (e.g. {folders[0]}): run `dip viewer` in the folder "
             "that the workflow ran in"
         )
-
-
-def prepare(staging: Path) -> Path:
-    """A new folder to build the viewer in (its assets folder made)."""
-    try:
-        (staging / ASSETS).mkdir(parents=True)
-    except OSError as error:
-        raise ConfigError(f"--out {staging.parent}: cannot write there ({error.strerror or error})") from None
-    return staging
 
 
 def _smoke(summary: pd.DataFrame) -> int | None:
