@@ -13,6 +13,7 @@ import contextlib
 import copy
 import os
 import re
+import shlex
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -261,16 +262,17 @@ RUN_KEYS = ("variants", "seeds", "outputs")
 
 
 def fit_flags(settings: Mapping[str, Any]) -> list[str]:
-    """A level's fit settings (`level_fit`) as `dip restore` flags: `reg_noise_std: 0.03` → `--reg-noise-std 0.03`."""
+    """A level's fit settings (`level_fit`) as `dip restore` flags: `reg_noise_std: 0.03` → `--reg-noise-std 0.03`,
+    each value quoted for the shell."""
     flags = []
     for key, value in sorted(settings.items()):
         if key in RUN_KEYS or value is False:
             continue
         flag = f"--{key.replace('_', '-')}"
         if isinstance(value, list):  # `watch: [es-wmv, es-emv]` → `--watch es-wmv es-emv` (`[]`: `--watch`, none)
-            flags.append(" ".join([flag, *map(str, value)]))
+            flags.append(" ".join([flag, *(shlex.quote(str(item)) for item in value)]))
         else:
-            flags.append(flag if value is True else f"{flag} {value}")
+            flags.append(flag if value is True else f"{flag} {shlex.quote(str(value))}")
     return flags
 
 

@@ -11,13 +11,14 @@ rule evaluate:
     conda:
         "../envs/dip.yaml"
     shell:
-        "dip evaluate {input.run} --observation {input.observation} --out {output}"
-        " --record-failure {log} > {log} 2>&1"
+        "dip evaluate {input.run:q} --observation {input.observation:q} --out {output:q}"
+        " --record-failure {log:q} > {log:q} 2>&1"
 
 
 rule aggregate:
     input:
-        metrics_files(),
+        metrics=metrics_files(),
+        folders=scored_folders(),
     output:
         summary=PATHS.summary,
         traces=PATHS.traces,
@@ -28,4 +29,4 @@ rule aggregate:
     conda:
         "../envs/dip.yaml"
     shell:
-        "dip aggregate {input} --out {output.summary} --traces-out {output.traces} > {log} 2>&1"
+        "dip aggregate {input.metrics:q} --out {output.summary:q} --traces-out {output.traces:q} > {log:q} 2>&1"
