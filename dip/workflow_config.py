@@ -400,6 +400,19 @@ def check_datasets(config: Mapping[str, Any]) -> None:
                 )
         check_companions(name, dataset, images, "masks", ("masks", "mask images"))
         check_companions(name, dataset, images, "pairs", ("flash photos", "flash photos"))
+        check_names_as_paths(name, dataset, images)
+
+
+def check_names_as_paths(name: str, dataset: Mapping[str, Any], images: list[str] | None) -> None:
+    """The images a dataset runs, and their masks and flash photos, have no brace in their names: a path of the
+    workflow's with a brace is a Snakemake pattern whose wildcard no job can fill. (Any other character is quoted.)"""
+    named = [*used_images(dataset, images), *dataset.get("masks", {}).values(), *dataset.get("pairs", {}).values()]
+    braced = [image for image in named if "{" in image or "}" in image]
+    if braced:
+        raise ConfigError(
+            f"datasets.{name}: image {braced[0]!r} has a brace in its name, which Snakemake would read as a "
+            "wildcard: rename the file"
+        )
 
 
 STAND_IN = {"source": "skimage-samples", "images": ["astronaut"], "crop": 128}
