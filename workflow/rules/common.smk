@@ -293,18 +293,21 @@ def metrics_files() -> list[str]:
 
 
 def scored_folders() -> list[str]:
-    """Every observation and run folder that the metrics records score: inputs of the summary, so that one deleted,
-    or removed by Snakemake after its job failed, is made again with what depends on it (a missing folder that no
-    job needs would not be: the records of its old run would stay in the summary)."""
+    """Every observation and run folder that the metrics records score. They are targets: Snakemake makes a missing
+    file again only where a job that needs it runs, or it is a target, so a folder deleted, or removed by Snakemake
+    after its job failed (a killed fit), would otherwise stay missing while the summary kept its old records.
+    """
     return run_files(OBSERVATION, OBSERVATIONS) + run_files(RUN, GRID.named_runs())
 
 
 def all_targets() -> list[str]:
     """The final outputs: the summary, the tables and figures of every task that some dataset runs, and the viewer;
-    and the render folders the tables and figures are copied from, so that a render that failed runs again.
+    and, so that a job that failed or a folder deleted is made again, what they are made of: every observation and run
+    folder (`scored_folders`) and the render folders that the tables and figures are copied from.
     """
     tasks = [task for task in TASKS if task in set(OBSERVATIONS.task)]
     return [
+        *scored_folders(),
         PATHS.summary,
         "results/viewer",
         *expand(RENDERED, task=tasks),

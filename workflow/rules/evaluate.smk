@@ -17,8 +17,7 @@ rule evaluate:
 
 rule aggregate:
     input:
-        metrics=metrics_files(),
-        folders=scored_folders(),
+        metrics_files(),
     output:
         summary=PATHS.summary,
         traces=PATHS.traces,
@@ -29,4 +28,4 @@ rule aggregate:
     conda:
         "../envs/dip.yaml"
     shell:
-        "dip aggregate {input.metrics:q} --out {output.summary:q} --traces-out {output.traces:q} > {log:q} 2>&1"
+        "dip aggregate {input:q} --out {output.summary:q} --traces-out {output.traces:q} > {log:q} 2>&1"
