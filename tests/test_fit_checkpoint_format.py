@@ -2,7 +2,9 @@
 
 `tests/data/fit-v1.ckpt` was written by the fit loop of commit 1ebfa86 (before the loop became named steps): the fit
 below interrupted at iteration 25; `tests/data/fit-v1-reference.pt` holds that code's uninterrupted result. Both were
-made with `python -m tests.test_fit_checkpoint_format` on that commit.
+made with `python -m tests.test_fit_checkpoint_format` on that commit, on another CPU: their numbers carry its rounding,
+so this CPU's fit is compared with them within a tolerance, and byte for byte only with a checkpoint of the first
+format made here (this checkout's, cut down to the parts the stored one has).
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 import torch
 from torch import nn
 
-from dip.fit import FitProblem, FitSettings, fit
+from dip.fit import FitInterrupted, FitProblem, FitSettings, fit
 from dip.models import build_model, make_input
 from tests.test_fit import StopAfter
 
@@ -64,9 +68,27 @@ def _summary(result) -> dict:
     }
 
 
+def in_format_of(state: Any, template: Any) -> Any:
+    """`state` cut down to the keys that `template` has, in its dicts at every depth."""
+    if isinstance(state, dict) and isinstance(template, dict):
+        return {key: in_format_of(value, template[key]) for key, value in state.items() if key in template}
+    return state
+
+
 def test_a_checkpoint_of_the_first_format_resumes_to_the_uninterrupted_result(tmp_path):
+    first_format = torch.load(CHECKPOINT, weights_only=False)
     checkpoint = tmp_path / "fit.ckpt"
-    checkpoint.write_bytes(CHECKPOINT.read_bytes())
+    with pytest.raises(FitInterrupted, match=f"iteration {INTERRUPTED_AT}"):
+        fit(
+            legacy_problem(),
+            SETTINGS,
+            fingerprint="legacy",
+            checkpoint=checkpoint,
+            stop_event=StopAfter(INTERRUPTED_AT),
+        )
+    state = in_format_of(torch.load(checkpoint, weights_only=False), first_format)
+    assert {"watchers", "langevin"}.isdisjoint(state) and set(state) == set(first_format)
+    torch.save(state, checkpoint)
     resumed = fit(legacy_problem(), SETTINGS, fingerprint="legacy", checkpoint=checkpoint)
     uninterrupted = fit(legacy_problem(), SETTINGS, fingerprint="legacy")
     assert resumed.resumed_from == INTERRUPTED_AT
@@ -75,19 +97,27 @@ def test_a_checkpoint_of_the_first_format_resumes_to_the_uninterrupted_result(tm
     assert torch.equal(got.pop("last_output"), want.pop("last_output"))
     assert got == want
     assert [frame.pixels.shape for frame in resumed.frames] == [(3, 16, 16)] * len(resumed.frames)
-    # and the same fit as the code that wrote the checkpoint (up to float rounding on another CPU)
-    reference = torch.load(REFERENCE, weights_only=False)
-    assert torch.allclose(resumed.output, reference.pop("output"), atol=1e-5)
-    assert torch.allclose(resumed.last_output, reference.pop("last_output"), atol=1e-5)
-    losses = reference.pop("losses")
-    assert torch.allclose(torch.tensor(got.pop("losses")), torch.tensor(losses), rtol=1e-4)
+
+
+def test_the_stored_checkpoint_resumes_to_the_result_of_the_code_that_wrote_it(tmp_path):
+    """The same fit as the code that wrote the checkpoint, up to this CPU's rounding over the 15 iterations after it:
+    measured ≤ 2e-7 on the outputs and ≤ 3e-7 relative on the losses with AVX-512, AVX2 and SSE4.1 kernels (the
+    tolerances, 1e-5 and 1e-4, are 50× and 300× that); the rule's pick (a variance 17 % below any other before it
+    fires) and where it fires do not move."""
+    checkpoint = tmp_path / "fit.ckpt"
+    checkpoint.write_bytes(CHECKPOINT.read_bytes())
+    resumed = fit(legacy_problem(), SETTINGS, fingerprint="legacy", checkpoint=checkpoint)
+    assert resumed.resumed_from == INTERRUPTED_AT
+    got, reference = _summary(resumed), torch.load(REFERENCE, weights_only=False)
+    assert torch.allclose(got.pop("output"), reference.pop("output"), rtol=0, atol=1e-5)
+    assert torch.allclose(got.pop("last_output"), reference.pop("last_output"), rtol=0, atol=1e-5)
+    assert got.pop("losses") == pytest.approx(reference.pop("losses"), rel=1e-4)
+    assert got["early_stop"].pop("psnr_gt") == pytest.approx(reference["early_stop"].pop("psnr_gt"), abs=1e-4)
     assert got == reference
 
 
 def _write_fixture() -> None:
     """Write the checkpoint and the reference result with the fit loop of this checkout."""
-    from dip.fit import FitInterrupted
-
     CHECKPOINT.unlink(missing_ok=True)
     with contextlib.suppress(FitInterrupted):
         fit(

@@ -122,7 +122,19 @@ def test_restore_with_frames_writes_the_same_restored_png(tmp_path):
     write_image(image, data.astronaut()[60:92, 200:232].astype(np.float32) / 255)
     obs = tmp_path / "obs"
     assert main(["degrade", str(image), "--task", "denoising", "--level", "25", "--out", str(obs)]) == 0
-    common = ["restore", str(obs), "--arch", "tiny", "--iterations", "40", "--threads", "1", "--quiet"]
+    common = [
+        "restore",
+        str(obs),
+        "--arch",
+        "tiny",
+        "--iterations",
+        "40",
+        "--threads",
+        "1",
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
     assert main([*common, "--out", str(tmp_path / "plain")]) == 0
     assert main([*common, "--frames", "9", "--frame-side", "16", "--out", str(tmp_path / "framed")]) == 0
     restored = (tmp_path / "plain" / "restored.png").read_bytes()

@@ -343,19 +343,19 @@ def test_outputs_cut_short_leave_no_part_that_stops_the_same_command(work, monke
     """A fit whose outputs could not all be written (a full disk after restored.png, or an output refused) takes
     back what it wrote, so the same command run again finishes from the checkpoint into the folder, instead of
     meeting files it cannot tell as its own."""
-    from dip import api
+    from dip.api import restoring
 
-    write_trace = api.write_trace
+    write_trace = restoring.write_trace
 
     def failing(*args, **kwargs):
         raise error
 
     command = ("restore", "obs", *TINY, "--out", "r", "--checkpoint", "fit.ckpt")
-    monkeypatch.setattr(api, "write_trace", failing)
+    monkeypatch.setattr(restoring, "write_trace", failing)
     assert run_dip(*command) == 2
     assert message in capsys.readouterr().err
     assert not any((work / "r").iterdir())
-    monkeypatch.setattr(api, "write_trace", write_trace)
+    monkeypatch.setattr(restoring, "write_trace", write_trace)
     assert run_dip(*command) == 0
     assert json.loads((work / "r" / "record.json").read_text())["resumed_from"] == 2
 
