@@ -33,6 +33,7 @@ localrules:
     seed_mean,
     aggregate,
     render,
+    publish,
     viewer,
 
 

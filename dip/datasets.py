@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -195,10 +196,17 @@ def _resolve(dataset: Dataset | str) -> Dataset:
 
 
 def _folder_files(dataset: Dataset) -> dict[str, Path]:
+    """The images of a folder dataset by name; a ConfigError for a name with a control character (a newline, a tab),
+    which no log line or table can show as it is. Any other character is data (the workflow quotes every name)."""
     assert dataset.root is not None
     files: dict[str, Path] = {}
     for path in sorted(dataset.root.iterdir()):
         if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+            if any(unicodedata.category(character) == "Cc" for character in path.name):
+                raise ConfigError(
+                    f"dataset folder {dataset.root}: image {path.name!r} has a control character in its name "
+                    "(a newline, a tab, …): rename the file"
+                )
             if path.stem in files:
                 raise ConfigError(f"dataset folder {dataset.root}: two images named {path.stem!r} ({path.name})")
             files[path.stem] = path

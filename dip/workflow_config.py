@@ -13,6 +13,7 @@ import contextlib
 import copy
 import os
 import re
+import shlex
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -261,16 +262,17 @@ RUN_KEYS = ("variants", "seeds", "outputs")
 
 
 def fit_flags(settings: Mapping[str, Any]) -> list[str]:
-    """A level's fit settings (`level_fit`) as `dip restore` flags: `reg_noise_std: 0.03` → `--reg-noise-std 0.03`."""
+    """A level's fit settings (`level_fit`) as `dip restore` flags: `reg_noise_std: 0.03` → `--reg-noise-std 0.03`,
+    each value quoted for the shell."""
     flags = []
     for key, value in sorted(settings.items()):
         if key in RUN_KEYS or value is False:
             continue
         flag = f"--{key.replace('_', '-')}"
         if isinstance(value, list):  # `watch: [es-wmv, es-emv]` → `--watch es-wmv es-emv` (`[]`: `--watch`, none)
-            flags.append(" ".join([flag, *map(str, value)]))
+            flags.append(" ".join([flag, *(shlex.quote(str(item)) for item in value)]))
         else:
-            flags.append(flag if value is True else f"{flag} {value}")
+            flags.append(flag if value is True else f"{flag} {shlex.quote(str(value))}")
     return flags
 
 
@@ -398,6 +400,19 @@ def check_datasets(config: Mapping[str, Any]) -> None:
                 )
         check_companions(name, dataset, images, "masks", ("masks", "mask images"))
         check_companions(name, dataset, images, "pairs", ("flash photos", "flash photos"))
+        check_names_as_paths(name, dataset, images)
+
+
+def check_names_as_paths(name: str, dataset: Mapping[str, Any], images: list[str] | None) -> None:
+    """The images a dataset runs, and their masks and flash photos, have no brace in their names: a path of the
+    workflow's with a brace is a Snakemake pattern whose wildcard no job can fill. (Any other character is quoted.)"""
+    named = [*used_images(dataset, images), *dataset.get("masks", {}).values(), *dataset.get("pairs", {}).values()]
+    braced = [image for image in named if "{" in image or "}" in image]
+    if braced:
+        raise ConfigError(
+            f"datasets.{name}: image {braced[0]!r} has a brace in its name, which Snakemake would read as a "
+            "wildcard: rename the file"
+        )
 
 
 STAND_IN = {"source": "skimage-samples", "images": ["astronaut"], "crop": 128}

@@ -257,6 +257,24 @@ def test_folder_dataset_errors(tmp_path):
         list_images(folder_dataset(tmp_path))
 
 
+@pytest.mark.parametrize("name", ["two\nlines", "carriage\rreturn", "tab\there", "bell\a", "del\x7f"])
+def test_a_folder_image_name_with_a_control_character_is_refused_in_one_line(tmp_path, name):
+    Image.new("RGB", (4, 4)).save(tmp_path / "fine.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / f"{name}.png")
+    with pytest.raises(ConfigError) as refused:
+        list_images(folder_dataset(tmp_path))
+    message = str(refused.value)
+    assert len(message.splitlines()) == 1 and repr(f"{name}.png") in message and "control character" in message
+
+
+def test_a_folder_image_name_is_data(tmp_path):
+    names = ["p$(touch PWNED);x `y`", '-café é it\'s "q" $HOME', "{brace} 100%"]
+    for name in names:
+        Image.new("RGB", (4, 4)).save(tmp_path / f"{name}.png")
+    assert list_images(folder_dataset(tmp_path)) == sorted(names)
+    assert image_path(str(tmp_path), names[0]) == tmp_path / f"{names[0]}.png"
+
+
 def test_folder_dataset_on_shared_set5(set5_dir):
     dataset = folder_dataset(set5_dir)
     assert list_images(dataset) == SET5_NAMES

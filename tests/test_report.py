@@ -104,6 +104,38 @@ def test_read_metrics_names_a_bad_file(tmp_path: Path, metrics_files: list[Path]
         read_metrics([*metrics_files, broken])
 
 
+def with_fit(metrics: Path, **fit) -> Path:
+    """`metrics` with a record.json in its run folder stating the net and these fit settings."""
+    settings = {"iterations": 50, "lr": 0.01, "seed": 0, "checkpoint_every": 200, "precision": "fp32", **fit}
+    record = {"kind": "restore", "model": {"preset": "tiny"}, "fit": settings}
+    (metrics.parent / "record.json").write_text(json.dumps(record))
+    return metrics
+
+
+def test_runs_of_one_cell_at_different_settings_are_refused(tmp_path: Path) -> None:
+    """A fit left at its old settings beside those run at new ones (a job that never ran again) is named, not
+    averaged with them."""
+    runs = tmp_path / "runs"
+    old = with_fit(write_run(runs, "dip-tiny", "tiny", 0, "25", "a", 30.0), iterations=20)
+    new = with_fit(write_run(runs, "dip-tiny", "tiny", 0, "25", "b", 31.0), iterations=400)
+    with pytest.raises(DipError) as refused:
+        read_metrics([old, new])
+    message = str(refused.value)
+    assert str(old.parent) in message and str(new.parent) in message and "iterations: 400 and 20" in message
+
+
+def test_runs_of_one_cell_may_differ_in_seed_checkpoints_and_arithmetic(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    metrics = [
+        with_fit(write_run(runs, "dip-tiny", "tiny", 0, "25", "a", 30.0)),
+        with_fit(write_run(runs, "dip-tiny", "tiny", 1, "25", "a", 31.0), seed=1, checkpoint_every=50),
+        with_fit(write_run(runs, "dip-tiny", "tiny", 0, "25", "b", 32.0), precision="bf16"),
+        with_fit(write_run(runs, "dip-tiny", "tiny", 0, "50", "a", 29.0), iterations=400),  # another cell
+        write_run(runs, "bm3d", "", 0, "25", "a", 29.0),
+    ]
+    assert len(read_metrics(metrics)) == 5
+
+
 def test_read_traces_labels_every_row(summary: pd.DataFrame) -> None:
     traces = read_traces(summary)
     assert len(traces) == 6 * 5  # six DIP runs, five rows each

@@ -92,9 +92,10 @@ def test_dry_run_plans_the_whole_grid(grid_dry_run: str) -> None:
         "evaluate": 4 * 30,
         "aggregate": 1,
         "render": 3,
+        "publish": 3,
         "viewer": 1,
         "all": 1,
-        "total": 270,
+        "total": 273,
     }
 
 

@@ -93,9 +93,10 @@ def test_tiny_run_end_to_end_and_report(tmp_path: Path) -> None:
         "evaluate": 5,
         "aggregate": 1,
         "render": 3,
+        "publish": 3,
         "viewer": 1,
         "all": 1,
-        "total": 16,
+        "total": 19,
     }
 
 

@@ -54,7 +54,49 @@ def read_metrics(paths: Iterable[Path]) -> pd.DataFrame:
         raise DipError("no metrics records given")
     frame = pd.DataFrame.from_records(records).astype(dict.fromkeys(TEXT_COLUMNS, str) | {"seed": int})
     columns = [*ID_COLUMNS, *(c for c in frame.columns if c not in ID_COLUMNS)]
-    return frame[columns].sort_values(list(ID_COLUMNS), key=natural_key).reset_index(drop=True)
+    frame = frame[columns].sort_values(list(ID_COLUMNS), key=natural_key).reset_index(drop=True)
+    check_cell_settings(frame)
+    return frame
+
+
+FREE_SETTINGS = ("seed", "checkpoint_every", "frames", "frame_side", "precision")
+"""Fit settings in which the runs of one table cell may differ: the seed, what changes no number of the fit
+(checkpoints, frames), and the arithmetic, which the tables name beside each number."""
+
+
+def fit_settings(run_dir: object) -> dict | None:
+    """The net and fit settings a DIP run's record.json states, less FREE_SETTINGS (None for a run without them)."""
+    path = Path(str(run_dir)) / RECORD
+    if not isinstance(run_dir, str) or not run_dir or not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("fit"), dict):
+        return None
+    fit = {key: value for key, value in record["fit"].items() if key not in FREE_SETTINGS}
+    return {"model": record.get("model"), **fit}
+
+
+def check_cell_settings(summary: pd.DataFrame) -> None:
+    """Refuse DIP runs of one table cell (task, level, method) fitted with different settings, as their folders hold
+    them now: a mean over them would mix settings, e.g. a fit left at its old iterations beside those run again."""
+    first: dict[tuple[str, str, str], tuple[str, dict]] = {}
+    for row in summary.itertuples(index=False):
+        settings = fit_settings(getattr(row, "run_dir", None))
+        if settings is None:
+            continue
+        cell = (row.task, row.level, row.method)
+        other, expected = first.setdefault(cell, (row.run_dir, settings))
+        differing = sorted(key for key in expected.keys() | settings.keys() if expected.get(key) != settings.get(key))
+        if differing:
+            key = differing[0]
+            raise DipError(
+                f"{row.run_dir} and {other}: {row.method} on {row.task} {row.level} with different settings "
+                f"({key}: {settings.get(key)!r} and {expected.get(key)!r}); run them again at the same settings "
+                "(the workflow: the same command again)"
+            )
 
 
 def check_scored_run(path: Path, record: dict) -> None:

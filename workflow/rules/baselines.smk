@@ -10,5 +10,5 @@ rule baseline:
     conda:
         "../envs/dip.yaml"
     shell:
-        "dip baseline {input} --method {wildcards.method} --out {output}"
-        " --record-failure {log} > {log} 2>&1"
+        "dip baseline {input:q} --method {wildcards.method:q} --out {output:q}"
+        " --record-failure {log:q} > {log:q} 2>&1"

@@ -10,8 +10,8 @@ rule last_output:
     params:
         method=lambda wildcards: last_method(dip_method(wildcards.variant)),
     shell:
-        "dip combine {input} --output last --method {params.method} --out {output}"
-        " --record-failure {log} > {log} 2>&1"
+        "dip combine {input:q} --output last --method {params.method:q} --out {output:q}"
+        " --record-failure {log:q} > {log:q} 2>&1"
 
 
 rule seed_mean:
@@ -28,5 +28,5 @@ rule seed_mean:
             dip_method(wildcards.variant), len(input)
         ),
     shell:
-        "dip combine {input} --method {params.method} --out {output}"
-        " --record-failure {log} > {log} 2>&1"
+        "dip combine {input:q} --method {params.method:q} --out {output:q}"
+        " --record-failure {log:q} > {log:q} 2>&1"

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 
 import pandas as pd
 from snakemake.exceptions import WorkflowError
@@ -73,6 +74,8 @@ CHECKPOINT = PATHS.checkpoint(DIP_RUN_NAME)
 BATCH_RUN = "results/.batches/{batch}"
 """A batch of DIP fits (`batch_fits`): its runs, `<dataset>/<task>/<level>/<image>/dip-<variant>/seed<seed>`, which
 the `restore` rule copies to DIP_RUN."""
+RENDERED = "results/.render/{task}"
+"""What `dip render` made of a task: `tables/` and `figures/`, which the `publish` rule puts in `results/`."""
 
 
 TASKS = GRID.tasks
@@ -143,20 +146,22 @@ def degrade_flags(wildcards, input) -> str:
     flags = []
     if "mask" in input.keys():
         mask = MASKS[wildcards.dataset][wildcards.image]
-        flags.append(f"--mask-file {image_file(input.mask, mask)}")
+        flags.append(f"--mask-file {shlex.quote(image_file(input.mask, mask))}")
     if "flash" in input.keys():
         flash = PAIRS[wildcards.dataset][wildcards.image]
-        flags.append(f"--flash-file {image_file(input.flash, flash)}")
+        flags.append(f"--flash-file {shlex.quote(image_file(input.flash, flash))}")
     if config["datasets"][wildcards.dataset].get("degraded"):
         flags.append("--observed")
     return " ".join(flags)
 
 
 def export_flags(wildcards) -> str:
-    """Optional flags of `dip datasets export` for a dataset."""
+    """Optional flags of `dip datasets export` for a dataset, quoted for the shell."""
     dataset = config["datasets"][wildcards.dataset]
     return " ".join(
-        f"--{key} {dataset[key]}" for key in ("shrink", "crop") if key in dataset
+        f"--{key} {shlex.quote(str(dataset[key]))}"
+        for key in ("shrink", "crop")
+        if key in dataset
     )
 
 
@@ -171,7 +176,9 @@ def fit_flags(wildcards) -> str:
     settings = level_fit(config, wildcards.task, wildcards.level)
     flags = level_flags({**settings, **variant_fit(config, wildcards.variant)})
     if config.get("smoke_iterations"):
-        flags.append(f"--smoke-iterations {config['smoke_iterations']}")
+        flags.append(
+            f"--smoke-iterations {shlex.quote(str(config['smoke_iterations']))}"
+        )
     return " ".join(flags)
 
 
@@ -179,7 +186,7 @@ def slot_environment(wildcards) -> str:
     """The fit's environment prefix: `fits_per_gpu` as the GPU slots read it (dip/gpu_slots.py), on any node."""
     if "fits_per_gpu" not in config:
         return ""
-    return f"{FITS_PER_GPU_VARIABLE}={config['fits_per_gpu']} "
+    return f"{FITS_PER_GPU_VARIABLE}={shlex.quote(str(config['fits_per_gpu']))} "
 
 
 def checkpoint_file(wildcards) -> str:
@@ -267,10 +274,10 @@ def batch_params(wildcards) -> str:
     batch = BATCHES[wildcards.batch]
     task, level, image = batch["observations"][0]
     member = wildcards_of(variant=batch["variant"], task=task, level=level)
-    seeds = " ".join(str(seed) for seed in batch["seeds"])
+    seeds = " ".join(shlex.quote(str(seed)) for seed in batch["seeds"])
     return (
-        f"--variant {batch['variant']} --arch-json {shlex.quote(arch_json(member))} {fit_flags(member)}"
-        f" --seeds {seeds}"
+        f"--variant {shlex.quote(batch['variant'])} --arch-json {shlex.quote(arch_json(member))}"
+        f" {fit_flags(member)} --seeds {seeds}"
     )
 
 
@@ -285,12 +292,25 @@ def metrics_files() -> list[str]:
     return run_files(METRICS, GRID.named_runs())
 
 
+def scored_folders() -> list[str]:
+    """Every observation and run folder that the metrics records score. They are targets: Snakemake makes a missing
+    file again only where a job that needs it runs, or it is a target, so a folder deleted, or removed by Snakemake
+    after its job failed (a killed fit), would otherwise stay missing while the summary kept its old records.
+    """
+    return run_files(OBSERVATION, OBSERVATIONS) + run_files(RUN, GRID.named_runs())
+
+
 def all_targets() -> list[str]:
-    """The final outputs: the summary, the tables and figures of every task that some dataset runs, and the viewer."""
+    """The final outputs: the summary, the tables and figures of every task that some dataset runs, and the viewer;
+    and, so that a job that failed or a folder deleted is made again, what they are made of: every observation and run
+    folder (`scored_folders`) and the render folders that the tables and figures are copied from.
+    """
     tasks = [task for task in TASKS if task in set(OBSERVATIONS.task)]
     return [
+        *scored_folders(),
         PATHS.summary,
         "results/viewer",
+        *expand(RENDERED, task=tasks),
         *expand("results/tables/{task}.{ext}", task=tasks, ext=["md", "tex", "html"]),
         *expand(
             "results/figures/{task}-{figure}.png",
@@ -298,6 +318,26 @@ def all_targets() -> list[str]:
             figure=["psnr", "curves", "images"],
         ),
     ]
+
+
+def publish_rendered(rendered: str, outputs: list[str], log: str) -> None:
+    """Put each of `outputs` (`results/tables/T.md`, …) in place from the render folder (`<rendered>/tables/T.md`),
+    each whole: a copy beside it, renamed over the last one."""
+    with open(log, "w") as handle:
+        for output in outputs:
+            source = os.path.join(
+                rendered,
+                os.path.basename(os.path.dirname(output)),
+                os.path.basename(output),
+            )
+            partial = f"{output}.partial"
+            try:
+                shutil.copyfile(source, partial)
+                os.replace(partial, output)
+            finally:
+                if os.path.exists(partial):
+                    os.remove(partial)
+            print(f"{source} -> {output}", file=handle)
 
 
 def report_failures(summary_path: str) -> None:

@@ -11,5 +11,5 @@ rule export_image:
         source=lambda wildcards: config["datasets"][wildcards.dataset]["source"],
         flags=export_flags,
     shell:
-        "dip datasets export {params.source:q} --images {wildcards.image} --out {output}"
-        " {params.flags} --record-failure {log} > {log} 2>&1"
+        "dip datasets export {params.source:q} --images={wildcards.image:q} --out {output:q}"
+        " {params.flags} --record-failure {log:q} > {log:q} 2>&1"

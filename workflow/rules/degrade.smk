@@ -15,7 +15,7 @@ rule degrade:
         image=lambda wildcards, input: image_file(input.image, wildcards.image),
         flags=degrade_flags,
     shell:
-        "dip degrade {params.image} --task {wildcards.task} --level {wildcards.level} {params.flags}"
-        " --seed {params.seed} --label dataset={wildcards.dataset} --label source={params.source:q}"
-        " --label image={wildcards.image}"
-        " --label observation_dir={output} --out {output} --record-failure {log} > {log} 2>&1"
+        "dip degrade {params.image:q} --task {wildcards.task:q} --level {wildcards.level:q} {params.flags}"
+        " --seed {params.seed} --label dataset={wildcards.dataset:q} --label source={params.source:q}"
+        " --label image={wildcards.image:q} --label observation_dir={output:q} --out {output:q}"
+        " --record-failure {log:q} > {log:q} 2>&1"

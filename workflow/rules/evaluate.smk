@@ -11,8 +11,8 @@ rule evaluate:
     conda:
         "../envs/dip.yaml"
     shell:
-        "dip evaluate {input.run} --observation {input.observation} --out {output}"
-        " --record-failure {log} > {log} 2>&1"
+        "dip evaluate {input.run:q} --observation {input.observation:q} --out {output:q}"
+        " --record-failure {log:q} > {log:q} 2>&1"
 
 
 rule aggregate:
@@ -28,4 +28,4 @@ rule aggregate:
     conda:
         "../envs/dip.yaml"
     shell:
-        "dip aggregate {input} --out {output.summary} --traces-out {output.traces} > {log} 2>&1"
+        "dip aggregate {input:q} --out {output.summary:q} --traces-out {output.traces:q} > {log:q} 2>&1"

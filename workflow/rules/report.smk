@@ -3,6 +3,27 @@ rule render:
         summary=PATHS.summary,
         traces=PATHS.traces,
     output:
+        directory(RENDERED),
+    log:
+        "results/logs/render/{task}.log",
+    benchmark:
+        "results/benchmarks/render/{task}.tsv"
+    conda:
+        "../envs/dip.yaml"
+    params:
+        tables=lambda wildcards, output: os.path.join(output[0], "tables"),
+        figures=lambda wildcards, output: os.path.join(output[0], "figures"),
+    shell:
+        "dip render {input.summary:q} --traces {input.traces:q} --task {wildcards.task:q}"
+        " --tables {params.tables:q} --figures {params.figures:q} > {log:q} 2>&1"
+
+
+# A render that fails leaves the last good tables and figures in place: it writes into its own folder (RENDERED),
+# whose files this job then puts in place.
+rule publish:
+    input:
+        RENDERED,
+    output:
         markdown="results/tables/{task}.md",
         latex="results/tables/{task}.tex",
         html=report(
@@ -48,14 +69,6 @@ rule render:
             labels={"task": "{task}", "content": "Restored images"},
         ),
     log:
-        "results/logs/render/{task}.log",
-    benchmark:
-        "results/benchmarks/render/{task}.tsv"
-    conda:
-        "../envs/dip.yaml"
-    params:
-        tables=lambda wildcards, output: os.path.dirname(output.html),
-        figures=lambda wildcards, output: os.path.dirname(output.psnr),
-    shell:
-        "dip render {input.summary} --traces {input.traces} --task {wildcards.task}"
-        " --tables {params.tables} --figures {params.figures} > {log} 2>&1"
+        "results/logs/publish/{task}.log",
+    run:
+        publish_rendered(input[0], output, log[0])

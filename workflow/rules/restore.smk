@@ -24,10 +24,10 @@ if not BATCHES:
             checkpoint=checkpoint_file,
             slots=slot_environment,
         shell:
-            "{params.slots}dip restore {input} --out {output} --variant {wildcards.variant}"
-            " --arch-json {params.arch:q} {params.fit}"
-            " --seed {wildcards.seed} --device {params.device} --threads {threads}"
-            " --checkpoint {params.checkpoint} --quiet --record-failure {log} > {log} 2>&1"
+            "{params.slots}dip restore {input:q} --out {output:q} --variant {wildcards.variant:q}"
+            " --arch-json {params.arch:q} {params.fit} --seed {wildcards.seed:q}"
+            " --device {params.device:q} --threads {threads} --checkpoint {params.checkpoint:q}"
+            " --quiet --record-failure {log:q} > {log:q} 2>&1"
 
 else:
 
@@ -55,9 +55,9 @@ else:
             checkpoint="results/.checkpoints/batches/{batch}",
             slots=slot_environment,
         shell:
-            "{params.slots}dip restore {input} --out {output} {params.flags}"
-            " --device {params.device} --threads {threads}"
-            " --checkpoint {params.checkpoint} --quiet --record-failure {log} > {log} 2>&1"
+            "{params.slots}dip restore {input:q} --out {output:q} {params.flags}"
+            " --device {params.device:q} --threads {threads}"
+            " --checkpoint {params.checkpoint:q} --quiet --record-failure {log:q} > {log:q} 2>&1"
 
     rule restore:
         input:
@@ -72,4 +72,4 @@ else:
         params:
             run=f"{{dataset}}/{{task}}/{{level}}/{{image}}/{DIP_RUN_NAME}",
         shell:
-            "cp -R {input}/{params.run} {output} > {log} 2>&1"
+            "cp -R {input:q}/{params.run:q} {output:q} > {log:q} 2>&1"

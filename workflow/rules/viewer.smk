@@ -20,5 +20,5 @@ rule viewer:
         frame_side=config["viewer"]["frame_side"],
         max_frames=config["viewer"]["max_frames"],
     shell:
-        "dip viewer {input} --out {output} --image-side {params.image_side}"
-        " --frame-side {params.frame_side} --max-frames {params.max_frames} > {log} 2>&1"
+        "dip viewer {input:q} --out {output:q} --image-side {params.image_side}"
+        " --frame-side {params.frame_side} --max-frames {params.max_frames} > {log:q} 2>&1"
