@@ -3,12 +3,12 @@
 The estimate (`fit_bytes`) builds the net on PyTorch's `meta` device (shapes only, no storage) and runs one forward
 there, summing the size of every layer's output, which autograd keeps for the backward pass; parameters count four
 times: the weights, their gradients and Adam's two moments. Beside it, the fit's own images (x0, its output and their
-copies, ES-WMV's window of outputs) count once each. The estimate is about a floor: bare training steps (`tiny`, `paper`,
-`inpaint-text` at 256 and 512 px, two steps of Adam) peaked at 0.87-1.5 times it, and a whole `dip restore` of `tiny` at
-512 px, 130 iterations with ES-WMV's window full, at 1.8 GB resident against its estimate of 0.8 GB (the interpreter and
-libraries take about 0.5 GB of that). So a fit whose estimate is over `MARGIN` times what its device has free
-(`available_bytes`) would surely run out: it is refused in one line (`check_fit_memory`) before anything is allocated.
-One that runs out all the same stops in one line too (`out_of_memory`).
+copies, ES-WMV's window of outputs) count once each. The estimate is about a floor: bare training steps (`tiny`,
+`paper`, `inpaint-text` at 256 and 512 px, two steps of Adam) peaked at 0.87-1.5 times it, and a whole `dip restore` of
+`tiny` at 512 px, 130 iterations with ES-WMV's window full, at 1.8 GB resident against its estimate of 0.8 GB (the
+interpreter and libraries take about 0.5 GB of that). So a fit whose estimate is over `MARGIN` times what its device has
+free (`available_bytes`) would surely run out: it is refused in one line (`check_fit_memory`) before anything is
+allocated. One that runs out all the same stops in one line too (`out_of_memory`).
 """
 
 from __future__ import annotations

@@ -29,11 +29,11 @@ def run(args: argparse.Namespace) -> int:
         if traces_out.resolve() == out.resolve():
             raise OutputRefused(f"--traces-out {traces_out}: the path of --out too; name another")
     summary = read_metrics(args.metrics)
+    traces = None if traces_out is None else read_traces(summary)  # read before any write: a bad trace spoils none
     out.parent.mkdir(parents=True, exist_ok=True)
     summary.to_csv(out, index=False)
     print(f"{len(summary)} runs -> {out}")
     if traces_out is not None:
-        traces = read_traces(summary)
         traces_out.parent.mkdir(parents=True, exist_ok=True)
         traces.to_csv(traces_out, index=False)
         print(f"{len(traces)} trace rows -> {traces_out}")

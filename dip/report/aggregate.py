@@ -40,6 +40,8 @@ def read_metrics(paths: Iterable[Path]) -> pd.DataFrame:
         missing = [key for key in wanted if key not in record] if record.get("status") != FAILED else []
         if missing:
             raise DipError(f"{path}: metrics record lacks {', '.join(missing)}")
+        if record.get("seed", 0) is None:  # a failure record of `dip restore` without --seed: the default seed's
+            record = {**record, "seed": DEFAULTS["seed"]}
         try:
             check_seed(record.get("seed", 0))  # the summary reads seeds as int64: a larger one would wrap around
         except ConfigError as error:
@@ -86,6 +88,9 @@ def read_traces(summary: pd.DataFrame) -> pd.DataFrame:
             trace = pd.read_csv(path)
         except (OSError, ValueError) as error:  # pandas' ParserError and EmptyDataError, UnicodeDecodeError
             raise DipError(f"{path}: cannot read the trace: {error}") from None
+        missing = [column for column in TRACE_COLUMNS if column not in trace]
+        if missing:
+            raise DipError(f"{path}: not a trace written by `dip restore` (lacks the columns {', '.join(missing)})")
         if trace.empty:
             continue
         frames.append(trace.assign(**{column: getattr(row, column) for column in ID_COLUMNS}))
