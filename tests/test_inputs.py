@@ -158,7 +158,7 @@ REFUSED = {
     ),
     "aggregate: a trace.csv that is not a trace": (
         ("aggregate", "m.json", "--out", "s2.csv", "--traces-out", "t2.csv"),
-        "run_dip/trace.csv: not a trace written by `dip restore` (lacks the columns iteration, loss",
+        "run_dip/trace.csv: not a trace written by `dip restore` (no column 'iteration')",
     ),
 }
 

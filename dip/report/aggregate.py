@@ -88,9 +88,8 @@ def read_traces(summary: pd.DataFrame) -> pd.DataFrame:
             trace = pd.read_csv(path)
         except (OSError, ValueError) as error:  # pandas' ParserError and EmptyDataError, UnicodeDecodeError
             raise DipError(f"{path}: cannot read the trace: {error}") from None
-        missing = [column for column in TRACE_COLUMNS if column not in trace]
-        if missing:
-            raise DipError(f"{path}: not a trace written by `dip restore` (lacks the columns {', '.join(missing)})")
+        if "iteration" not in trace:  # the one column every trace has had (older ones lack some of TRACE_COLUMNS)
+            raise DipError(f"{path}: not a trace written by `dip restore` (no column 'iteration')")
         if trace.empty:
             continue
         frames.append(trace.assign(**{column: getattr(row, column) for column in ID_COLUMNS}))
