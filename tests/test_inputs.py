@@ -264,3 +264,15 @@ def test_a_failure_record_written_without_a_seed_is_aggregated_as_the_default_se
     assert run_dip("aggregate", "mf.json", "m.json", "--out", "s2.csv") == 0
     rows = (work / "s2.csv").read_text().splitlines()
     assert len(rows) == 3 and any("failed" in row for row in rows)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400", "soon"])
+def test_a_deadline_that_is_no_time_is_refused_in_one_line(work, capsys, monkeypatch, value):
+    """$DIP_DEADLINE=nan would never be reached (NaN compares false): a budgeted run would never stop starting fits."""
+    monkeypatch.setenv("DIP_DEADLINE", value)
+    refused(
+        work,
+        capsys,
+        ("restore", "obs", *TINY, "--out", "r"),
+        f"DIP_DEADLINE must be a Unix time in seconds, not '{value}'",
+    )
