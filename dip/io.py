@@ -86,7 +86,8 @@ def _decode(path: Path) -> np.ndarray:
             frames = getattr(im, "n_frames", 1)
             if frames > 1:
                 log.warning("%s: an animation of %d frames; its first frame is used", path, frames)
-            return upright(_pillow_to_array(im, path), im.getexif().get(_EXIF_ORIENTATION, 1))
+            orientation = im.getexif().get(_EXIF_ORIENTATION, 1)  # before loading, which drops a TIFF's
+            return upright(_pillow_to_array(im, path, orientation), orientation)
     except PermissionError:
         raise ImageError(f"{path}: permission denied") from None
     except UnidentifiedImageError:
@@ -112,9 +113,13 @@ def upright(array: np.ndarray, orientation: object) -> np.ndarray:
     return array if turned is None else np.ascontiguousarray(turned(array))
 
 
-def _pillow_to_array(im: Image.Image, path: Path) -> np.ndarray:
-    if im.format == "TIFF" and max(im.tag_v2.get(_TIFF_BITS_PER_SAMPLE, (8,))) > 8:
-        return _read_tiff16(path)
+def _pillow_to_array(im: Image.Image, path: Path, orientation: object) -> np.ndarray:
+    """The samples as stored (not yet turned as `orientation` says). A TIFF of more than 8 bits, or one with an
+    orientation, is read by tifffile: Pillow reduces some deep ones to 8 bits, and scrambles a grey one that it turns
+    itself (Pillow 11-13: the samples decoded into the turned size, then turned)."""
+    deep = im.format == "TIFF" and max(im.tag_v2.get(_TIFF_BITS_PER_SAMPLE, (8,))) > 8
+    if im.format == "TIFF" and (deep or orientation != 1):
+        return _read_tiff(path)
     rawmode = _rawmode(im)
     if im.mode in ("RGB", "RGBA") and ";16" in rawmode:
         if im.format == "PNG" and rawmode in _PNG16_PASSES:
@@ -165,14 +170,14 @@ def _with_rawmode(tile: tuple, rawmode: str) -> tuple:
     return tile._replace(args=rawmode) if hasattr(tile, "_replace") else (*tile[:3], rawmode)
 
 
-def _read_tiff16(path: Path) -> np.ndarray:
-    """Read a 16-bit grey or RGB TIFF (optional alpha) with tifffile: Pillow reduces some to 8 bits."""
+def _read_tiff(path: Path) -> np.ndarray:
+    """Read an 8- or 16-bit grey or RGB TIFF (optional alpha) with tifffile, its samples as stored."""
     try:
         with tifffile.TiffFile(path) as tif:
             page, series = tif.pages[0], tif.series[0]
             array, axes = series.asarray(), series.axes
     except (KeyError, ValueError, OSError) as e:  # tifffile reports a missing codec as KeyError/ValueError
-        raise ImageError(f"{path}: cannot decode this 16-bit TIFF ({e})") from None
+        raise ImageError(f"{path}: cannot decode this TIFF ({e})") from None
     if axes == "YX":
         array = array[..., None]
     elif axes == "SYX":
@@ -180,11 +185,11 @@ def _read_tiff16(path: Path) -> np.ndarray:
     elif axes != "YXS":
         raise ImageError(f"{path}: unsupported TIFF layout (axes {axes!r}, shape {array.shape})")
     photometric = {tifffile.PHOTOMETRIC.MINISBLACK: 1, tifffile.PHOTOMETRIC.RGB: 3}.get(page.photometric)
-    if array.dtype != np.uint16 or photometric is None or array.shape[-1] - photometric not in (0, 1):
+    if array.dtype not in (np.uint8, np.uint16) or photometric is None or array.shape[-1] - photometric not in (0, 1):
         raise ImageError(
             f"{path}: unsupported TIFF ({array.dtype}, {array.shape[-1]} samples, {page.photometric.name})"
         )
-    image = array.astype(np.float32) / 65535
+    image = array.astype(np.float32) / np.iinfo(array.dtype).max
     if page.extrasamples[:1] == (tifffile.EXTRASAMPLE.ASSOCALPHA,):  # premultiplied -> straight alpha
         color, opacity = image[..., :-1], image[..., -1:]
         image[..., :-1] = np.divide(color, opacity, out=np.zeros_like(color), where=opacity > 0)
