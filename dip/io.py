@@ -86,8 +86,10 @@ def _decode(path: Path) -> np.ndarray:
             frames = getattr(im, "n_frames", 1)
             if frames > 1:
                 log.warning("%s: an animation of %d frames; its first frame is used", path, frames)
-            orientation = im.getexif().get(_EXIF_ORIENTATION, 1)  # before loading, which drops a TIFF's
-            return upright(_pillow_to_array(im, path, orientation), orientation)
+            tiff_orientation = im.tag_v2.get(_EXIF_ORIENTATION, 1) if im.format == "TIFF" else 1  # loading drops it
+            array = _pillow_to_array(im, path, tiff_orientation)
+            # a PNG's EXIF after its samples: `getexif` loads the image, and the 16-bit decoding needs it unloaded
+            return upright(array, tiff_orientation if im.format == "TIFF" else im.getexif().get(_EXIF_ORIENTATION, 1))
     except PermissionError:
         raise ImageError(f"{path}: permission denied") from None
     except UnidentifiedImageError:
