@@ -1,14 +1,15 @@
 """A fit's memory, estimated before it starts and compared with what its device has free; running out, one line.
 
 The estimate (`fit_bytes`) builds the net on PyTorch's `meta` device (shapes only, no storage) and runs one forward
-there, summing the size of every layer's output, which autograd keeps for the backward pass; parameters count four
-times: the weights, their gradients and Adam's two moments. Beside it, the fit's own images (x0, its output and their
-copies, ES-WMV's window of outputs) count once each. The estimate is about a floor: bare training steps (`tiny`,
-`paper`, `inpaint-text` at 256 and 512 px, two steps of Adam) peaked at 0.87-1.5 times it, and a whole `dip restore` of
-`tiny` at 512 px, 130 iterations with ES-WMV's window full, at 1.8 GB resident against its estimate of 0.8 GB (the
-interpreter and libraries take about 0.5 GB of that). So a fit whose estimate is over `MARGIN` times what its device has
-free (`available_bytes`) would surely run out: it is refused in one line (`check_fit_memory`) before anything is
-allocated. One that runs out all the same stops in one line too (`out_of_memory`).
+there, summing the size of every layer's output, which autograd keeps for the backward pass; parameters count four times
+(the weights, their gradients and Adam's two moments), and the fit's own images (x0, its output and their copies, ES-
+WMV's window of outputs) once each. A fit peaks above that sum: bare training steps (`tiny`, `paper`, `inpaint-text` at
+256 and 512 px, two steps of Adam) at 0.87-1.5 times it; a whole `dip restore` of `tiny` at 512 px (130 iterations, ES-
+WMV's window full) at 1.8 GB resident against a sum of 0.8 GB (the interpreter and libraries take about 0.5 GB); one at
+2976² px (grey) was killed by the kernel past 21.6 GB against a sum of 19.1 GB. The estimate is therefore the sum times
+`PEAK_FACTOR`, and a fit whose estimate is over what its device has free (`available_bytes`) is refused in one line
+(`check_fit_memory`) before anything is allocated. One that runs out all the same stops in one line too
+(`out_of_memory`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 BYTES_PER_VALUE = 4  # float32: the parameters, the activations and the optimizer's state
 PARAMETER_COPIES = 4  # weights, gradients, Adam's exp_avg and exp_avg_sq
 IMAGE_COPIES = 16  # the fit's images: x0, the truth, the output, its EMA, the best and last, z and its noise
-MARGIN = 1.2  # refused only when the estimate is over this many times the free memory: the least measured ratio is 0.87
+PEAK_FACTOR = 2  # a whole fit's peak over the sum of its tensors: 1.6 measured at 512 px, more than 1.13 at 2976 px
 MEMINFO = Path("/proc/meminfo")
 CGROUP_LIMIT = Path("/sys/fs/cgroup/memory.max")
 CGROUP_USAGE = Path("/sys/fs/cgroup/memory.current")
@@ -60,7 +61,7 @@ def fit_bytes(
     parameters = sum(parameter.numel() for parameter in net.parameters())
     images = IMAGE_COPIES + (settings.es_window if "es-wmv" in (*settings.watched_rules(), settings.stopping) else 0)
     values = parameters * PARAMETER_COPIES + sum(outputs) + net_input.numel() + images * channels * height * width
-    return values * batch * BYTES_PER_VALUE, parameters
+    return values * batch * BYTES_PER_VALUE * PEAK_FACTOR, parameters
 
 
 def available_bytes(device: torch.device) -> int | None:
@@ -99,7 +100,7 @@ def check_fit_memory(
     height, width = shape
     needed, parameters = fit_bytes(spec, channels, height, width, settings, batch)
     free = available_bytes(device)
-    if free is None or needed <= MARGIN * free:
+    if free is None or needed <= free:
         return
     fits = f"{batch} fits" if batch > 1 else "a fit"
     raise OutOfMemory(
