@@ -103,9 +103,10 @@ def check_fit_memory(
     if free is None or needed <= free:
         return
     fits = f"{batch} fits" if batch > 1 else "a fit"
+    need = "need" if batch > 1 else "needs"
     raise OutOfMemory(
         f"{what}: {fits} of {spec.get('preset') or spec['arch']} ({parameters:,} parameters) on a {height}×{width} "
-        f"image needs about {gigabytes(needed)} but {device} has {gigabytes(free)} free; use a smaller net, image or "
+        f"image {need} about {gigabytes(needed)} but {device} has {gigabytes(free)} free; use a smaller net, image or "
         "batch (fewer seeds at once)"
     )
 

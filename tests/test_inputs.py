@@ -196,7 +196,7 @@ def test_a_fit_or_batch_bigger_than_the_free_memory_gets_a_failure_record(work, 
     records = sorted((work / "b").rglob("failure.json"))
     errors = {json.loads(path.read_text())["error"] for path in records}
     assert len(records) == 2 and len(errors) == 1
-    assert "2 fits of tiny (143,887 parameters) on a 64×64 image needs about" in errors.pop()
+    assert "2 fits of tiny (143,887 parameters) on a 64×64 image need about" in errors.pop()
 
 
 @pytest.mark.parametrize(
