@@ -32,7 +32,8 @@ def run_batch(net: str, size: int, k: int, iterations: int, warmup: int, threads
     import torch
 
     from dip.device import configure_threads, tune_cpu_allocator
-    from dip.fit import FitSettings, fit, fit_batch
+    from dip.fit import fit, fit_batch
+    from dip.fit_settings import FitSettings
     from dip.models import resolve_spec
     from dip.restoration import build_problem
     from dip.tasks import make_operator

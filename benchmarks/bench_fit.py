@@ -94,7 +94,8 @@ def run_case(case: Case, iterations: int, warmup: int, threads: int | None, devi
         select_device,
         tune_cpu_allocator,
     )
-    from dip.fit import FitSettings, fit
+    from dip.fit import fit
+    from dip.fit_settings import FitSettings
     from dip.models import resolve_spec
     from dip.restoration import build_problem
     from dip.tasks import make_operator

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from skimage import data
 
-from dip.fit import FitSettings
+from dip.fit_settings import FitSettings
 from dip.frames import FrameRecorder, write_frames
 from dip.io import to_numpy
 from dip.models import resolve_spec

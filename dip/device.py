@@ -7,8 +7,10 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import re
+import warnings
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -23,6 +25,15 @@ Precision = Literal["auto", "fp32", "tf32", "bf16", "fp16"]
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 """The precisions that run the forward pass under autocast; fp32 and tf32 run it in float32."""
 CPU_BF16_FEATURES = ("amx_bf16", "avx512_bf16")
+NOT_DETERMINISTIC_ON_CUDA = (
+    "the backward of reflection padding (the nets' pads, the deblurring operator's)",
+    "the backward of bilinear upsampling (the presets that upsample bilinearly)",
+)
+"""What `--deterministic` cannot make deterministic on CUDA: torch has no deterministic CUDA kernel for these ops of
+the fits here (`torch.use_deterministic_algorithms`, torch 2.13), so they run as they are; a run records which ran
+(`nondeterministic_kernels`)."""
+_NOT_DETERMINISTIC = re.compile(r"(\S+) does not have a deterministic implementation, but you set")
+"""torch's alert for a kernel without a deterministic implementation, under `warn_only`."""
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -69,13 +80,48 @@ def configure_threads(threads: int | None) -> None:
 
 
 def set_deterministic(enabled: bool) -> None:
-    """Ask torch for deterministic kernels (slower on CUDA; CPU kernels used here already are)."""
+    """Ask torch for deterministic kernels (slower on CUDA; CPU kernels used here already are), or, not enabled, for
+    its default kernels again (the mode is the process's: an earlier fit's must not carry over). Ops without a
+    deterministic kernel on CUDA (`NOT_DETERMINISTIC_ON_CUDA`) still run, nondeterministically (`warn_only`):
+    `nondeterministic_kernels` says which did."""
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
     if not enabled:
         return
-    torch.use_deterministic_algorithms(True, warn_only=True)
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+@contextlib.contextmanager
+def nondeterministic_kernels() -> Iterator[list[str]]:
+    """The kernels that ran without a deterministic implementation while deterministic ones were asked for (torch's
+    `warn_only` alerts, e.g. `reflection_pad2d_backward_cuda`), each once, sorted; filled in when the block ends and
+    logged once. Other warnings pass on as they were."""
+    ran: list[str] = []
+    if not torch.are_deterministic_algorithms_enabled():
+        yield ran
+        return
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.filterwarnings("always", message=_NOT_DETERMINISTIC.pattern)  # each, not once per line
+            yield ran
+    finally:
+        for warning in caught:
+            if match := _NOT_DETERMINISTIC.match(str(warning.message)):
+                ran.append(match.group(1))
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        ran[:] = sorted(set(ran))
+        if ran:
+            log.warning("deterministic kernels were asked for, but these ran nondeterministically: %s", ", ".join(ran))
+
+
+def cuda_versions(device: torch.device) -> dict[str, Any]:
+    """The CUDA runtime torch was built with and the cuDNN it loaded (`torch.backends.cudnn.version()`'s number), for
+    records; None on other devices."""
+    if device.type != "cuda":
+        return {"cuda": None, "cudnn": None}
+    return {"cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
 
 
 def configure_cuda(device: torch.device, precision: str, *, autotune: bool = True) -> None:
@@ -138,26 +184,66 @@ def cpu_bf16_features() -> list[str]:
     return [name for name, probe in probes.items() if getattr(cpu, probe, lambda: False)()]
 
 
-def resolve_precision(precision: str, device: torch.device, channels_last: bool) -> tuple[str, str]:
-    """The precision a fit runs in and why: `auto` is bf16 where the device computes it natively (CUDA compute
-    capability ≥ 8.0; a CPU with AMX-BF16 or AVX512-BF16, in channels_last, oneDNN's fast bf16 layout), else fp32;
-    any other precision is itself."""
+ONEDNN_ISA_MASKS = {
+    "SSE41": 0x1,
+    "AVX": 0x3,
+    "AVX2": 0x7,
+    "AVX2_VNNI": 0xF,
+    "AVX2_VNNI_2": 0x1F,
+    "AVX512_CORE": 0x27,
+    "AVX512_CORE_VNNI": 0x67,
+    "AVX512_CORE_BF16": 0xE7,
+    "AVX10_1_512": 0x1EF,
+    "AVX512_CORE_FP16": 0x1EF,
+    "AVX10_1_512_AMX": 0xFEF,
+    "AVX512_CORE_AMX": 0xFEF,
+    "AVX10_1_512_AMX_FP16": 0x1FEF,
+    "AVX512_CORE_AMX_FP16": 0x1FEF,
+}
+"""oneDNN's CPU ISA levels as its `dnnl_cpu_isa_t` bit masks: a level includes every level whose bits it has; the bf16
+kernels need AVX512_CORE_BF16's."""
+
+
+def onednn_isa_cap() -> str | None:
+    """The ISA level that `ONEDNN_MAX_CPU_ISA` (or `DNNL_MAX_CPU_ISA`) caps oneDNN's kernels at, where it is set to a
+    level below the best; None without a cap (unset, `ALL`, `DEFAULT`, or a name oneDNN does not know)."""
+    value = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    return value if value in ONEDNN_ISA_MASKS else None
+
+
+def resolve_precision(
+    precision: str, device: torch.device, channels_last: bool, *, batched: bool = False
+) -> tuple[str, bool, str]:
+    """The precision a fit runs in, whether its net runs in channels_last, and why. `auto` is bf16 where the device
+    computes it natively: CUDA compute capability ≥ 8.0; a CPU with AMX-BF16 or AVX512-BF16 that oneDNN may use (no
+    `ONEDNN_MAX_CPU_ISA` below AVX512_CORE_BF16), whose net then runs in channels_last, the layout where oneDNN's
+    bf16 kernels pay (batched fits run in NCHW, so `auto` keeps them in fp32 on the CPU); else fp32. Any other
+    precision is itself, in the layout asked for."""
     if precision != "auto":
-        return precision, "asked for"
+        return precision, channels_last, "asked for"
     if device.type == "cuda":
         major, minor = torch.cuda.get_device_capability(device)
         if major >= 8:
-            return "bf16", f"auto: CUDA compute capability {major}.{minor} ≥ 8.0 computes bf16 natively"
-        return "fp32", f"auto: CUDA compute capability {major}.{minor} < 8.0 has no native bf16"
+            return "bf16", channels_last, f"auto: CUDA compute capability {major}.{minor} ≥ 8.0 computes bf16 natively"
+        return "fp32", channels_last, f"auto: CUDA compute capability {major}.{minor} < 8.0 has no native bf16"
     if device.type == "cpu":
         features = cpu_bf16_features()
         if not features:
-            return "fp32", "auto: the CPU has neither AMX-BF16 nor AVX512-BF16"
+            return "fp32", channels_last, "auto: the CPU has neither AMX-BF16 nor AVX512-BF16"
         native = " and ".join(name.upper().replace("_", "-") for name in features)
+        cap = onednn_isa_cap()
+        if cap is not None and ONEDNN_ISA_MASKS[cap] & 0xE7 != 0xE7:
+            return (
+                "fp32",
+                channels_last,
+                f"auto: the CPU has {native}, but ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN from it",
+            )
         if channels_last:
-            return "bf16", f"auto: the CPU has {native} and the net runs in channels_last"
-        return "fp32", f"auto: the CPU has {native}, but bf16 pays only in channels_last, which is off"
-    return "fp32", f"auto: no native bf16 path on {device.type} here"
+            return "bf16", True, f"auto: the CPU has {native} and the net runs in channels_last"
+        if batched:
+            return "fp32", False, f"auto: the CPU has {native}, but bf16 pays only in channels_last, which batches lack"
+        return "bf16", True, f"auto: the CPU has {native}; the net runs in channels_last, where bf16 pays"
+    return "fp32", channels_last, f"auto: no native bf16 path on {device.type} here"
 
 
 def check_precision(precision: str, device: torch.device) -> None:

@@ -1,8 +1,8 @@
 """The steps of one DIP fit, each owning its part of the fit's state and of its checkpoint: the nets' engine (`Nets`),
-the backtracker (snapshot, NaN guard, restore), the stopping watch (the rule, its pick and its firing), and `FitRun`,
-one fit's state from one iteration to the next, which saves and loads itself.
+the backtracker (snapshot, NaN guard, restore) and the stopping watch (the rule, its pick and its firing).
 
-`dip.fit` runs the loop over one or more `FitRun`s that share an engine (one net, or a stack of nets of one shape).
+`dip.fit` runs the loop over one or more `FitRun`s (one fit's state from one iteration to the next) that share an
+engine: one net (`SingleNet`, here), or a stack of nets of one shape (`dip.stacked`).
 """
 
 from __future__ import annotations
@@ -11,16 +11,14 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import torch
 
 from dip.device import autocast
 from dip.errors import DivergenceError, OutputError
+from dip.fit_settings import FitSettings
 from dip.stopping import make_stopping_rule
-
-if TYPE_CHECKING:
-    from dip.fit import FitSettings
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from torch import nn
 from dip.errors import OutOfMemory
 
 if TYPE_CHECKING:
-    from dip.fit import FitSettings
+    from dip.fit_settings import FitSettings
 
 BYTES_PER_VALUE = 4  # float32: the parameters, the activations and the optimizer's state
 PARAMETER_COPIES = 4  # weights, gradients, Adam's exp_avg and exp_avg_sq

@@ -43,8 +43,8 @@ atomic write cut short (`dip.io`), which a new write replaces."""
 RENDERED = "dip render"
 """The mark of what `dip render` writes (a comment in a table, the HTML page's generator, a PNG's Software), by which
 it knows the files it may replace."""
-REPORT_SUFFIXES = (".md", ".tex", ".html", "-psnr.png", "-curves.png", "-rules.png", "-images.png")
-"""What `dip render` writes for a task: TASK.md/.tex/.html and TASK-psnr/-curves/-rules/-images.png."""
+REPORT_SUFFIXES = (".md", ".tex", ".html", "-psnr.png", "-cost.png", "-curves.png", "-rules.png", "-images.png")
+"""What `dip render` writes for a task: TASK.md/.tex/.html and TASK-psnr/-cost/-curves/-rules/-images.png."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from dip.errors import ConfigError, ImageError
-from dip.fit import FitProblem, FitResult, FitSettings, fit
+from dip.fit import FitProblem, FitResult, fit
+from dip.fit_settings import FitSettings
 from dip.io import to_tensor
 from dip.memory import MEMORY_ERRORS, check_fit_memory, out_of_memory
 from dip.models import build_model, count_parameters, input_scale, make_input, minimum_side, required_multiple

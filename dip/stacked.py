@@ -2,30 +2,128 @@
 
 `torch.func.stack_module_state` stacks the K nets' parameters and buffers; `vmap` over `functional_call` runs them in
 one call (PyTorch turns the batched convolutions into grouped ones). BatchNorm stays per fit and in training mode, its
-running statistics stacked like the parameters. Adam is elementwise, so one update over the stack is each fit's own
-update; each fit keeps its own step count, learning rate and weight decay (Adam's L2 term, which Bayesian DIP's SGLD
-sets), and a fit that does not step (it backtracked, stopped or diverged) keeps its parameters and optimiser state as
-they were. Each fit's part is saved and loaded in the format of one `nn.Module` and one `torch.optim.Adam`, so its
-checkpoint is the one a single fit writes.
+running statistics stacked like the parameters. Under autocast (bf16) the nets compute as a single fit's
+(`AutocastUnderVmap`). Adam is elementwise, so one update over the stack is each fit's own update; each fit keeps its
+own step count, learning rate and weight decay (Adam's L2 term, which Bayesian DIP's SGLD sets), and a fit that does
+not step (it backtracked, stopped or diverged) keeps its parameters and optimiser state as they were. Each fit's part
+is saved and loaded in the format of one `nn.Module` and one `torch.optim.Adam`, so its checkpoint is the one a single
+fit writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
+from torch.nn.modules.utils import _pair
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_map
 
 from dip.device import autocast
 from dip.errors import ConfigError
-
-if TYPE_CHECKING:
-    from dip.fit import FitSettings
+from dip.fit_settings import FitSettings
 
 BETAS, EPS = (0.9, 0.999), 1e-8
 """`torch.optim.Adam`'s defaults, which the single fit uses."""
+
+CONVOLUTIONS = frozenset(
+    (torch.conv1d, torch.conv2d, torch.conv3d, torch.conv_transpose1d, torch.conv_transpose2d, torch.conv_transpose3d)
+)
+"""The convolutions that autocast casts on every device where it sees them (`F.conv2d` is `torch.conv2d`)."""
+
+
+@torch.library.custom_op("dip::stacked_conv2d", mutates_args=())
+def stacked_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+) -> torch.Tensor:
+    """`torch.conv2d` with a bias, whose `vmap` (`_stacked_conv2d_rule`) adds the stacked bias inside the grouped
+    convolution, as one fit's kernel adds its bias: `vmap`'s own rule adds it after, one rounding more (in bf16)."""
+    return torch.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+
+def _stacked_conv2d_rule(
+    info: Any, in_dims: tuple, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *options: Any
+) -> tuple[torch.Tensor, int]:
+    """K convolutions as one with K × groups groups, each fit's bias in it: (N, K, C_out, H, W), batched on dim 1."""
+    stride, padding, dilation, groups = options
+    stacked = [
+        tensor.movedim(dim, 0) if dim is not None else tensor.expand(info.batch_size, *tensor.shape)
+        for tensor, dim in zip((x, weight, bias), in_dims[:3], strict=True)
+    ]
+    x, weight, bias = stacked[0].transpose(0, 1), stacked[1], stacked[2]  # x: (N, K, C_in, H, W)
+    grouped = x.reshape(x.shape[0], -1, *x.shape[3:])
+    out = torch.conv2d(
+        grouped, weight.flatten(0, 1), bias.flatten(), stride, padding, dilation, groups * info.batch_size
+    )
+    return out.unflatten(1, (info.batch_size, -1)), 1
+
+
+stacked_conv2d.register_vmap(_stacked_conv2d_rule)
+
+
+def _conv2d_arguments(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> tuple:
+    return input, weight, bias, stride, padding, dilation, groups
+
+
+class AutocastUnderVmap(TorchFunctionMode):
+    """What autocast does to one fit's net, done to nets run under `vmap`.
+
+    In a single fit, autocast casts each convolution's input, weight and bias to its dtype (bf16) and the convolution
+    runs there; BatchNorm then takes that bf16 input with its fp32 parameters and statistics, computes in fp32 and
+    returns bf16. Under `vmap` the batching rule takes the convolution first and hands autocast the
+    `aten::convolution` it lowers it to, which CUDA's autocast casts but the CPU's does not: a bf16 batch on the CPU
+    ran its convolutions in fp32. This mode casts them before `vmap` sees them (the fp32 master weights are cast, so
+    their gradients are fp32), and runs BatchNorm of a bf16 input in fp32 and returns bf16, as the single fit's
+    kernel does (`vmap`'s BatchNorm with stacked fp32 statistics takes no bf16 input). Every other op reaches
+    autocast as in a single fit. `vmap`'s rule adds a stacked bias after the convolution, a second bf16 rounding on
+    every device, where a single fit's kernel adds it before rounding: a 2-D convolution with a bias (every conv of
+    the nets but the U-Net's transposed ones) runs as `stacked_conv2d`, whose rule adds it inside."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.dtype = dtype
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func in CONVOLUTIONS:
+            args, kwargs = tree_map(self._cast, (args, kwargs))
+            if func is torch.conv2d:
+                x, weight, bias, stride, padding, dilation, groups = _conv2d_arguments(*args, **kwargs)
+                if bias is not None and not isinstance(padding, str):
+                    options = [list(_pair(option)) for option in (stride, padding, dilation)]
+                    return stacked_conv2d(x, weight, bias, *options, groups)
+        elif func is F.batch_norm and args[0].dtype == self.dtype:
+            return func(args[0].float(), *args[1:], **kwargs).to(self.dtype)
+        return func(*args, **kwargs)
+
+    def _cast(self, value: Any) -> Any:
+        return value.to(self.dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+
+def autocast_under_vmap(device: torch.device) -> contextlib.AbstractContextManager:
+    """`AutocastUnderVmap` with autocast's dtype where autocast is on; nothing (no mode, no cost per op) elsewhere."""
+    if not torch.is_autocast_enabled(device.type):
+        return contextlib.nullcontext()
+    return AutocastUnderVmap(torch.get_autocast_dtype(device.type))
 
 
 class StackedNets:
@@ -45,6 +143,8 @@ class StackedNets:
         self.weight_decay = torch.tensor([s.weight_decay for s in settings], device=device)
         self.decays = any(s.weight_decay > 0 for s in settings)  # known on the host: no sync per step
         self.steps = torch.zeros(self.size, dtype=torch.float64, device=device)
+        self.stepping, self.mask = [True] * self.size, torch.ones(self.size, dtype=torch.bool, device=device)
+        """The fits that stepped last, on the host and on the device: copied there only when they change."""
         self.exp_avg = {name: torch.zeros_like(p) for name, p in self.params.items()}
         self.exp_avg_sq = {name: torch.zeros_like(p) for name, p in self.params.items()}
         self.param_groups = [
@@ -56,20 +156,26 @@ class StackedNets:
     def _one(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.base, (params, buffers), (x,))
 
+    def _outputs(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        with autocast(self.precision, self.device), autocast_under_vmap(self.device):
+            outputs = self._run(self.params, self.buffers, torch.stack(inputs))
+        return list(outputs.float().unbind(0))
+
     def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         for param in self.params.values():
             param.grad = None
-        with autocast(self.precision, self.device):
-            outputs = self._run(self.params, self.buffers, torch.stack(inputs))
-        return list(outputs.float().unbind(0))
+        return self._outputs(inputs)
 
     def backward(self, losses: list[torch.Tensor]) -> None:
         torch.stack(losses).sum().backward()  # each fit's gradient is its own loss's: the sum couples nothing
 
     @torch.no_grad()
     def step(self, stepping: list[bool]) -> None:
-        """Adam (as `torch.optim.Adam` computes it) for the fits marked True."""
-        mask = torch.tensor(stepping, device=self.device)
+        """Adam (as `torch.optim.Adam` computes it) for the fits marked True; the mask goes to the device only when it
+        changed (a host-to-device copy syncs, and this runs at every iteration)."""
+        if stepping != self.stepping:
+            self.stepping, self.mask = list(stepping), torch.tensor(stepping, device=self.device)
+        mask = self.mask
         self.steps = torch.where(mask, self.steps + 1, self.steps)
         beta1, beta2 = BETAS
         step_size = (self.lr / (1 - beta1**self.steps)).float()
@@ -94,8 +200,7 @@ class StackedNets:
 
     @torch.no_grad()
     def evaluate(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        with autocast(self.precision, self.device):
-            return list(self._run(self.params, self.buffers, torch.stack(inputs)).float().unbind(0))
+        return self._outputs(inputs)
 
     def state_dict(self, index: int) -> dict[str, Any]:
         """Fit `index`'s net and Adam state, copied out of the stack, as `nn.Module` and `Adam` state dicts."""

@@ -376,7 +376,7 @@ def variant_fit(config: Mapping[str, Any], name: str) -> dict[str, Any]:
 def check_variants(config: Mapping[str, Any]) -> None:
     """Each variant is a valid model spec: its preset's arch takes every key it overrides, with a valid value; its
     `fit` sets only `VARIANT_FIT_KEYS`, with valid values."""
-    from dip.fit import FitSettings
+    from dip.fit_settings import FitSettings
     from dip.models import resolve_spec
 
     for name in config["variants"]:

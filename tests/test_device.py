@@ -8,9 +8,12 @@ import torch
 
 from dip.device import (
     CPU_BF16_FEATURES,
+    NOT_DETERMINISTIC_ON_CUDA,
     autocast,
     check_precision,
     cpu_bf16_features,
+    cuda_versions,
+    nondeterministic_kernels,
     resolve_precision,
     select_device,
     tune_cpu_allocator,
@@ -93,26 +96,40 @@ def test_fp16_fit_scales_the_loss_and_fits_like_fp32(monkeypatch):
 
 
 def test_auto_precision_on_the_cpu_follows_its_bf16_instructions_and_layout(monkeypatch):
+    """`auto` on a CPU with native bf16 runs bf16 in channels_last (it turns the layout on for a single fit; a batch,
+    which runs in NCHW, stays fp32); without native bf16, or with oneDNN capped below its bf16 kernels, fp32."""
     from dip import device
 
     cpu = torch.device("cpu")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     monkeypatch.setattr(device, "cpu_bf16_features", lambda: ["avx512_bf16"])
     assert resolve_precision("auto", cpu, channels_last=True) == (
         "bf16",
+        True,
         "auto: the CPU has AVX512-BF16 and the net runs in channels_last",
     )
-    precision, why = resolve_precision("auto", cpu, channels_last=False)
-    assert precision == "fp32" and "only in channels_last" in why
+    precision, channels_last, why = resolve_precision("auto", cpu, channels_last=False)
+    assert (precision, channels_last) == ("bf16", True) and "runs in channels_last, where bf16 pays" in why
+    precision, channels_last, why = resolve_precision("auto", cpu, channels_last=False, batched=True)
+    assert (precision, channels_last) == ("fp32", False) and "batches lack" in why
+    for cap, expected in (("AVX2", "fp32"), ("avx512_core", "fp32"), ("AVX512_CORE_BF16", "bf16"), ("ALL", "bf16")):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+        precision, _, why = resolve_precision("auto", cpu, channels_last=False)
+        assert precision == expected, (cap, why)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert "ONEDNN_MAX_CPU_ISA=AVX2 keeps oneDNN from it" in resolve_precision("auto", cpu, channels_last=True)[2]
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     monkeypatch.setattr(device, "cpu_bf16_features", lambda: [])
     assert resolve_precision("auto", cpu, channels_last=True)[0] == "fp32"
-    assert resolve_precision("fp16", cpu, channels_last=False) == ("fp16", "asked for")
+    assert resolve_precision("fp16", cpu, channels_last=False) == ("fp16", False, "asked for")
 
 
 def test_auto_precision_on_cuda_follows_the_compute_capability(monkeypatch):
     for capability, expected in (((9, 0), "bf16"), ((8, 0), "bf16"), ((7, 5), "fp32")):
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device, c=capability: c)
-        precision, why = resolve_precision("auto", torch.device("cuda"), channels_last=False)
-        assert precision == expected and f"{capability[0]}.{capability[1]}" in why
+        precision, channels_last, why = resolve_precision("auto", torch.device("cuda"), channels_last=False)
+        assert precision == expected and not channels_last and f"{capability[0]}.{capability[1]}" in why
 
 
 def test_cpu_bf16_features_match_the_kernels_flags():
@@ -147,15 +164,16 @@ def test_fp32_is_bit_for_bit_the_default_and_auto_says_what_ran(monkeypatch, tex
     assert np.array_equal(default.output, fp32.output)
     assert fp32.record["precision"] == {"asked": "fp32", "ran": "fp32", "why": "asked for"}
     monkeypatch.setattr(device, "cpu_bf16_features", lambda: ["amx_bf16"])
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     auto = dip.restore(observation, precision="auto", channels_last=True, **settings)
     assert auto.record["precision"]["ran"] == "bf16" and auto.record["fit"]["precision"] == "bf16"
     bf16 = dip.restore(observation, precision="bf16", channels_last=True, **settings)
     assert np.array_equal(auto.output, bf16.output)
     assert not np.array_equal(auto.output, fp32.output)
-    without_layout = dip.restore(observation, precision="auto", **settings)
-    assert np.array_equal(without_layout.output, fp32.output)
-    assert without_layout.record["precision"]["ran"] == "fp32"
-    assert default.record["gpu_memory_peak_mb"] is None
+    layout_turned_on = dip.restore(observation, precision="auto", **settings)
+    assert np.array_equal(layout_turned_on.output, bf16.output)
+    assert layout_turned_on.record["precision"]["ran"] == "bf16" and layout_turned_on.record["fit"]["channels_last"]
+    assert default.record["memory_measure"] == "peak RSS" and default.record["peak_memory_mb"] > 0
 
 
 def test_a_checkpoint_of_another_kind_of_device_resumes_with_a_reseeded_noise_stream(tmp_path, caplog):
@@ -172,3 +190,66 @@ def test_a_checkpoint_of_another_kind_of_device_resumes_with_a_reseeded_noise_st
     resumed = fit(small_problem(), settings, fingerprint="a", checkpoint=checkpoint)
     assert resumed.resumed_from == 7 and resumed.iterations == 20 and torch.isfinite(resumed.output).all()
     assert "reg-noise stream is reseeded" in caplog.text
+
+
+def test_records_name_the_cuda_and_cudnn_a_cuda_fit_ran_with():
+    cuda = torch.device("cuda")
+    assert cuda_versions(torch.device("cpu")) == {"cuda": None, "cudnn": None}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.version, "cuda", "12.8")
+        patch.setattr(torch.backends.cudnn, "version", lambda: 91002)
+        assert cuda_versions(cuda) == {"cuda": "12.8", "cudnn": 91002}
+
+
+@pytest.fixture
+def deterministic_mode():
+    """Deterministic kernels asked for (`dip.device.set_deterministic`), and torch's global mode reset after."""
+    from dip.device import set_deterministic
+
+    set_deterministic(True)
+    yield
+    torch.use_deterministic_algorithms(False)
+
+
+def test_the_kernels_that_ran_nondeterministically_are_collected_once_and_other_warnings_pass(deterministic_mode):
+    """torch's `warn_only` alert (the CUDA backward of reflection padding and of bilinear upsampling raise it; the
+    same text from Python here) is collected, each kernel once; any other warning passes on."""
+    import warnings
+
+    from torch._prims_common import alert_not_deterministic
+
+    with pytest.warns(UserWarning, match="another warning"), nondeterministic_kernels() as ran:
+        for kernel in ("upsample_bilinear2d_backward_out_cuda", "reflection_pad2d_backward_cuda") * 2:
+            alert_not_deterministic(kernel)
+        warnings.warn("another warning", stacklevel=1)
+        assert ran == []  # filled in when the block ends
+    assert ran == ["reflection_pad2d_backward_cuda", "upsample_bilinear2d_backward_out_cuda"]
+
+
+def test_a_deterministic_run_records_what_it_could_not_make_deterministic(deterministic_mode, textured_rgb, capsys):
+    """record.json says what was asked and which kernels ran nondeterministically (none on the CPU); --help says
+    which ops stay nondeterministic on CUDA."""
+    import dip
+    from dip.cli import main
+
+    observation = dip.degrade(textured_rgb, "denoising", "25", seed=0)
+    asked = dip.restore(observation, arch="tiny", iterations=2, device="cpu", deterministic=True)
+    assert asked.record["deterministic"] == {"asked": True, "not_deterministic": []}
+    assert asked.record["cuda"] is None and asked.record["cudnn"] is None
+    torch.use_deterministic_algorithms(False)
+    plain = dip.restore(observation, arch="tiny", iterations=2, device="cpu")
+    assert plain.record["deterministic"] == {"asked": False, "not_deterministic": None}
+    with pytest.raises(SystemExit):
+        main(["restore", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(" ".join(op.split()) in help_text for op in NOT_DETERMINISTIC_ON_CUDA)
+    assert "deterministic.not_deterministic" in help_text
+
+
+def test_a_fit_without_deterministic_kernels_after_one_with_them_gets_the_default_kernels(deterministic_mode):
+    """torch's deterministic mode is the process's: a later fit that does not ask for it turns it off again."""
+    from dip.device import set_deterministic
+
+    assert torch.are_deterministic_algorithms_enabled()
+    set_deterministic(False)
+    assert not torch.are_deterministic_algorithms_enabled()

@@ -185,7 +185,7 @@ def test_dip_restore_on_cuda_end_to_end(tmp_path: Path, observation) -> None:
     assert main(["restore", str(tmp_path / "obs"), *flags, "--out", str(tmp_path / "run")]) == 0
     record = json.loads((tmp_path / "run" / "record.json").read_text())
     assert record["device"].startswith("cuda") and torch.cuda.get_device_name() in record["device"]
-    assert record["gpu_memory_peak_mb"] > 0
+    assert record["peak_memory_mb"] > 0 and record["memory_measure"] == "peak allocated on the GPU"
     assert record["precision"]["asked"] == "auto" and record["precision"]["ran"] in ("bf16", "fp32")
     assert (tmp_path / "run" / "restored.png").is_file()
 

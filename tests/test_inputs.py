@@ -239,7 +239,7 @@ def test_a_huge_image_is_refused_before_its_fit_allocates_anything(work, capsys,
 
 
 def test_the_estimate_lets_an_ordinary_fit_run_and_grows_with_image_batch_and_width():
-    from dip.fit import FitSettings
+    from dip.fit_settings import FitSettings
     from dip.models import resolve_spec
 
     settings = FitSettings()

@@ -149,7 +149,9 @@ def test_written_tables_carry_the_bold_best(summary: pd.DataFrame, tmp_path: Pat
     root = ET.fromstring(page.removeprefix("<!DOCTYPE html>\n"))
     tables = root.findall(".//table")
     suffix = "; mean over images, ± the spread over seeds, n = images × seeds"
-    assert [t.findtext("caption") for t in tables] == [f"denoising: PSNR (dB){suffix}", f"denoising: SSIM{suffix}"]
+    captions = [t.findtext("caption") for t in tables]
+    assert captions[:2] == [f"denoising: PSNR (dB){suffix}", f"denoising: SSIM{suffix}"]
+    assert [c.split(":")[0] for c in captions[2:]] == ["denoising, toy σ=25", "denoising, toy σ=50"]  # cost tables
     rows = tables[0].findall("./tbody/tr")
     assert [[cell.findtext("strong") for cell in row.findall("td")] for row in rows] == [
         [None, "28.00 (n=2)"],
@@ -169,9 +171,9 @@ def test_unknown_task_is_refused(summary: pd.DataFrame) -> None:
 
 def test_figures_are_written(summary: pd.DataFrame, tmp_path: Path) -> None:
     paths = write_files(tmp_path / "figures", render_figures(summary, read_traces(summary), "denoising"))
-    names = ["denoising-psnr.png", "denoising-images.png", "denoising-curves.png", "denoising-rules.png"]
-    assert [p.name for p in paths] == names
-    for path in paths[:3]:  # the rules figure is a note: no fit here was watched
+    names = ["denoising-psnr.png", "denoising-cost.png", "denoising-images.png", "denoising-curves.png"]
+    assert [p.name for p in paths] == [*names, "denoising-rules.png"]
+    for path in [paths[0], *paths[2:4]]:  # the cost and rules figures are notes: no seconds recorded, no fit watched
         with Image.open(path) as picture:
             assert picture.width > 200 and picture.height > 200
 
@@ -222,6 +224,7 @@ def test_cli_aggregate_then_render(metrics_files: list[Path], tmp_path: Path, ca
     assert main([*render, "--task", "denoising"]) == 0
     assert sorted(p.name for p in tables.iterdir()) == ["denoising.html", "denoising.md", "denoising.tex"]
     assert sorted(p.name for p in figures.iterdir()) == [
+        "denoising-cost.png",
         "denoising-curves.png",
         "denoising-images.png",
         "denoising-psnr.png",

@@ -45,8 +45,11 @@ PY
 
 if [ "${WHEELS:-1}" = 0 ]; then du -sh "$CARRY"; exit 0; fi
 
-# Wheels: what dip-bench[bm3d,workflow] needs beyond the GPU image's packages (KINDS.md's list), one version each.
+# Wheels: what dip-bench[bm3d,workflow] needs beyond the GPU image's packages (gpu-image.txt), one version each;
+# with packaging and typing-extensions, which the image has in versions not known here while snakemake needs
+# packaging<26 and pydantic typing-extensions>=4.16 (they shadow the image's: the carry comes first on PYTHONPATH).
 WHEELS=(
+    packaging==25.0 typing-extensions==4.16.0
     snakemake==9.27.1 snakemake-interface-common==1.23.0 snakemake-interface-executor-plugins==9.4.0
     snakemake-interface-logger-plugins==2.1.0 snakemake-interface-report-plugins==1.3.0
     snakemake-interface-scheduler-plugins==2.0.2 snakemake-interface-storage-plugins==4.4.1
@@ -65,6 +68,16 @@ WHEELS=(
     -d "$CARRY/wheels" "${WHEELS[@]}" 2> >(grep -v "^WARNING: Location" >&2)
 # Published as a source archive only (pure Python): built into a wheel here.
 "$PYTHON" -m pip wheel --quiet --no-deps -w "$CARRY/wheels" connection-pool==0.0.3 2> >(grep -v "^WARNING: Location" >&2)
+
+# Versions: every requirement of the carry met by the carry or by the machine's list (run.sh checks the rest there),
+# and every wheel installable by the machine's CPython 3.12 on manylinux x86_64 (an offline dry run of its install).
+"$PYTHON" "$REPO/benchmarks/gpu/check_carry.py" "$CARRY/wheels" --image "$REPO/benchmarks/gpu/gpu-image.txt"
+site=$(mktemp -d)
+"$PYTHON" -m pip install --dry-run --quiet --no-index --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+    --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 --target "$site" "$CARRY"/wheels/*.whl
+rm -rf "$site"
 
 du -sh "$CARRY"/*
 size=$(du -sm "$CARRY" | cut -f1)

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from dip.api.runs import Restoration, as_observation, input_path, observation_digest
+from dip.cost import CostMeter
 from dip.errors import ConfigError
 from dip.io import write_image
 from dip.layout import RECORD, RESTORED
@@ -18,6 +19,7 @@ def baseline(observation: Observation | str | Path, method: str, *, out: str | P
     """Restore an observation with a classical baseline of its task; written to `out` (restored.png, record.json)."""
     from dip.baselines import run_baseline
 
+    meter = CostMeter()
     if out is not None:
         out = claim(out, BASELINE_RUN, inputs=[input_path(observation)])
     observation = as_observation(observation)
@@ -35,6 +37,7 @@ def baseline(observation: Observation | str | Path, method: str, *, out: str | P
         "iterations": 0,
         "seconds": time.perf_counter() - start,
         "device": "cpu",
+        **meter.finish(),
         "observation": meta,
         "observation_digest": observation_digest(observation),
         "versions": versions(),

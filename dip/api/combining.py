@@ -67,6 +67,12 @@ def combine(
         "combined_from": [str(run) for run in runs],
         "seconds": sum(record.get("seconds") or 0 for record in records),
         "device": first.get("device", ""),
+        **_combined_cost(records),
+        **(
+            {"precision": first["precision"]}
+            if all(r.get("precision") == first.get("precision") for r in records)
+            else {}
+        ),
         "observation": first.get("observation", {}),
         "observation_digest": first.get("observation_digest"),
         "versions": versions(),
@@ -76,6 +82,19 @@ def combine(
         write_image(out / RESTORED, restored)
         write_json(out / RECORD, record)
     return Restoration(restored, record)
+
+
+def _combined_cost(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the combined runs cost: their wall seconds summed (each was fitted), the highest of their peak memories
+    (they ran one after another, or in processes of their own); none where a run did not record its cost."""
+    if any(record.get("wall_seconds") is None for record in records):
+        return {}
+    peaks = [record.get("peak_memory_mb") for record in records]
+    return {
+        "wall_seconds": sum(record["wall_seconds"] for record in records),
+        "peak_memory_mb": None if None in peaks else max(peaks),
+        "memory_measure": records[0].get("memory_measure"),
+    }
 
 
 def _same_observation(record: dict[str, Any], other: dict[str, Any]) -> bool:

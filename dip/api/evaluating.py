@@ -40,6 +40,9 @@ def _early_stop_metrics(record: dict[str, Any], restored: np.ndarray, observatio
     }
 
 
+COST_KEYS = ("wall_seconds", "peak_memory_mb", "memory_measure", "seconds_per_iteration", "cost_shared_by")
+"""What a run cost (`dip.cost`; DIP's seconds per iteration, which price its early-stopping pick), as the run record
+says it."""
 WATCHED_KEYS = ("stop_iteration", "selected_iteration", "psnr_gt")
 """What each watching rule records (`dip.watching.Watcher.record`)."""
 
@@ -98,7 +101,9 @@ def evaluate(
         smoke_iterations=record.get("smoke_iterations"),
         selected_iteration=record.get("selected_iteration"),
         seconds=record.get("seconds"),
+        **{key: record.get(key) for key in COST_KEYS},
         device=record.get("device", ""),
+        precision=(record.get("precision") or {}).get("ran", ""),
         run_dir=None if run_dir is None else str(run_dir),
         observation_digest=observation_digest(observation),
     )

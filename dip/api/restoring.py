@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dip.api.runs import Restoration, as_observation, input_path, observation_digest
+from dip.cost import CostMeter
 from dip.errors import ConfigError, DipError, OutputError
 from dip.io import write_image
 from dip.layout import LAST, RECORD, RESTORED, TRACE, dip_method
@@ -20,7 +21,8 @@ from dip.tasks import Observation, Operator, operator_for
 if TYPE_CHECKING:
     import torch
 
-    from dip.fit import FitResult, FitSettings
+    from dip.fit import FitResult
+    from dip.fit_settings import FitSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,36 +52,39 @@ def restore(
     """Restore an observation with Deep Image Prior.
 
     `arch`: a preset name or a model spec (default: the authors' net for the task and level). `settings`: fields of
-    `dip.fit.FitSettings` (None: its default); those the task's paper values cover (`FIT_OVERRIDES`) default to them.
-    `smoke_iterations` caps the iterations and marks the record. With `checkpoint`, the fit saves and resumes its
-    state there; with `out`, restored.png, trace.csv, the frames and record.json are written, and the checkpoint is
-    deleted once they are.
+    `dip.fit_settings.FitSettings` (None: its default); those the task's paper values cover (`FIT_OVERRIDES`)
+    default to them. `smoke_iterations` caps the iterations and marks the record. With `checkpoint`, the fit saves
+    and resumes its state there; with `out`, restored.png, trace.csv, the frames and record.json are written, and the
+    checkpoint is deleted once they are.
     """
+    from dip.device import nondeterministic_kernels
     from dip.models import resolve_spec
     from dip.restoration import restore as fit_observation
 
+    meter = CostMeter()
     out, checkpoint = check_run_paths(out, checkpoint, observation)
     observation = as_observation(observation)
     operator = operator_for(observation)
     spec = resolve_spec(arch if arch is not None else operator.paper_preset)
     fit_settings = settings_for(operator, settings, smoke_iterations)
-    device_, gpu_slot, precision, precision_record = prepare_device(device, fit_settings, threads, deterministic)
-    fit_settings = replace(fit_settings, precision=precision)
-    result, facts = fit_observation(
-        observation,
-        operator,
-        spec,
-        fit_settings,
-        device=device_,
-        checkpoint=checkpoint,
-        stop_event=stop_event,
-        use_ground_truth=use_ground_truth,
-        progress=progress,
-    )
+    device_, gpu_slot, fit_settings, precision_record = prepare_device(device, fit_settings, threads, deterministic)
+    with nondeterministic_kernels() as nondeterministic:
+        result, facts = fit_observation(
+            observation,
+            operator,
+            spec,
+            fit_settings,
+            device=device_,
+            checkpoint=checkpoint,
+            stop_event=stop_event,
+            use_ground_truth=use_ground_truth,
+            progress=progress,
+        )
     variant = variant or spec.get("preset") or spec["arch"]
     fit_record = record_of_fit(result, fit_settings, facts)
-    device_record = record_of_device(device_, gpu_slot, precision_record)
-    record = run_record(observation, spec, variant, method, fit_record, smoke_iterations, device_record)
+    device_record = record_of_device(device_, gpu_slot, precision_record, deterministic, nondeterministic)
+    cost = meter.finish(device_)
+    record = run_record(observation, spec, variant, method, fit_record, smoke_iterations, device_record, **cost)
     return finish_run(result, record, out)
 
 
@@ -93,7 +98,7 @@ def run_record(
     device_record: dict[str, Any],
     **extra: Any,
 ) -> dict[str, Any]:
-    """record.json of a DIP run (`extra`, e.g. a batch's size, before the observation it restores)."""
+    """record.json of a DIP run (`extra`, e.g. its cost and a batch's size, before the observation it restores)."""
     return {
         "kind": "restore",
         "method": method or dip_method(variant),
@@ -111,7 +116,7 @@ def run_record(
 def settings_for(operator: Operator, given: dict[str, Any], smoke_iterations: int | None) -> FitSettings:
     """The fit's settings: those given, over the task's paper values and its known noise σ; `smoke_iterations` caps
     the iterations."""
-    from dip.fit import FitSettings
+    from dip.fit_settings import FitSettings
 
     given = {key: value for key, value in given.items() if value is not None}
     merged = {**operator.paper_fit(), "noise_sigma": operator.noise_sigma, **given}
@@ -136,10 +141,11 @@ def settings_for(operator: Operator, given: dict[str, Any], smoke_iterations: in
 
 
 def prepare_device(
-    device: str, settings: FitSettings, threads: int | None, deterministic: bool
-) -> tuple[torch.device, int | None, str, dict[str, str]]:
-    """The device of the fit (with several GPUs, a free one of its own: its slot), set up for it, and the precision
-    it runs (`auto` resolved) with the record of how it was chosen."""
+    device: str, settings: FitSettings, threads: int | None, deterministic: bool, *, batched: bool = False
+) -> tuple[torch.device, int | None, FitSettings, dict[str, str]]:
+    """The device of the fit (with several GPUs, a free one of its own: its slot), set up for it, the settings with
+    the precision and layout it runs (`auto` resolved, `dip.device.resolve_precision`) and the record of how they
+    were chosen."""
     import torch
 
     from dip.device import (
@@ -154,7 +160,9 @@ def prepare_device(
     from dip.gpu_slots import claim as claim_gpu
 
     device_, gpu_slot = claim_gpu(select_device(device))
-    precision, why = resolve_precision(settings.precision, device_, settings.channels_last)
+    precision, channels_last, why = resolve_precision(
+        settings.precision, device_, settings.channels_last, batched=batched
+    )
     check_precision(precision, device_)
     configure_threads(threads)
     set_deterministic(deterministic)
@@ -165,20 +173,27 @@ def prepare_device(
         if device_.index is not None:
             torch.cuda.set_device(device_)  # no CUDA context on GPU 0 for a fit of another GPU
         torch.cuda.reset_peak_memory_stats(device_)
-    return device_, gpu_slot, precision, {"asked": settings.precision, "ran": precision, "why": why}
+    ran = replace(settings, precision=precision, channels_last=channels_last)
+    return device_, gpu_slot, ran, {"asked": settings.precision, "ran": precision, "why": why}
 
 
-def record_of_device(device: torch.device, gpu_slot: int | None, precision: dict[str, str]) -> dict[str, Any]:
-    """The part of a run record that tells where and how the fit ran (after it: its peak GPU memory)."""
-    import torch
-
-    from dip.device import describe_device
+def record_of_device(
+    device: torch.device,
+    gpu_slot: int | None,
+    precision: dict[str, str],
+    deterministic: bool,
+    nondeterministic: list[str],
+) -> dict[str, Any]:
+    """The part of a run record that tells where and how the fit ran (and the kernels that ran nondeterministically
+    though `deterministic` asked otherwise: `dip.device.nondeterministic_kernels`)."""
+    from dip.device import cuda_versions, describe_device
 
     return {
         "precision": precision,
         "device": describe_device(device),
+        **cuda_versions(device),
+        "deterministic": {"asked": deterministic, "not_deterministic": nondeterministic if deterministic else None},
         "gpu_slot": gpu_slot,
-        "gpu_memory_peak_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
     }
 
 

@@ -18,6 +18,7 @@ from dip.api.restoring import (
     settings_for,
 )
 from dip.api.runs import Restoration, as_observation
+from dip.cost import CostMeter
 from dip.errors import ConfigError, DipError, OutOfMemory
 from dip.failures import check_upstream
 from dip.layout import seed_run
@@ -26,7 +27,8 @@ from dip.tasks import Observation, Operator, operator_for
 if TYPE_CHECKING:
     import torch
 
-    from dip.fit import FitResult, FitSettings
+    from dip.fit import FitResult
+    from dip.fit_settings import FitSettings
 
 
 @dataclass
@@ -83,6 +85,9 @@ def restore_batch(
     each fit writes its run directory under `out` (`run_name`; its checkpoint likewise under the directory
     `checkpoint`), as `restore` would. Returns each fit (observations × seeds, in that order) with its restoration,
     or the error that ended it alone."""
+    from dip.device import nondeterministic_kernels
+
+    meter = CostMeter()
     _check_seeds(seeds, settings)
     planned: list[tuple[Path, dict[str, Any], _BatchMember | DipError]] = []
     for index, given in enumerate(observations):
@@ -107,11 +112,16 @@ def restore_batch(
     ready = [member for member in members if isinstance(member, _BatchMember)]
     if not ready:
         return [BatchFit(run_dir, identity, member) for run_dir, identity, member in planned]  # type: ignore[arg-type]
-    device_, gpu_slot, precision, precision_record = prepare_device(device, ready[0].settings, threads, deterministic)
+    device_, gpu_slot, ran, precision_record = prepare_device(
+        device, ready[0].settings, threads, deterministic, batched=True
+    )
     for member in ready:
-        member.settings = replace(member.settings, precision=precision)
-    results = _fit_batches(ready, device_, use_ground_truth, stop_event, progress)
-    device_record = record_of_device(device_, gpu_slot, precision_record)  # once: it may query the GPU
+        member.settings = replace(member.settings, precision=ran.precision, channels_last=ran.channels_last)
+    with nondeterministic_kernels() as nondeterministic:
+        results = _fit_batches(ready, device_, use_ground_truth, stop_event, progress)
+    # once for the batch: it may query the GPU
+    device_record = record_of_device(device_, gpu_slot, precision_record, deterministic, nondeterministic)
+    cost = _shared_cost(meter.finish(device_), len(ready))
     fits: list[BatchFit] = []
     for run_dir, identity, member in planned:
         outcome = member if isinstance(member, DipError) else results[id(member)]
@@ -128,6 +138,7 @@ def restore_batch(
             record_of_fit(result, member.settings, facts),
             smoke_iterations,
             device_record,
+            **cost,
             batch=facts["batch"],
         )
         try:
@@ -135,6 +146,12 @@ def restore_batch(
         except DipError as error:
             fits.append(BatchFit(run_dir, identity, error))
     return fits
+
+
+def _shared_cost(cost: dict[str, Any], fits: int) -> dict[str, Any]:
+    """Each fit's share of what the fits of one call cost together: the wall seconds divided among them; the peak
+    memory is the process's, for all of them at once (`cost_shared_by` says among how many)."""
+    return {**cost, "wall_seconds": cost["wall_seconds"] / fits, "cost_shared_by": fits}
 
 
 def _check_seeds(seeds: list[int], settings: dict[str, Any]) -> None:

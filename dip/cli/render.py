@@ -1,10 +1,11 @@
 """Render the comparison tables and figures of a summary.csv (from `dip aggregate`).
 
 For each task T (or only `--task T`): TABLES/T.md, T.tex, T.html (PSNR and SSIM, methods × levels, mean ± std, best
-in bold; with --traces, ES-WMV's pick against the oracle where runs recorded one) and FIGURES/T-psnr.png (PSNR per
-method and level), T-images.png (clean, observed and restored images with a zoomed crop; needs the observation label
-`observation_dir`) and, with --traces, T-curves.png (PSNR against iteration of the DIP variants)
-and T-rules.png (one fit's PSNR curve with every watching stopping rule's stop and pick).
+in bold; with --traces, ES-WMV's pick against the oracle where runs recorded one; quality and cost per level) and
+FIGURES/T-psnr.png (PSNR per method and level), T-cost.png (PSNR against wall seconds), T-images.png (clean,
+observed and restored images with a zoomed crop; needs the observation label `observation_dir`) and, with --traces,
+T-curves.png (PSNR against iteration of the DIP variants) and T-rules.png (one fit's PSNR curve with every watching
+stopping rule's stop and pick).
 """
 
 from __future__ import annotations

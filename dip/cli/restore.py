@@ -25,11 +25,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dip import api, outputs
-from dip.device import DEVICES
+from dip.device import DEVICES, NOT_DETERMINISTIC_ON_CUDA
 from dip.errors import ConfigError, DipError, TimeBudgetSpent
 from dip.failures import failure_record, observation_identity
-from dip.fit import FitSettings
-from dip.layout import dip_method
+from dip.fit_settings import FitSettings
+from dip.layout import RECORD, dip_method
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +70,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("execution")
     run.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} or cuda:N")
     run.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    run.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
+    run.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic kernels (slower on CUDA); on CUDA torch has none for "
+        f"{' nor for '.join(NOT_DETERMINISTIC_ON_CUDA)}: those still run nondeterministically, and {RECORD} lists "
+        "the kernels that did (deterministic.not_deterministic)",
+    )
     run.add_argument(
         "--checkpoint",
         help="checkpoint file (outside --out: resumed when present); with --seeds, a directory for one per fit",

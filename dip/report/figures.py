@@ -17,6 +17,7 @@ from dip.errors import DipError
 from dip.io import read_image
 from dip.layout import CLEAN, GUIDE, OBSERVED, RESTORED
 from dip.outputs import RENDERED
+from dip.report.cost import quality_against_cost
 from dip.report.notes import finished, run_notes
 from dip.report.ordering import level_label, level_order, method_order
 from dip.report.rules import rule_curves
@@ -316,7 +317,8 @@ def _output_shape(runs: pd.DataFrame, fallback: tuple[int, ...]) -> tuple[int, .
 
 
 def render_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str) -> dict[str, bytes]:
-    """TASK-psnr.png, TASK-images.png and (with traces) TASK-curves.png and TASK-rules.png (one fit's PSNR curve with
+    """TASK-psnr.png, TASK-cost.png (PSNR against wall seconds, `dip.report.cost`), TASK-images.png and (with
+    traces) TASK-curves.png and TASK-rules.png (one fit's PSNR curve with
     every watching rule's stop and pick, `dip.report.rules`) as PNG bytes, by file name.
 
     Each figure is titled with the task's notes (a smoke run, the runs that failed); without a finished run, each is a
@@ -324,7 +326,11 @@ def render_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str
     """
     notes = run_notes(summary, task)
     palette = method_palette(summary)
-    makers = {"psnr": lambda: psnr_points(summary, task, palette), "images": lambda: image_grid(summary, task, palette)}
+    makers = {
+        "psnr": lambda: psnr_points(summary, task, palette),
+        "cost": lambda: _cost_or_note(summary, task, palette),
+        "images": lambda: image_grid(summary, task, palette),
+    }
     if traces is not None:
         has_traces = (traces.task == task).any()
         makers["curves"] = lambda: (
@@ -341,6 +347,13 @@ def render_figures(summary: pd.DataFrame, traces: pd.DataFrame | None, task: str
         figure.savefig(image, format="png", dpi=150, metadata={"Software": RENDERED})  # the mark `dip.outputs` knows
         files[f"{task}-{name}.png"] = image.getvalue()
     return files
+
+
+def _cost_or_note(summary: pd.DataFrame, task: str, palette: dict) -> Figure:
+    figure = quality_against_cost(scored_runs(summary, task), task, palette)
+    if figure is None:
+        return _notes_page([f"no scored {task} run recorded its seconds."])
+    return figure
 
 
 def _rules_or_note(summary: pd.DataFrame, traces: pd.DataFrame, task: str) -> Figure:

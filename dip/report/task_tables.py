@@ -10,6 +10,7 @@ import pandas as pd
 from dip.errors import DipError
 from dip.outputs import RENDERED
 from dip.report.aggregate import ID_COLUMNS
+from dip.report.cost import cost_tables
 from dip.report.notes import finished, run_notes, without_truth
 from dip.report.ordering import level_label, level_order, method_order
 from dip.report.paper import paper_comparison
@@ -79,8 +80,23 @@ def comparison(summary: pd.DataFrame, task: str, metric: str) -> Table:
     if observed is not None:
         rows.append(observed)
         best.append([False] * len(observed))
-    title = f"{task}: {name}; mean over images, ± the spread over seeds, n = images × seeds"
+    title = f"{task}: {name}; mean over images, ± the spread over seeds, n = images × seeds{arithmetic_note(runs)}"
     return Table(title, _header(task, columns), rows, best)
+
+
+def arithmetic_note(runs: pd.DataFrame) -> str:
+    """Where and in what arithmetic the DIP fits of `runs` ran ('; DIP fits: fp32 on cpu'), per method where they
+    differ; '' where no run recorded its precision."""
+    if "precision" not in runs:
+        return ""
+    fits = runs[runs.precision.fillna("").astype(str) != ""]
+    if fits.empty:
+        return ""
+    devices = fits.get("device", pd.Series("", index=fits.index)).fillna("").astype(str).str.split(":").str[0]
+    ran = (fits.precision.astype(str) + " on " + devices).groupby(fits.method).agg(lambda v: "/".join(sorted(set(v))))
+    if ran.nunique() == 1:
+        return f"; DIP fits: {ran.iloc[0]}"
+    return "; DIP fits: " + ", ".join(f"{method} {what}" for method, what in ran.items())
 
 
 def _header(task: str, columns: list[tuple[str, str]]) -> list[str]:
@@ -264,8 +280,8 @@ def to_html(tables: list[Table], title: str, notes: Sequence[str] = ()) -> str:
 
 def render_tables(summary: pd.DataFrame, task: str, traces: pd.DataFrame | None = None) -> dict[str, bytes]:
     """TASK.md, TASK.tex and TASK.html, by file name (PSNR and SSIM tables, the paper's figures beside ours where the
-    summary has runs they apply to, and with `traces` ES-WMV's pick against the oracle where runs recorded one and
-    every watching rule's, `dip.report.rules`)."""
+    summary has runs they apply to, with `traces` ES-WMV's pick against the oracle where runs recorded one and
+    every watching rule's, `dip.report.rules`, and quality beside cost per level, `dip.report.cost`)."""
     notes = run_notes(summary, task)
     tables = []
     if not finished(summary)[lambda f: f.task == task].empty:
@@ -284,6 +300,8 @@ def render_tables(summary: pd.DataFrame, task: str, traces: pd.DataFrame | None 
         rules = rules_table(summary, traces, task)
         if rules is not None:
             tables.append(rules)
+        if not runs.empty:
+            tables.extend(cost_tables(runs, task))
     else:
         notes.append(f"no run of {task} finished.")
     texts = {

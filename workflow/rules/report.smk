@@ -19,6 +19,13 @@ rule render:
             subcategory="Figures",
             labels={"task": "{task}", "content": "PSNR per method and level"},
         ),
+        cost=report(
+            "results/figures/{task}-cost.png",
+            caption="../report/cost.rst",
+            category="{task}",
+            subcategory="Figures",
+            labels={"task": "{task}", "content": "PSNR against wall seconds"},
+        ),
         curves=report(
             "results/figures/{task}-curves.png",
             caption="../report/curves.rst",
