@@ -160,6 +160,10 @@ REFUSED = {
         ("render", "s.csv", "--tables", "t", "--figures", "f"),
         "run_dip/restored.png: 32×32, but the image it restores is 64×64",
     ),
+    "viewer: a restored.png replaced by another size": (
+        ("viewer", "s.csv", "--out", "v"),
+        "run_dip/restored.png: 32×32, but the image it restores is 64×64",
+    ),
     "aggregate: a trace.csv that is not a trace": (
         ("aggregate", "m.json", "--out", "s2.csv", "--traces-out", "t2.csv"),
         "run_dip/trace.csv: not a trace written by `dip restore` (no column 'iteration')",
