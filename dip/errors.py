@@ -30,3 +30,8 @@ class OutputRefused(DipError):
 
 class TimeBudgetSpent(DipError):
     """A fit not started because the time budget of the run it belongs to ($DIP_DEADLINE) was spent."""
+
+
+class OutOfMemory(DipError):
+    """A fit that does not fit into its device's memory: refused by its estimate (`dip.memory`), or stopped when it
+    ran out."""

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 SLOT_DIR_VARIABLE = "DIP_GPU_SLOT_DIR"
 FITS_PER_GPU_VARIABLE = "DIP_FITS_PER_GPU"
+MAX_FITS_PER_GPU = 64
+"""The most fits one GPU's slots take: more fits than that share a GPU's memory in slices too thin for any net."""
 
 
 @dataclass
@@ -56,10 +58,12 @@ def slot_directory() -> Path:
 
 
 def fits_per_gpu() -> int:
-    """How many fits share one GPU ($DIP_FITS_PER_GPU, default 1)."""
+    """How many fits share one GPU ($DIP_FITS_PER_GPU, default 1, at most `MAX_FITS_PER_GPU`)."""
     value = os.environ.get(FITS_PER_GPU_VARIABLE, "").strip() or "1"
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"{FITS_PER_GPU_VARIABLE} must be a whole number ≥ 1, not {value!r}")
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_FITS_PER_GPU:
+        raise ConfigError(
+            f"{FITS_PER_GPU_VARIABLE} must be a whole number from 1 to {MAX_FITS_PER_GPU}, not {value[:40]!r}"
+        )
     return int(value)
 
 

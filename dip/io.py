@@ -7,6 +7,7 @@ Images are float32 ``(H, W, C)`` arrays with ``C in (1, 3)`` and values in ``[0,
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import struct
 import uuid
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # torch is imported by the two converters only, so that image
     import torch
 
 PathLike = str | os.PathLike[str]
+log = logging.getLogger(__name__)
 
 # ITU-R BT.601 luma weights, as Pillow's RGB -> L conversion.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -40,6 +42,7 @@ _PNG16_PASSES = {
 }
 _TIFF_BITS_PER_SAMPLE = 258
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
+_EXIF_ORIENTATION = 0x0112
 
 
 def read_image(
@@ -50,9 +53,11 @@ def read_image(
 ) -> np.ndarray:
     """Read a PNG (8/16-bit), JPEG or TIFF file as a float32 ``(H, W, C)`` image in ``[0, 1]``.
 
-    Grey, grey+alpha, RGB, RGBA and palette files are accepted; 16-bit samples are scaled by 65535. A fully
-    opaque alpha channel is dropped; any transparency is refused, unless ``alpha="flatten"``, which composites
-    the image onto a white background. ``channels`` converts to RGB (grey repeated) or grey (BT.601 luma).
+    Grey, grey+alpha, RGB, RGBA and palette files are accepted; 16-bit samples are scaled by 65535. The image is
+    turned as its EXIF orientation says (a phone's portrait photo stands upright, as a viewer shows it); of an
+    animated file (GIF, APNG, WebP) the first frame is read, with a warning. A fully opaque alpha channel is dropped;
+    any transparency is refused, unless ``alpha="flatten"``, which composites the image onto a white background.
+    ``channels`` converts to RGB (grey repeated) or grey (BT.601 luma).
     """
     if channels not in ("keep", "rgb", "gray"):
         raise ConfigError(f"channels must be 'keep', 'rgb' or 'gray', not {channels!r}")
@@ -80,7 +85,13 @@ def _decode(path: Path) -> np.ndarray:
         raise ImageError(f"{path}: empty file")
     try:
         with Image.open(path) as im:
-            return _pillow_to_array(im, path)
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1:
+                log.warning("%s: an animation of %d frames; its first frame is used", path, frames)
+            tiff_orientation = im.tag_v2.get(_EXIF_ORIENTATION, 1) if im.format == "TIFF" else 1  # loading drops it
+            array = _pillow_to_array(im, path, tiff_orientation)
+            # a PNG's EXIF after its samples: `getexif` loads the image, and the 16-bit decoding needs it unloaded
+            return upright(array, tiff_orientation if im.format == "TIFF" else im.getexif().get(_EXIF_ORIENTATION, 1))
     except PermissionError:
         raise ImageError(f"{path}: permission denied") from None
     except UnidentifiedImageError:
@@ -91,9 +102,28 @@ def _decode(path: Path) -> np.ndarray:
         raise ImageError(f"{path}: truncated or corrupt image data ({e})") from None
 
 
-def _pillow_to_array(im: Image.Image, path: Path) -> np.ndarray:
-    if im.format == "TIFF" and max(im.tag_v2.get(_TIFF_BITS_PER_SAMPLE, (8,))) > 8:
-        return _read_tiff16(path)
+def upright(array: np.ndarray, orientation: object) -> np.ndarray:
+    """``array`` (H, W, C) turned as EXIF orientation 1-8 says, as `PIL.ImageOps.exif_transpose`; any other value
+    leaves it as it is."""
+    turned = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+        8: lambda a: np.rot90(a, 1),
+    }.get(orientation if isinstance(orientation, int) else 1)
+    return array if turned is None else np.ascontiguousarray(turned(array))
+
+
+def _pillow_to_array(im: Image.Image, path: Path, orientation: object) -> np.ndarray:
+    """The samples as stored (not yet turned as `orientation` says). A TIFF of more than 8 bits, or one with an
+    orientation, is read by tifffile: Pillow reduces some deep ones to 8 bits, and scrambles a grey one that it turns
+    itself (Pillow 11-13: the samples decoded into the turned size, then turned)."""
+    deep = im.format == "TIFF" and max(im.tag_v2.get(_TIFF_BITS_PER_SAMPLE, (8,))) > 8
+    if im.format == "TIFF" and (deep or orientation != 1):
+        return _read_tiff(path)
     rawmode = _rawmode(im)
     if im.mode in ("RGB", "RGBA") and ";16" in rawmode:
         if im.format == "PNG" and rawmode in _PNG16_PASSES:
@@ -144,14 +174,14 @@ def _with_rawmode(tile: tuple, rawmode: str) -> tuple:
     return tile._replace(args=rawmode) if hasattr(tile, "_replace") else (*tile[:3], rawmode)
 
 
-def _read_tiff16(path: Path) -> np.ndarray:
-    """Read a 16-bit grey or RGB TIFF (optional alpha) with tifffile: Pillow reduces some to 8 bits."""
+def _read_tiff(path: Path) -> np.ndarray:
+    """Read an 8- or 16-bit grey or RGB TIFF (optional alpha) with tifffile, its samples as stored."""
     try:
         with tifffile.TiffFile(path) as tif:
             page, series = tif.pages[0], tif.series[0]
             array, axes = series.asarray(), series.axes
     except (KeyError, ValueError, OSError) as e:  # tifffile reports a missing codec as KeyError/ValueError
-        raise ImageError(f"{path}: cannot decode this 16-bit TIFF ({e})") from None
+        raise ImageError(f"{path}: cannot decode this TIFF ({e})") from None
     if axes == "YX":
         array = array[..., None]
     elif axes == "SYX":
@@ -159,11 +189,11 @@ def _read_tiff16(path: Path) -> np.ndarray:
     elif axes != "YXS":
         raise ImageError(f"{path}: unsupported TIFF layout (axes {axes!r}, shape {array.shape})")
     photometric = {tifffile.PHOTOMETRIC.MINISBLACK: 1, tifffile.PHOTOMETRIC.RGB: 3}.get(page.photometric)
-    if array.dtype != np.uint16 or photometric is None or array.shape[-1] - photometric not in (0, 1):
+    if array.dtype not in (np.uint8, np.uint16) or photometric is None or array.shape[-1] - photometric not in (0, 1):
         raise ImageError(
             f"{path}: unsupported TIFF ({array.dtype}, {array.shape[-1]} samples, {page.photometric.name})"
         )
-    image = array.astype(np.float32) / 65535
+    image = array.astype(np.float32) / np.iinfo(array.dtype).max
     if page.extrasamples[:1] == (tifffile.EXTRASAMPLE.ASSOCALPHA,):  # premultiplied -> straight alpha
         color, opacity = image[..., :-1], image[..., -1:]
         image[..., :-1] = np.divide(color, opacity, out=np.zeros_like(color), where=opacity > 0)
@@ -288,9 +318,23 @@ def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
 def read_mask(path: PathLike, shape_hw: tuple[int, int] | None = None) -> np.ndarray:
     """Read a mask file as float32 ``(H, W, 1)``: 1 (known) where its grey level is >= 0.5, else 0.
 
-    ``shape_hw``, if given, is the ``(H, W)`` the mask must have.
+    A colour mask (channels that differ) or one with grey levels besides black and white is thresholded so, with a
+    warning saying how many pixels that decided. ``shape_hw``, if given, is the ``(H, W)`` the mask must have.
     """
-    mask = (read_image(path, channels="gray") >= 0.5).astype(np.float32)
+    image = read_image(path)
+    grey = ensure_channels(image, 1)
+    mask = (grey >= 0.5).astype(np.float32)
+    coloured = image.shape[-1] == 3 and bool(np.any(image != image[..., :1]))
+    between = int(np.count_nonzero((grey > 0) & (grey < 1)))
+    if coloured or between:
+        what = "a colour mask" if coloured else "a grey mask"
+        log.warning(
+            "%s: %s with %d pixels neither black nor white; read as known where the grey level is >= 0.5 (%d of them)",
+            path,
+            what,
+            between,
+            int(np.count_nonzero((grey > 0) & (grey < 1) & (grey >= 0.5))),
+        )
     if shape_hw is not None and mask.shape[:2] != tuple(shape_hw):
         raise ImageError(
             f"{path}: mask is {mask.shape[0]}×{mask.shape[1]} but the image is {shape_hw[0]}×{shape_hw[1]}"

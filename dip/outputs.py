@@ -234,11 +234,11 @@ def claim(path: PathLike | None, kind: Kind, *, option: str = "--out", inputs: I
     if not text.strip():
         raise OutputRefused(f"{option}: an empty path (an unset variable?); name where {kind.name} should go")
     target = Path(text)
-    absolute = target.resolve()
+    absolute = resolved(target, where)
     if absolute == Path.cwd().resolve():
         raise OutputRefused(f"{where}: the working directory itself; name a new path for {kind.name}")
     for given in inputs:
-        if given is not None and os.path.lexists(given) and absolute == Path(given).resolve():
+        if given is not None and os.path.lexists(given) and absolute == resolved(Path(given), os.fspath(given)):
             raise OutputRefused(f"{where}: one of the command's own inputs; name another path")
     _check_ancestors(absolute, kind, where)
     if os.path.lexists(target) and not target.exists():
@@ -251,6 +251,15 @@ def claim(path: PathLike | None, kind: Kind, *, option: str = "--out", inputs: I
         if not os.access(folder, os.W_OK | os.X_OK):
             raise OutputRefused(f"{where}: cannot write in {folder} (permission denied)")
     return target
+
+
+def resolved(path: Path, where: str) -> Path:
+    """`path` made absolute with its links followed; a link that leads back to itself (a loop) is refused in one line
+    naming `where` (Python raises RuntimeError for it before 3.13, OSError ELOOP since)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        raise OutputRefused(f"{where}: a symbolic link loop (a link that leads back to itself)") from None
 
 
 def _check_ancestors(absolute: Path, kind: Kind, where: str) -> None:

@@ -14,6 +14,7 @@ from dip.errors import ConfigError, ImageError
 from dip.fit import FitProblem, FitResult, fit
 from dip.fit_settings import FitSettings
 from dip.io import to_tensor
+from dip.memory import MEMORY_ERRORS, check_fit_memory, out_of_memory
 from dip.models import build_model, count_parameters, input_scale, make_input, minimum_side, required_multiple
 from dip.record import fingerprint
 from dip.tasks import Observation, Operator
@@ -34,9 +35,13 @@ def build_problem(
     seed: int,
     device: torch.device,
     use_ground_truth: bool = True,
+    fitting: FitSettings | None = None,
+    batch: int = 1,
 ) -> FitProblem:
     """The seeded net, its fixed input z (the task's own, e.g. the flash photo, or the spec's), A and x0 on `device`;
-    the clean image (where there is one) is only for the trace."""
+    the clean image (where there is one) is only for the trace. Given the settings of the fit (`fitting`), a fit of
+    `batch` such nets at once is first refused, before anything is allocated, if it cannot fit into the device's
+    memory (`dip.memory`)."""
     height, width = operator.output_shape(observation)
     multiple, shortest = required_multiple(spec), minimum_side(spec)
     name = f"the net ({spec.get('preset') or spec.get('arch')})"
@@ -51,6 +56,8 @@ def build_problem(
             f"≥ {shortest}; use a larger image or a net with fewer scales (see `dip archs`)"
         )
     channels = observation.observed.shape[-1]
+    if fitting is not None:
+        check_fit_memory(spec, channels, (height, width), fitting, batch, device, source_of(observation.meta))
     torch.manual_seed(seed)
     net = build_model(spec, channels).to(device)
     given = operator.net_input(observation)
@@ -112,10 +119,22 @@ def restore(
     use_ground_truth: bool = True,
     progress: bool | None = None,
 ) -> tuple[FitResult, dict[str, Any]]:
-    """Run DIP on one observation; returns the fit result and facts for the record (parameter count, fingerprint)."""
-    problem = build_problem(
-        observation, operator, spec, seed=settings.seed, device=device, use_ground_truth=use_ground_truth
-    )
-    key = fit_key(observation, spec, settings)
-    result = fit(problem, settings, fingerprint=key, checkpoint=checkpoint, stop_event=stop_event, progress=progress)
+    """Run DIP on one observation; returns the fit result and facts for the record (parameter count, fingerprint).
+    Running out of memory is an `OutOfMemory` error, one line."""
+    try:
+        problem = build_problem(
+            observation,
+            operator,
+            spec,
+            seed=settings.seed,
+            device=device,
+            use_ground_truth=use_ground_truth,
+            fitting=settings,
+        )
+        key = fit_key(observation, spec, settings)
+        result = fit(
+            problem, settings, fingerprint=key, checkpoint=checkpoint, stop_event=stop_event, progress=progress
+        )
+    except MEMORY_ERRORS as error:
+        raise out_of_memory(error, device, source_of(observation.meta)) from None
     return result, {"parameters": count_parameters(problem.net), "fingerprint": key}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import os
 import re
 import shlex
@@ -54,6 +55,7 @@ def check_config(
     main one checked it all) only the schema's checks: the others build every variant's net, seconds per job."""
     schema = load_schema(schema) if isinstance(schema, (str, os.PathLike)) else schema
     apply_overrides(config, overrides or {}, schema)
+    check_numbers(config, schema)
     validate_schema(config, schema)
     if config.get("smoke_iterations"):
         notes = leave_out_offline(config)
@@ -197,6 +199,32 @@ def _read_string(value: str, schema: Mapping[str, Any] | None, key: str) -> Any:
     if types:
         return parsed if any(_is_type(parsed, kind) for kind in types) else value
     return parsed if enum is None or parsed in enum else value
+
+
+# --- numbers --------------------------------------------------------------------------------------------------------
+
+
+def check_numbers(config: dict[str, Any], schema: Mapping[str, Any]) -> None:
+    """Refuse NaN and infinity anywhere (JSON Schema's bounds let them through: NaN compares false), and read a whole
+    number written as a float (`iterations: 20.0`, Snakemake's `--config smoke_iterations=1e3`) as the integer it is
+    where the schema asks for an integer, which `dip restore` takes (`--iterations 20`, not `20.0`)."""
+    _check_numbers(config, schema, "", schema)
+
+
+def _check_numbers(value: Any, schema: Mapping[str, Any] | None, key: str, root: Mapping[str, Any]) -> Any:
+    """`value` with its whole floats made integers where `schema` wants one; a non-finite number is a ConfigError."""
+    if isinstance(value, dict):
+        for name in value:
+            value[name] = _check_numbers(value[name], _child(root, schema, str(name)), _key_path([key, name]), root)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            value[index] = _check_numbers(item, _child(root, schema, index), f"{key}[{index}]", root)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: {value} is not a number this benchmark takes; give a finite value")
+        if value.is_integer() and "integer" in _types(schema) and "number" not in _types(schema):
+            return int(value)
+    return value
 
 
 # --- the schema -----------------------------------------------------------------------------------------------------

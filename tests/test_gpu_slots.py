@@ -153,11 +153,13 @@ def test_one_gpu_with_several_fits_per_gpu_has_slots(monkeypatch: pytest.MonkeyP
     fourth.release()
 
 
-@pytest.mark.parametrize("value", ["0", "two", "-1"])
+@pytest.mark.parametrize("value", ["0", "two", "-1", "²", "٣", "65", "99999999999"])
 def test_a_bad_fits_per_gpu_is_one_message(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """Digits that are not ASCII (`²`, Arabic-Indic `٣`: str.isdigit takes them, int refuses or reads them) and a
+    number past the bound, whose slot names would fill the memory, are refused before any lock."""
     fake_gpus(monkeypatch, 2)
     monkeypatch.setenv(gpu_slots.FITS_PER_GPU_VARIABLE, value)
-    with pytest.raises(ConfigError, match=rf"DIP_FITS_PER_GPU must be a whole number ≥ 1, not '{value}'"):
+    with pytest.raises(ConfigError, match=rf"DIP_FITS_PER_GPU must be a whole number from 1 to 64, not '{value}'"):
         gpu_slots.claim(select_device("cuda"))
 
 

@@ -26,6 +26,7 @@ from dip.workflow_config import (
     check_given_inputs,
     check_tasks,
     check_variants,
+    fit_flags,
     level_fit,
     load_schema,
     split_key,
@@ -240,6 +241,52 @@ def test_a_bad_override_is_one_line_naming_the_key(overrides: dict, message: str
     with pytest.raises(ConfigError) as caught:
         check_config(result, SCHEMA, overrides)
     assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "where", "value"),
+    [
+        ({"fit__denoising__iterations": 20.0}, ("fit", "denoising", "iterations"), 20),  # Snakemake reads 20.0 a float
+        ({"smoke_iterations": 1e3}, ("smoke_iterations",), 1000),
+        ({"seeds": [0.0, 1.0]}, ("seeds",), [0, 1]),
+        ({"fit__denoising__lr": 1.0}, ("fit", "denoising", "lr"), 1.0),  # a number stays a float
+    ],
+)
+def test_a_whole_number_written_as_a_float_is_the_integer_it_is(overrides: dict, where: tuple, value) -> None:
+    """JSON Schema takes 20.0 as an integer, but `dip restore --iterations 20.0` is refused by argparse: every fit
+    job would fail. The checked config holds the integer, and the fit's flags say `--iterations 20`."""
+    result = snakemake_merged(overrides)
+    check_config(result, SCHEMA, overrides)
+    found = result
+    for key in where:
+        found = found[key]
+    assert repr(found) == repr(value)  # 20, not 20.0
+    assert "--iterations 20.0" not in " ".join(fit_flags(result["fit"]["denoising"]))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"fit__denoising__lr": float("nan")}, "fit.denoising.lr: nan is not a number this benchmark takes"),
+        ({"fit__denoising__lr": ".nan"}, "fit.denoising.lr: nan is not a number this benchmark takes"),
+        ({"fit__denoising__tv_weight": float("inf")}, "fit.denoising.tv_weight: inf is not a number"),
+        ({"fit__denoising__iterations": 20.5}, "fit.denoising.iterations: 20.5 is not of type 'integer'"),
+        ({"fits_per_gpu": 99999999999}, "fits_per_gpu: 99999999999 is greater than the maximum of 64"),
+        (
+            {"variants__huge": {"preset": "tiny", "channels_down": [100000, 8, 8]}},
+            "variants.huge: model key 'channels_down[0]' must be at most 4096, got 100000",
+        ),
+        (
+            {"variants__huge": {"preset": "tiny", "input_depth": 100000}},
+            "variants.huge: model key 'input_depth' must be at most 4096",
+        ),
+    ],
+)
+def test_numbers_no_job_could_run_are_refused_in_one_line(overrides: dict, message: str) -> None:
+    result = snakemake_merged(overrides)
+    with pytest.raises(ConfigError) as caught:
+        check_config(result, SCHEMA, overrides)
+    assert "\n" not in str(caught.value) and str(caught.value).startswith(message), caught.value
 
 
 # --- tasks, fit settings and variants -------------------------------------------------------------------------------

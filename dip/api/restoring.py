@@ -121,12 +121,24 @@ def settings_for(operator: Operator, given: dict[str, Any], smoke_iterations: in
 
     given = {key: value for key, value in given.items() if value is not None}
     merged = {**operator.paper_fit(), "noise_sigma": operator.noise_sigma, **given}
-    if smoke_iterations:
+    if smoke_iterations is not None:
+        if isinstance(smoke_iterations, bool) or not isinstance(smoke_iterations, int) or smoke_iterations < 1:
+            raise ConfigError(f"smoke_iterations must be a whole number ≥ 1, not {smoke_iterations!r}")
         merged["iterations"] = smoke_iterations
     try:
-        return FitSettings(**merged)
+        settings = FitSettings(**merged)
     except TypeError as error:
         raise ConfigError(f"unknown fit setting: {error}") from None
+    first_sample = settings.langevin_burnin + settings.langevin_every  # `LangevinDynamics.observe`
+    if settings.langevin_sigma > 0 and first_sample > settings.iterations - 1:
+        log.warning(
+            "SGLD takes its first sample of the posterior at iteration %d, past this fit's last (%d): its output is "
+            "not a posterior mean but what the fit returns without SGLD (a stopping rule's pick, the average of "
+            "outputs or the last); lower langevin_burnin or raise iterations",
+            first_sample,
+            settings.iterations - 1,
+        )
+    return settings
 
 
 def prepare_device(

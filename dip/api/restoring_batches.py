@@ -21,7 +21,7 @@ from dip.api.restoring import (
 )
 from dip.api.runs import Restoration, as_observation
 from dip.cost import CostMeter
-from dip.errors import ConfigError, DipError
+from dip.errors import ConfigError, DipError, OutOfMemory
 from dip.failures import check_upstream
 from dip.layout import seed_run
 from dip.replacing import locked
@@ -265,8 +265,9 @@ def _fit_batches(
     import json
 
     from dip.fit import fit_batch
+    from dip.memory import MEMORY_ERRORS, out_of_memory
     from dip.models import count_parameters
-    from dip.restoration import build_problem, fit_key
+    from dip.restoration import build_problem, fit_key, source_of
 
     outcomes: dict[int, tuple[FitResult, dict[str, Any]] | DipError] = {}
     batches: dict[tuple[str, tuple[int, ...]], list[_BatchMember]] = {}
@@ -275,32 +276,44 @@ def _fit_batches(
         batches.setdefault((json.dumps(member.spec, sort_keys=True), tuple(shape)), []).append(member)
     for batch in batches.values():
         problems, ready = [], []
-        for member in batch:
-            try:
-                problems.append(
-                    build_problem(
-                        member.observation,
-                        member.operator,
-                        member.spec,
-                        seed=member.settings.seed,
-                        device=device,
-                        use_ground_truth=use_ground_truth,
+        try:
+            for member in batch:
+                try:
+                    problems.append(
+                        build_problem(
+                            member.observation,
+                            member.operator,
+                            member.spec,
+                            seed=member.settings.seed,
+                            device=device,
+                            use_ground_truth=use_ground_truth,
+                            fitting=None if problems else member.settings,  # the batch's memory, checked once
+                            batch=len(batch),
+                        )
                     )
-                )
-                ready.append(member)
-            except DipError as error:
-                outcomes[id(member)] = error
-        if not ready:
+                    ready.append(member)
+                except OutOfMemory as error:  # refused for the whole batch (only its first net is checked)
+                    outcomes.update((id(other), error) for other in batch if id(other) not in outcomes)
+                    break
+                except DipError as error:
+                    outcomes[id(member)] = error
+            if not ready:
+                continue
+            keys = [fit_key(m.observation, m.spec, m.settings) for m in ready]
+            results = fit_batch(
+                problems,
+                [m.settings for m in ready],
+                fingerprints=keys,
+                checkpoints=[m.checkpoint for m in ready],
+                stop_event=stop_event,
+                progress=progress,
+            )
+        except MEMORY_ERRORS as error:
+            problems.clear()
+            what = f"a batch of {len(batch)} fits of {source_of(batch[0].observation.meta)}"
+            stopped = out_of_memory(error, device, what)
+            outcomes.update((id(member), stopped) for member in batch if id(member) not in outcomes)
             continue
-        keys = [fit_key(m.observation, m.spec, m.settings) for m in ready]
-        results = fit_batch(
-            problems,
-            [m.settings for m in ready],
-            fingerprints=keys,
-            checkpoints=[m.checkpoint for m in ready],
-            stop_event=stop_event,
-            progress=progress,
-        )
         for member, problem, key, result in zip(ready, problems, keys, results, strict=True):
             facts = {
                 "parameters": count_parameters(problem.net),

@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     summary = read_table(args.summary)
     traces = read_table(args.traces) if args.traces else None
     tasks = sorted(task for task in summary.task.unique() if task)
+    if not tasks:
+        raise DipError(f"{args.summary}: holds no runs; nothing to render")
     if args.task is not None and args.task not in tasks:
         raise ConfigError(f"--task {args.task!r}: the summary has runs of {', '.join(tasks)} only")
     chosen = [args.task] if args.task else tasks

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -147,7 +148,9 @@ def check_deadline() -> None:
     try:
         deadline = float(value)
     except ValueError:
-        raise ConfigError(f"{DEADLINE_VARIABLE} must be a Unix time in seconds, not {value!r}") from None
+        deadline = math.nan
+    if not math.isfinite(deadline):
+        raise ConfigError(f"{DEADLINE_VARIABLE} must be a Unix time in seconds, not {value[:40]!r}")
     if time.time() >= deadline:
         raise TimeBudgetSpent(f"not started: the run's time budget (${DEADLINE_VARIABLE}) was spent")
 

@@ -10,19 +10,31 @@ from torch import nn
 
 from dip.errors import ConfigError
 
+MAX_CHANNELS = 4096
+"""The most channels a layer (or the net's input) may have: 8 times the widest net of DIP's papers (the paper's `skip`
+has 128, the deep decoder 512 at most); a wider one needs more memory than any GPU has for images of the paper's
+sizes, and would be refused only after seconds of building it."""
 
-def integer(key: str, value: Any, minimum: int = 0) -> int:
-    """An `int` (not a bool) that is at least `minimum`."""
+
+def integer(key: str, value: Any, minimum: int = 0, maximum: int | None = None) -> int:
+    """An `int` (not a bool) from `minimum` to `maximum` (None: no bound)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"model key {key!r} must be an integer, got {value!r}")
     if value < minimum:
         raise ConfigError(f"model key {key!r} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"model key {key!r} must be at most {maximum}, got {value}")
     return value
 
 
-def positive(key: str, value: Any) -> int:
-    """An integer of at least 1."""
-    return integer(key, value, 1)
+def channels(key: str, value: Any, minimum: int = 1) -> int:
+    """A channel count: an integer from `minimum` to `MAX_CHANNELS`."""
+    return integer(key, value, minimum, MAX_CHANNELS)
+
+
+def skip_channels(key: str, value: Any) -> int:
+    """A skip connection's channel count: 0 (no skip) to `MAX_CHANNELS`."""
+    return channels(key, value, 0)
 
 
 def odd(key: str, value: Any) -> int:
@@ -52,11 +64,11 @@ def one_of(choices: Sequence[str]) -> Callable[[str, Any], str]:
     return lambda key, value: choice(key, value, choices)
 
 
-def int_list(key: str, value: Any, minimum: int = 0) -> list[int]:
-    """A non-empty list of integers, each at least `minimum`."""
+def channel_list(key: str, value: Any) -> list[int]:
+    """A non-empty list of channel counts (`channels`)."""
     if not isinstance(value, (list, tuple)) or not value:
         raise ConfigError(f"model key {key!r} must be a non-empty list of integers, got {value!r}")
-    return [integer(f"{key}[{index}]", item, minimum) for index, item in enumerate(value)]
+    return [channels(f"{key}[{index}]", item) for index, item in enumerate(value)]
 
 
 def per_scale(key: str, value: Any, n_scales: int, check: Callable[[str, Any], Any]) -> list:

@@ -54,7 +54,7 @@ def decoder(
 def check(params: Mapping[str, Any]) -> dict[str, Any]:
     """The `decoder()` keyword arguments for the spec's hyper-parameters."""
     return {
-        "channels": checks.int_list("channels", params["channels"], 1),
+        "channels": checks.channel_list("channels", params["channels"]),
         "kernel_size": checks.odd("kernel_size", params["kernel_size"]),
         "upsample": checks.choice("upsample", params["upsample"], layers.UPSAMPLES),
         "pad": checks.choice("pad", params["pad"], layers.PADDINGS),

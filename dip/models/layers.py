@@ -47,7 +47,7 @@ class ReflectionPad2d(nn.ReflectionPad2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.is_autocast_enabled(x.device.type):
+        if x.is_meta or not torch.is_autocast_enabled(x.device.type):  # meta: `dip.memory`'s shapes-only forward
             return super().forward(x)
         with torch.autocast(x.device.type, enabled=False):
             return super().forward(x)

@@ -74,7 +74,7 @@ def check(params: Mapping[str, Any]) -> dict[str, Any]:
     """The `ResNet` keyword arguments for the spec's hyper-parameters."""
     return {
         "num_blocks": checks.integer("num_blocks", params["num_blocks"]),
-        "channels": checks.positive("channels", params["channels"]),
+        "channels": checks.channels("channels", params["channels"]),
         "residual": checks.boolean("residual", params["residual"]),
         "act": checks.choice("act", params["act"], layers.ACTIVATIONS),
         "pad": checks.choice("pad", params["pad"], layers.PADDINGS),

@@ -92,12 +92,12 @@ def skip(
 
 def check(params: Mapping[str, Any]) -> dict[str, Any]:
     """The `skip()` keyword arguments for the spec's hyper-parameters (scalars broadcast per scale)."""
-    down = checks.int_list("channels_down", params["channels_down"], 1)
+    down = checks.channel_list("channels_down", params["channels_down"])
     n = len(down)
     return {
         "channels_down": down,
-        "channels_up": checks.per_scale("channels_up", params["channels_up"], n, checks.positive),
-        "channels_skip": checks.per_scale("channels_skip", params["channels_skip"], n, checks.integer),
+        "channels_up": checks.per_scale("channels_up", params["channels_up"], n, checks.channels),
+        "channels_skip": checks.per_scale("channels_skip", params["channels_skip"], n, checks.skip_channels),
         "filter_size_down": checks.per_scale("filter_size_down", params["filter_size_down"], n, checks.odd),
         "filter_size_up": checks.per_scale("filter_size_up", params["filter_size_up"], n, checks.odd),
         "filter_size_skip": checks.odd("filter_size_skip", params["filter_size_skip"]),

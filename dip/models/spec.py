@@ -124,7 +124,7 @@ def _resolve(spec_or_name: str | Mapping[str, Any]) -> tuple[dict[str, Any], che
 def _check_input(spec: Mapping[str, Any]) -> None:
     """Validates `input_kind` and `input_depth` (the authors' meshgrid has exactly 2 channels)."""
     kind = checks.choice("input_kind", spec["input_kind"], INPUT_KINDS)
-    depth = checks.integer("input_depth", spec["input_depth"], 1)
+    depth = checks.channels("input_depth", spec["input_depth"])
     if kind == "meshgrid" and depth != 2:
         raise ConfigError(f"model key 'input_depth' must be 2 with input_kind 'meshgrid' (X, Y channels), got {depth}")
 

@@ -40,6 +40,8 @@ def read_metrics(paths: Iterable[Path]) -> pd.DataFrame:
         missing = [key for key in wanted if key not in record] if record.get("status") != FAILED else []
         if missing:
             raise DipError(f"{path}: metrics record lacks {', '.join(missing)}")
+        if record.get("seed", 0) is None:  # a failure record of `dip restore` without --seed: the default seed's
+            record = {**record, "seed": DEFAULTS["seed"]}
         try:
             check_seed(record.get("seed", 0))  # the summary reads seeds as int64: a larger one would wrap around
         except ConfigError as error:
@@ -128,6 +130,8 @@ def read_traces(summary: pd.DataFrame) -> pd.DataFrame:
             trace = pd.read_csv(path)
         except (OSError, ValueError) as error:  # pandas' ParserError and EmptyDataError, UnicodeDecodeError
             raise DipError(f"{path}: cannot read the trace: {error}") from None
+        if "iteration" not in trace:  # the one column every trace has had (older ones lack some of TRACE_COLUMNS)
+            raise DipError(f"{path}: not a trace written by `dip restore` (no column 'iteration')")
         if trace.empty:
             continue
         frames.append(trace.assign(**{column: getattr(row, column) for column in ID_COLUMNS}))

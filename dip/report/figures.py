@@ -255,7 +255,12 @@ def image_grid(summary: pd.DataFrame, task: str, palette: dict, max_examples: in
             if run.empty:  # the method does not solve this level (e.g. the median filter and Gaussian noise)
                 panels.append((method, None))
                 continue
-            restored = _resized(read_image(Path(run.run_dir.iloc[0]) / RESTORED), shape)
+            restored = read_image(Path(run.run_dir.iloc[0]) / RESTORED)
+            if restored.shape[:2] != shape[:2]:  # metrics of one image beside another
+                raise DipError(
+                    f"{Path(run.run_dir.iloc[0]) / RESTORED}: {restored.shape[0]}×{restored.shape[1]}, but the image "
+                    f"it restores is {height}×{width}: replaced since the run was scored? Restore and score it again"
+                )
             psnr = run.psnr.iloc[0] if "psnr" in run else np.nan
             panels.append((f"{method} {psnr:.2f} dB" if pd.notna(psnr) else method, restored))
         size_h, size_w = max(8, height // zoom), max(8, width // zoom)

@@ -129,7 +129,7 @@ def _observation(
         copy_image(obs_dir / GUIDE, out / folder / GUIDE, scale)
         entries.append(_entry("guide", GUIDE_LABEL, "guide", f"{folder}/{GUIDE}"))
     for position, row in enumerate(_ordered(rows).to_dict("records")):
-        entries.append(_run_entry(row, f"{folder}/m{position}", out, scale, caps, data, index))
+        entries.append(_run_entry(row, f"{folder}/m{position}", out, scale, caps, data, index, (height, width)))
     return {
         **key,
         "level_label": level_label(key["task"], key["level"]),
@@ -176,9 +176,17 @@ def _entry(
 
 
 def _run_entry(
-    row: dict[str, Any], stem: str, out: Path, scale: float, caps: ViewerCaps, data: dict[str, Any], obs: int
+    row: dict[str, Any],
+    stem: str,
+    out: Path,
+    scale: float,
+    caps: ViewerCaps,
+    data: dict[str, Any],
+    obs: int,
+    shape: tuple[int, int],
 ) -> dict[str, Any]:
-    """A run's entry: its image and scores, or what failed; a DIP run also gets its process data (`runs`)."""
+    """A run's entry: its image and scores, or what failed; a DIP run also gets its process data (`runs`). Its image
+    must have the observation's `shape` (height, width): one of another size is not the image its scores are of."""
     is_dip = bool(row["variant"])
     extra = {"variant": row["variant"], "seed": int(row["seed"])} if is_dip else {}
     key = seeded(row["method"], row["seed"]) if is_dip else row["method"]
@@ -189,7 +197,13 @@ def _run_entry(
         error = _text(row.get("error")) or f"no restored image in {run_dir}"
         missing = {"stage": _text(row.get("stage")), "error": error, "log": _text(row.get("log"))}
         return _entry(key, row["method"], kind, None, None, missing=missing, **extra)
-    copy_image(restored, out / f"{stem}.png", scale)
+    copy_image(restored, out / f"{stem}.png", scale)  # first: it says in one line that a file cannot be read
+    if image_shape(restored) != shape:
+        found = "×".join(map(str, image_shape(restored)))
+        raise DipError(
+            f"{restored}: {found}, but the image it restores is {shape[0]}×{shape[1]}: replaced since the run was "
+            "scored? Restore and score it again"
+        )
     metrics = _metrics(_number(row.get("psnr")), _number(row.get("ssim")), _text(row.get("protocol")))
     entry = _entry(key, row["method"], kind, f"{stem}.png", metrics, **extra)
     if is_dip:
