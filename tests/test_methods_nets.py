@@ -108,10 +108,12 @@ def test_noise2fast_stops_by_its_own_rule() -> None:
     assert PATIENCE < steps < 5000 and averaged.shape == channel.shape
 
 
-def test_noise2fast_keeps_a_constant_channel_and_the_range() -> None:
+def test_noise2fast_keeps_a_constant_channel_and_the_range(caplog: pytest.LogCaptureFixture) -> None:
     image = np.zeros((8, 8, 3), np.float32)
     image[..., 1] = np.linspace(0.2, 0.6, 64, dtype=np.float32).reshape(8, 8)
-    restored = noise2fast(image, device=CPU, seed=0, iterations=3)
+    with caplog.at_level("INFO", logger="dip.methods.zero_shot.noise2fast"):
+        restored = noise2fast(image, device=CPU, seed=0, iterations=3)
+    assert [r.getMessage() for r in caplog.records] == ["Noise2Fast, channel 1: 3 steps (the cap)"]
     assert np.array_equal(restored[..., 0], image[..., 0])
     assert restored[..., 1].min() >= 0.2 - 1e-6 and restored[..., 1].max() <= 0.6 + 1e-6  # the channel's range
 

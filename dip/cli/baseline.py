@@ -13,6 +13,7 @@ The observation's task and level say which apply and with which parameters.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from dip import api, outputs
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_deadline()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")  # a fit's progress
     api.baseline(
         args.observation,
         args.method,

@@ -23,6 +23,7 @@ channel is returned as it is.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from typing import Any
 
@@ -42,6 +43,8 @@ AVERAGED = 105
 """Outputs averaged into the result (the authors' `last10`)."""
 MAX_STEPS = 20_000
 WIDTH = 64
+
+log = logging.getLogger(__name__)
 
 
 class Noise2FastNet(nn.Module):
@@ -125,6 +128,7 @@ def noise2fast(
             if span == 0:
                 restored[:, c : c + 1] = channel
                 continue
-            averaged, _ = denoise_channel((channel - low) / span, rng, iterations)
+            averaged, steps = denoise_channel((channel - low) / span, rng, iterations)
+            log.info("Noise2Fast, channel %d: %d steps (%s)", c, steps, "its rule" if steps < iterations else "the cap")
             restored[:, c : c + 1] = averaged * span + low
     return as_image(restored)
