@@ -9,10 +9,12 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from dip.io import write_image
 from dip.workflow_config import check_config
 from tests.test_workflow import REPO, snakemake, workflow_copy
 
@@ -30,6 +32,27 @@ def test_the_peers_grid_runs_every_peer_on_both_levels(capsys: pytest.CaptureFix
     runs = set(zip(grid.baseline_runs.level, grid.baseline_runs.method, strict=True))
     assert runs == {(level, method) for level in ("25", "50") for method in PEER_METHODS}
     assert set(grid.last_runs.variant) == {"paper"}  # the output after 1800 iterations, beside the averaged one
+
+
+def test_net_fitting_peers_get_a_gpu_and_the_configs_device_and_threads(tmp_path: Path) -> None:
+    folder = workflow_copy(tmp_path / "wf", yaml.safe_load((REPO / "config/config.yaml").read_text()))
+    config = copy.deepcopy(PEERS)
+    for name in ("cbm3d-color9", "mcmaster"):  # one flat stand-in image per local folder
+        write_image(folder / config["datasets"][name]["source"] / "flat.png", np.full((64, 64, 3), 0.5, np.float32))
+        config["datasets"][name]["images"] = ["flat"]
+    del config["datasets"]["cbsd68"]
+    (folder / "config/peers.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake(folder, "--configfile", "config/peers.yaml", "--config", "smoke_iterations=2", "-n", "-p")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = [block for block in result.stdout.split("\n\n") if "rule baseline:" in block]
+    assert len(jobs) == 2 * 2 * len(PEER_METHODS)  # 2 datasets × 2 levels
+    for job in jobs:
+        method = re.search(r"--method (\S+)", job)[1]
+        gpu = re.search(r"gpu=(\d+)", job)
+        assert (gpu is not None and gpu[1] == "1") == (method in {"zs-n2n", "noise2fast"}), job
+        net_flags = re.search(r"--device auto --threads \d+ ", job) is not None  # `threads`, at most --cores
+        assert net_flags == (method != "bm3d"), job
+        assert ("--smoke-iterations 2" in job) == (method in {"zs-n2n", "noise2fast"}), job
 
 
 @pytest.mark.slow
