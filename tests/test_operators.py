@@ -475,7 +475,7 @@ def test_task_objects_hold_the_paper_settings(task, level, iterations, lr, reg_n
 @pytest.mark.parametrize(
     ("task", "level", "label", "protocol", "baselines"),
     [
-        ("denoising", "25", "σ=25", "rgb", ("bm3d", "nlm", "tv")),
+        ("denoising", "25", "σ=25", "rgb", ("bm3d", "nlm", "tv", "zs-n2n", "noise2fast", "ffdnet")),
         ("super-resolution", "4", "×4 Lanczos LR", "y-dip", ("bicubic", "lanczos")),
         ("super-resolution", "8-bicubic", "×8 bicubic LR", "y-dip", ("bicubic", "lanczos")),
         ("inpainting", "random50", "random 50 %", "rgb", ("biharmonic",)),
@@ -731,8 +731,8 @@ def test_jpeg_and_noise_kinds_hold_their_sources_settings_with_es_wmv(task, leve
     [
         ("jpeg", "10", "JPEG q=10", ("jpeg", "tv")),
         ("denoising", "impulse-2", "impulse noise, severity 2", ("median",)),
-        ("denoising", "shot-3", "shot noise, severity 3", ("bm3d-vst",)),
-        ("denoising", "speckle-4", "speckle noise, severity 4", ("nlm",)),
+        ("denoising", "shot-3", "shot noise, severity 3", ("bm3d-vst", "zs-n2n", "noise2fast")),
+        ("denoising", "speckle-4", "speckle noise, severity 4", ("nlm", "zs-n2n", "noise2fast")),
     ],
 )
 def test_jpeg_and_noise_kinds_know_label_and_baselines(task, level, label, baselines):

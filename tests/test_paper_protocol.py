@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dip.baselines import bicubic, bicubic_downscale
 from dip.io import read_image
+from dip.methods.classical import bicubic, bicubic_downscale
 from dip.metrics import psnr
 from dip.tasks import make_operator
 

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from dip.api import COMBINED_OUTPUTS
-from dip.baselines import BASELINES
 from dip.device import DEVICES, PRECISIONS
 from dip.layout import SEED_MEAN
+from dip.methods import METHODS
 from dip.models import PRESETS
 from dip.stopping import EARLY_STOPPING_RULES, STOPPING_RULES
 from dip.tasks import TASKS, make_operator
@@ -78,4 +78,4 @@ def test_baselines_per_task_are_those_its_levels_take(task: str) -> None:
     schema: list[Any] = PROPERTIES["baselines"]["properties"][task]["items"]["enum"]
     taken = {method for level in levels(task) for method in make_operator(task, level).baselines}
     assert set(schema) == taken
-    assert set(schema) <= set(BASELINES)
+    assert set(schema) <= set(METHODS)

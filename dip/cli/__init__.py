@@ -15,7 +15,7 @@ from dip.failures import failure_record
 COMMANDS: dict[str, str] = {
     "degrade": "make the observation x0 of a clean image for a task and level",
     "restore": "restore an observation with Deep Image Prior",
-    "baseline": "restore an observation with a classical baseline",
+    "baseline": "restore an observation with a method other than DIP (classical, zero-shot, learned)",
     "combine": "combine runs of one observation (the mean over seeds, a fit's last output)",
     "evaluate": "score a run against the clean image (PSNR, SSIM)",
     "archs": "list the model presets",

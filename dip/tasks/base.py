@@ -65,7 +65,7 @@ class Operator(ABC):
     """The level grammar, for messages and `--help`."""
     protocols: ClassVar[tuple[str, ...]] = ("rgb",)
     baselines: ClassVar[tuple[str, ...]]
-    """Names of `dip.baselines.BASELINES` that solve this task."""
+    """Names of `dip.methods.METHODS` that solve this task."""
     has_ground_truth: ClassVar[bool] = True
     """False for a task whose observation is a photo as it is, never made from a clean image (flash-no-flash)."""
 

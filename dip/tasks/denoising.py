@@ -24,6 +24,9 @@ NOISE_SEVERITIES: dict[str, tuple[float, ...]] = {
 """The non-Gaussian noise kinds of denoising and their constant at ImageNet-C severities 1–5 (Hendrycks & Dietterich
 2019, `corruptions.py`): the salt-and-pepper amount, the Poisson photon count at intensity 1, the speckle std."""
 
+ZERO_SHOT = ("zs-n2n", "noise2fast")
+"""The zero-shot denoisers of `dip.methods.zero_shot`: blind, for any zero-mean noise."""
+
 
 class Denoising(Operator):
     """Noise on the clean image x in [0, 1], one of:
@@ -131,11 +134,15 @@ class Denoising(Operator):
 
     @property
     def baselines(self) -> tuple[str, ...]:  # type: ignore[override]  # each noise kind has its own
-        """Gaussian: BM3D, NLM, TV at the known σ; impulse: the median filter; shot: BM3D after the Anscombe
-        transform; speckle: NLM at the noise's mean σ (`baseline_arguments`)."""
-        return {"gaussian": ("bm3d", "nlm", "tv"), "impulse": ("median",), "shot": ("bm3d-vst",)}.get(
-            self.kind, ("nlm",)
-        )
+        """Gaussian: BM3D, NLM, TV and FFDNet at the known σ; impulse: the median filter; shot: BM3D after the
+        Anscombe transform; speckle: NLM at the noise's mean σ (`baseline_arguments`). The zero-shot nets (ZS-N2N,
+        Noise2Fast) on every zero-mean noise (Gaussian, shot, speckle), not on impulse noise, whose mean is not the
+        image."""
+        classical = {"gaussian": ("bm3d", "nlm", "tv"), "impulse": ("median",), "shot": ("bm3d-vst",)}
+        if self.kind == "impulse":
+            return classical["impulse"]
+        learned = ("ffdnet",) if self.kind == "gaussian" else ()
+        return (*classical.get(self.kind, ("nlm",)), *ZERO_SHOT, *learned)
 
     def baseline_arguments(self, observation: Observation) -> dict[str, Any]:
         """σ (0–255) for Gaussian noise; none for impulse; the photon count `peak` for shot noise; for speckle, its

@@ -12,6 +12,7 @@ from snakemake.exceptions import WorkflowError
 
 from dip.errors import ConfigError
 from dip.gpu_slots import FITS_PER_GPU_VARIABLE
+from dip.methods import METHODS as METHOD_TYPES
 from dip.layout import (
     dip_method,
     last_method,
@@ -180,6 +181,18 @@ def fit_flags(wildcards) -> str:
             f"--smoke-iterations {shlex.quote(str(config['smoke_iterations']))}"
         )
     return " ".join(flags)
+
+
+def baseline_net_flags(wildcards, threads) -> str:
+    """`dip baseline`'s flags for a method that runs a net: the device and the job's threads, and for one that fits
+    a net a smoke run's iterations; none for a classical method."""
+    method = METHOD_TYPES[wildcards.method]
+    if not method.on_device:
+        return ""
+    flags = f"--device {shlex.quote(str(config['device']))} --threads {int(threads)}"
+    if method.fits_net and config.get("smoke_iterations"):
+        flags += f" --smoke-iterations {int(config['smoke_iterations'])}"
+    return flags
 
 
 def slot_environment(wildcards) -> str:

@@ -1,4 +1,5 @@
-"""dip.baselines: bicubic on Set5 as published; denoisers, inpainting, deconvolution beat their input; the registry."""
+"""dip.methods.classical and the registry of dip.methods: bicubic on Set5 as published; denoisers, inpainting and
+deconvolution beat their input."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dip.baselines import (
-    BASELINES,
+from dip.errors import ConfigError, ImageError
+from dip.io import crop_to_multiple, read_image
+from dip.methods import METHODS, run_method
+from dip.methods.classical import (
     bicubic,
     bicubic_downscale,
     biharmonic,
@@ -18,11 +21,8 @@ from dip.baselines import (
     lanczos,
     median,
     nlm,
-    run_baseline,
     tv,
 )
-from dip.errors import ConfigError, ImageError
-from dip.io import crop_to_multiple, read_image
 from dip.metrics import psnr
 from dip.tasks import TASK_TYPES, make_operator
 
@@ -87,7 +87,7 @@ def _noisy(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
 def test_bm3d_beats_the_noisy_input_by_3_db(textured_rgb: np.ndarray) -> None:
     pytest.importorskip("bm3d", reason="the optional bm3d extra is not installed")
     noisy = _noisy(textured_rgb, 25)
-    out = run_baseline("bm3d", noisy, sigma=25)
+    out = run_method("bm3d", noisy, sigma=25)
     assert out.shape == noisy.shape and out.dtype == np.float32
     assert psnr(out, textured_rgb) > psnr(noisy, textured_rgb) + 3
 
@@ -95,7 +95,7 @@ def test_bm3d_beats_the_noisy_input_by_3_db(textured_rgb: np.ndarray) -> None:
 def test_bm3d_gray(gray_image: np.ndarray) -> None:
     pytest.importorskip("bm3d", reason="the optional bm3d extra is not installed")
     noisy = _noisy(gray_image, 25)
-    out = run_baseline("bm3d", noisy, sigma=25)
+    out = run_method("bm3d", noisy, sigma=25)
     assert out.shape == gray_image.shape and psnr(out, gray_image) > psnr(noisy, gray_image) + 3
 
 
@@ -111,14 +111,14 @@ def test_nlm_and_tv_beat_the_noisy_input(textured_rgb: np.ndarray, gray_image: n
 def test_missing_bm3d_gives_install_hint(monkeypatch: pytest.MonkeyPatch, rgb_image: np.ndarray) -> None:
     monkeypatch.setitem(sys.modules, "bm3d", None)  # makes `import bm3d` raise ImportError
     with pytest.raises(ConfigError, match=r"pip install 'dip-bench\[bm3d\]'"):
-        run_baseline("bm3d", rgb_image, sigma=25)
+        run_method("bm3d", rgb_image, sigma=25)
 
 
 def test_biharmonic_fills_a_smooth_image(rgb_image: np.ndarray) -> None:
     mask = (np.random.default_rng(0).random((*rgb_image.shape[:2], 1)) >= 0.5).astype(np.float32)
     mask[16:28, 24:40] = 0  # and a hole
     observed = rgb_image * mask
-    out = run_baseline("biharmonic", observed, mask=mask)
+    out = run_method("biharmonic", observed, mask=mask)
     known = mask[..., 0] == 1
     np.testing.assert_array_equal(out[known], rgb_image[known])
     assert psnr(out, rgb_image) > 40
@@ -130,7 +130,7 @@ def test_biharmonic_checks_the_mask(rgb_image: np.ndarray) -> None:
 
 
 def test_every_task_baseline_exists() -> None:
-    assert make_operator("denoising", "25").baselines == ("bm3d", "nlm", "tv")
+    assert make_operator("denoising", "25").baselines == ("bm3d", "nlm", "tv", "zs-n2n", "noise2fast", "ffdnet")
     assert TASK_TYPES["super-resolution"].baselines == ("bicubic", "lanczos")
     assert TASK_TYPES["inpainting"].baselines == ("biharmonic",)
     assert TASK_TYPES["flash-no-flash"].baselines == ("guided-filter",)
@@ -141,8 +141,8 @@ def test_every_task_baseline_exists() -> None:
     solved = {
         name for task, names in levels.items() for level in names for name in make_operator(task, level).baselines
     }
-    assert solved == set(BASELINES)
-    assert all(name == baseline.name for name, baseline in BASELINES.items())
+    assert solved == set(METHODS)
+    assert all(name == baseline.name for name, baseline in METHODS.items())
 
 
 def test_the_median_filter_removes_impulse_noise(textured_rgb: np.ndarray) -> None:
@@ -162,18 +162,18 @@ def test_bm3d_after_the_anscombe_transform_denoises_shot_noise_without_bias() ->
 
 
 def test_the_jpeg_baseline_is_the_decoded_image_itself(rgb_image: np.ndarray) -> None:
-    assert np.array_equal(run_baseline("jpeg", rgb_image, sigma=3.0), rgb_image)
+    assert np.array_equal(run_method("jpeg", rgb_image, sigma=3.0), rgb_image)
 
 
-def test_run_baseline_rejects_bad_requests(rgb_image: np.ndarray) -> None:
-    with pytest.raises(ConfigError, match="unknown baseline 'dncnn'; choose one of: bm3d"):
-        run_baseline("dncnn", rgb_image, sigma=25)
+def test_run_method_rejects_bad_requests(rgb_image: np.ndarray) -> None:
+    with pytest.raises(ConfigError, match="unknown method 'dncnn'; choose one of: bm3d"):
+        run_method("dncnn", rgb_image, sigma=25)
     with pytest.raises(ConfigError, match="noise sigma"):
-        run_baseline("tv", rgb_image, sigma=-1)
+        run_method("tv", rgb_image, sigma=-1)
 
 
-def test_run_baseline_passes_the_factor(rgb_image: np.ndarray) -> None:
-    np.testing.assert_array_equal(run_baseline("lanczos", rgb_image, factor=2), lanczos(rgb_image, 2))
+def test_run_method_passes_the_factor(rgb_image: np.ndarray) -> None:
+    np.testing.assert_array_equal(run_method("lanczos", rgb_image, factor=2), lanczos(rgb_image, 2))
 
 
 def test_guided_filter_by_the_image_itself_with_a_tiny_eps_keeps_it(textured_rgb: np.ndarray) -> None:
@@ -185,7 +185,7 @@ def test_guided_filter_smooths_noise_where_the_guide_is_flat() -> None:
     rng = np.random.default_rng(0)
     flat = np.full((48, 48, 3), 0.5, np.float32)
     noisy = np.clip(flat + rng.normal(0, 0.1, flat.shape), 0, 1).astype(np.float32)
-    out = run_baseline("guided-filter", noisy, guide=flat)
+    out = run_method("guided-filter", noisy, guide=flat)
     assert out.std() < noisy.std() / 10
     np.testing.assert_allclose(out.mean(), noisy.mean(), atol=1e-3)
 
@@ -214,18 +214,18 @@ def test_deconvolution_baselines_beat_the_blurred_input(level: str, method: str)
     clean = (data.astronaut()[140:204, 170:266] / 255).astype(np.float32)
     operator = make_operator("deblurring", level)
     obs = operator.observe(clean, seed=0)
-    out = run_baseline(method, obs.observed, **operator.baseline_arguments(obs))
+    out = run_method(method, obs.observed, **operator.baseline_arguments(obs))
     assert out.shape == clean.shape and out.dtype == np.float32
     assert psnr(out, clean) > psnr(obs.observed, clean) + 0.5
 
 
 def test_deconvolution_baselines_check_kernel_and_sigma(rgb_image: np.ndarray) -> None:
     with pytest.raises(ConfigError, match="odd sides"):
-        run_baseline("wiener", rgb_image, kernel=np.ones((2, 2)) / 4, sigma=2)
+        run_method("wiener", rgb_image, kernel=np.ones((2, 2)) / 4, sigma=2)
     with pytest.raises(ConfigError, match="sum to 1"):
-        run_baseline("tv-deconvolution", rgb_image, kernel=np.ones((3, 3)), sigma=2)
+        run_method("tv-deconvolution", rgb_image, kernel=np.ones((3, 3)), sigma=2)
     with pytest.raises(ConfigError, match="noise sigma"):
-        run_baseline("richardson-lucy", rgb_image, kernel=np.ones((3, 3)) / 9, sigma=-1)
+        run_method("richardson-lucy", rgb_image, kernel=np.ones((3, 3)) / 9, sigma=-1)
     for method in ("wiener", "richardson-lucy", "tv-deconvolution"):
         with pytest.raises(ImageError, match="exceed the blur kernel's side 49"):
-            run_baseline(method, rgb_image, kernel=np.ones((49, 49)) / 49**2, sigma=2)
+            run_method(method, rgb_image, kernel=np.ones((49, 49)) / 49**2, sigma=2)

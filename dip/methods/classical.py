@@ -1,19 +1,16 @@
-"""Classical baselines the paper compares with: interpolation, BM3D/CBM3D, NLM, TV, biharmonic inpainting; for the
+"""Classical methods the paper compares with: interpolation, BM3D/CBM3D, NLM, TV, biharmonic inpainting; for the
 non-Gaussian noise kinds and JPEG, the median filter, BM3D after the Anscombe transform, the decoded JPEG itself; the
 guided filter for flash/no-flash pairs; and deconvolution (Wiener, Richardson–Lucy, TV) for deblurring.
 
 Each method maps an observation (float32 ``(H, W, C)`` in [0, 1]) and its task's parameters (``sigma``, ``factor``,
 ``mask``, ``peak``, ``guide`` or ``kernel`` and ``sigma``: the task object's ``baseline_arguments``) to a restored
-image of the same convention; which methods solve which task is the task object's ``baselines``. BM3D needs the
-optional ``bm3d`` extra
-(non-commercial licence).
+image of the same convention; which methods solve which task is the task object's ``baselines``; `dip.methods`
+holds their registry. BM3D needs the optional ``bm3d`` extra (non-commercial licence).
 """
 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import median_filter, uniform_filter
@@ -23,14 +20,6 @@ from skimage.restoration import wiener as skimage_wiener
 from dip.errors import ConfigError, ImageError
 from dip.io import check_image, check_mask
 from dip.resampling import pil_resize_float
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """A baseline method: its name and ``function(observed, **arguments)``."""
-
-    name: str
-    function: Callable[..., np.ndarray]
 
 
 def bicubic(lr: np.ndarray, factor: int) -> np.ndarray:
@@ -192,34 +181,6 @@ def tv_deconvolution(blurred: np.ndarray, kernel: np.ndarray, sigma: float) -> n
 
     weight = max(TV_WEIGHT_PER_SIGMA * _noise_sigma(sigma) / 255, TV_WEIGHT_MIN)
     return _finish(tv_deconvolve(blurred, _kernel_for(blurred, kernel), weight))
-
-
-BASELINES: dict[str, Baseline] = {
-    b.name: b
-    for b in (
-        Baseline("bm3d", bm3d_denoise),
-        Baseline("nlm", nlm),
-        Baseline("tv", tv),
-        Baseline("bicubic", bicubic),
-        Baseline("lanczos", lanczos),
-        Baseline("biharmonic", biharmonic),
-        Baseline("guided-filter", guided_filter),
-        Baseline("median", median),
-        Baseline("bm3d-vst", bm3d_vst),
-        Baseline("jpeg", decoded),
-        Baseline("wiener", wiener),
-        Baseline("richardson-lucy", richardson_lucy_deconvolution),
-        Baseline("tv-deconvolution", tv_deconvolution),
-    )
-}
-
-
-def run_baseline(name: str, observed: np.ndarray, **arguments: object) -> np.ndarray:
-    """Run baseline ``name`` on ``observed`` with its task's arguments (``sigma``, ``factor``, ``mask``, ``peak``,
-    ``guide``)."""
-    if name not in BASELINES:
-        raise ConfigError(f"unknown baseline {name!r}; choose one of: {', '.join(BASELINES)}")
-    return BASELINES[name].function(observed, **arguments)
 
 
 def _scaled_size(image: np.ndarray, factor: int, *, up: bool) -> tuple[int, int]:
