@@ -96,8 +96,11 @@ def test_the_quality_against_cost_figure_has_a_log_seconds_axis_and_a_marker_per
     assert [text.get_text() for text in figure.legends[0].get_texts()] == ["bm3d", "dip-tiny", f"dip-tiny{ES_SUFFIX}"]
 
 
-def test_no_figure_without_recorded_seconds() -> None:
+def test_no_figure_without_recorded_seconds_or_scores() -> None:
+    """Runs that recorded no seconds, and runs without ground truth (no PSNR column at all), make no figure."""
     assert quality_against_cost(_summary().drop(columns=["wall_seconds", "seconds"]), "denoising", {}) is None
+    assert quality_against_cost(_summary().drop(columns=["psnr", "ssim"]), "denoising", {}) is None
+    assert quality_against_cost(_summary().iloc[0:0], "denoising", {}) is None
 
 
 def test_the_comparison_table_says_which_arithmetic_made_the_dip_numbers() -> None:

@@ -118,7 +118,10 @@ def _number(value: float, decimals: int) -> str:
 
 def quality_against_cost(runs: pd.DataFrame, task: str, palette: dict) -> Figure | None:
     """PSNR against wall seconds (a log axis), one panel per dataset and level, one marker per method at the mean of
-    its runs (an ES pick: a hollow marker in its method's colour); None without a run that recorded its seconds."""
+    its runs (an ES pick: a hollow marker in its method's colour); None without a scored run that recorded its
+    seconds."""
+    if runs.empty or "psnr" not in runs:
+        return None
     data = cost_runs(runs)
     data = data[data.cost_seconds.notna() & (data.cost_seconds > 0) & data.psnr.notna()]
     if data.empty:
