@@ -42,7 +42,8 @@ def main() -> None:
                 threads=1,
             )
             seconds = (time.process_time() - start) / args.iterations
-            print(f"repeat {repeat}: {seconds:.4f} CPU s per iteration, ran {fits[0].outcome.record['precision']['ran']}")
+            ran = fits[0].outcome.record["precision"]["ran"]
+            print(f"repeat {repeat}: {seconds:.4f} CPU s per iteration, ran {ran}")
 
 
 if __name__ == "__main__":
