@@ -13,6 +13,7 @@ from skimage import data
 
 from dip.cli import main
 from dip.io import write_image, write_mask
+from dip.methods import METHODS
 from dip.tasks import make_operator
 
 SCHEMA = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text())
@@ -27,6 +28,12 @@ SCHEMA_LEVELS = sorted(
 
 def run_dip(*args: object) -> int:
     return main([str(a) for a in args])
+
+
+def _smoke(method: str) -> list[object]:
+    """A few iterations for a method that fits a net (the zero-shot denoisers), as DIP gets here: the levels are
+    checked, not the methods' results (tests/test_methods_nets.py checks those)."""
+    return ["--smoke-iterations", 3, "--device", "cpu"] if METHODS[method].fits_net else []
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +63,7 @@ def test_every_schema_level_runs_end_to_end(task: str, level: str, image_and_mas
     assert run_dip("degrade", image, "--task", task, "--level", level, *flags, "--out", obs) == 0
     arch = {"preset": "tiny", "input_depth": 3} if operator.needs_flash_file else {"preset": "tiny"}
     runs = {"dip": ["restore", obs, "--arch-json", json.dumps(arch), "--iterations", 3, "--quiet"]}
-    runs |= {method: ["baseline", obs, "--method", method] for method in operator.baselines}
+    runs |= {method: ["baseline", obs, "--method", method, *_smoke(method)] for method in operator.baselines}
     for name, command in runs.items():
         if name == "bm3d":
             pytest.importorskip("bm3d", reason="the optional bm3d extra is not installed")
