@@ -213,7 +213,9 @@ def test_a_bf16_batch_computes_as_a_single_bf16_fit():
     level, so after a few iterations any two arithmetics drift apart. Measured (tiny net, 32×32, under both CPU
     ISAs): a member's output is within 0.0013 (0–255, mean absolute difference) of its single bf16 fit's, which is
     0.36–0.61 from fp32's; its gradient within 0.9 % (relative) of the single bf16 fit's, which is 12–25 % from
-    fp32's. The fp32 batch of before was as far from bf16 as fp32 is."""
+    fp32's; under oneDNN's SSE4.1 kernels (`ONEDNN_MAX_CPU_ISA=SSE41`, no bf16 instructions) the member's output was
+    0.07 of the bf16-to-fp32 distance from its single fit, hence the bound of a quarter of it. The fp32 batch of
+    before was as far from bf16 as fp32 is (a ratio of about 1)."""
     cpu = torch.device("cpu")
     torch.manual_seed(0)
     nets = [build_model("tiny", 3) for _ in range(2)]
@@ -245,7 +247,7 @@ def test_a_bf16_batch_computes_as_a_single_bf16_fit():
     for index, member in enumerate(batched):
         assert member.dtype == torch.float32
         distance = (bf16[index] - fp32[index]).abs().mean()
-        assert (member.detach() - bf16[index]).abs().mean() < 0.05 * distance
+        assert (member.detach() - bf16[index]).abs().mean() < 0.25 * distance
         member_gradient = torch.cat([stacked.params[name].grad[index].flatten() for name in stacked.names])
         gradient_distance = (bf16_gradients[index] - fp32_gradients[index]).norm()
         assert (member_gradient - bf16_gradients[index]).norm() < 0.25 * gradient_distance
