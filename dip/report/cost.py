@@ -8,10 +8,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
 
 from dip.report.ordering import level_label, level_order, method_order
 from dip.report.table_model import Table
 
+SECONDS = FuncFormatter(lambda value, _: f"{value:g}" if f"{value:e}"[0] in "125" else "")
+"""Seconds as plain numbers on the log axis, at 1, 2 and 5 of each decade (2, 5, 10, not 2×10⁰)."""
 ES_SUFFIX = " (ES pick)"
 """The row and marker label of a DIP method's stopping-rule pick."""
 COST_HEADER = ["method", "PSNR (dB)", "SSIM", "seconds", "peak memory (MiB)", "n", "device, arithmetic"]
@@ -159,10 +162,12 @@ def quality_against_cost(runs: pd.DataFrame, task: str, palette: dict) -> Figure
                 ),
             )
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(SECONDS)
+        ax.xaxis.set_minor_formatter(SECONDS)
         ax.set(title=f"{dataset} {level_label(task, level)}", xlabel="wall seconds per run (log)", ylabel="PSNR (dB)")
         ax.grid(True, which="both", alpha=0.3)
     for ax in axes[len(cells) :]:
         ax.set_axis_off()
     figure.legend(handles=list(shown.values()), loc="outside lower center", ncols=min(4, len(shown)), fontsize=8)
-    figure.suptitle(f"{task}: quality against cost (◆ as run, ○ its stopping rule's pick)", fontsize=10)
+    figure.suptitle(f"{task}: quality against cost\n◆ as run, ○ its stopping rule's pick", fontsize=10)
     return figure
